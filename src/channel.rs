@@ -1,0 +1,439 @@
+//! Per-language channel state, independent of the WebSocket transport: seq, recent history,
+//! the partial in progress, status and the fan-out of committed events.
+//!
+//! Fan-out is a bounded `tokio::sync::broadcast` ring of pre-serialised frames: one ring per
+//! channel, one cursor per listener, so a slow listener costs no memory of its own and never
+//! slows the others. Partials and status go through `watch` slots, so a listener that is
+//! behind only ever sees the newest one (coalescing for free).
+//!
+//! **Invariant:** only the store writer calls [`Channel::commit`], in seq order, after the
+//! event is durable. The state mutex is never held across an `.await`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::{broadcast, watch};
+
+use crate::event::{Committed, Kind, Record};
+use crate::protocol::{Frame, ServerMsg, Status};
+
+/// Static description of a channel, from config.
+#[derive(Debug, Clone)]
+pub struct ChannelInfo {
+    pub event: String,
+    pub id: String,
+    /// Declared language tag, or `auto`.
+    pub lang: String,
+    pub label: String,
+    pub source: Option<String>,
+}
+
+/// Counters kept per channel for the dashboard and `/metrics`.
+#[derive(Debug, Default)]
+pub struct ChannelStats {
+    pub lines: AtomicU64,
+    pub edits: AtomicU64,
+    pub lang_mismatches: AtomicU64,
+    pub partials: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub behind_closes: AtomicU64,
+    pub catch_ups: AtomicU64,
+    /// Unix ms of the last committed line (0 = never).
+    pub last_line_ts: AtomicI64,
+}
+
+/// One language stream.
+#[derive(Debug)]
+pub struct Channel {
+    pub info: ChannelInfo,
+    pub stats: ChannelStats,
+    state: Mutex<State>,
+    events: broadcast::Sender<Committed>,
+    partial: watch::Sender<Frame>,
+    status: watch::Sender<Frame>,
+    listeners: AtomicU64,
+    publishers: AtomicU64,
+    history_cap: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    last_seq: u64,
+    last_ts: i64,
+    /// The language of the last line (carried over on `auto` channels).
+    last_lang: Option<String>,
+    history: VecDeque<Committed>,
+    /// Bumped on every partial; a final clears the partial only if none came after it.
+    partial_gen: u64,
+    partial_empty: bool,
+    last_status: Status,
+}
+
+/// What a joining listener must be sent before live events.
+#[derive(Debug)]
+pub enum Backlog {
+    /// Everything needed is in memory.
+    Memory(Vec<Committed>),
+    /// Events with `after < seq <= upto` must be read from the store.
+    Store { after: u64, upto: u64 },
+}
+
+/// A listener's view of the channel at the moment it joined.
+#[derive(Debug)]
+pub struct Subscription {
+    pub events: broadcast::Receiver<Committed>,
+    pub partial: watch::Receiver<Frame>,
+    pub status: watch::Receiver<Frame>,
+    /// The channel's last seq when the listener joined; live events have larger seqs.
+    pub last_seq: u64,
+    pub backlog: Backlog,
+    /// `since` was beyond the channel's last seq: the client must start over.
+    pub reset: bool,
+}
+
+const EMPTY_PARTIAL: &str = r#"{"type":"partial","text":""}"#;
+
+impl Channel {
+    /// A channel whose store holds `recent` (oldest first) and whose last seq is `last_seq`.
+    pub fn new(
+        info: ChannelInfo,
+        last_seq: u64,
+        last_ts: i64,
+        recent: Vec<Record>,
+        history_cap: usize,
+        queue: usize,
+    ) -> Channel {
+        let (events, _) = broadcast::channel(queue.max(1));
+        let (partial, _) = watch::channel(Frame::from_static(EMPTY_PARTIAL));
+        let status0 = Status {
+            listeners: 0,
+            publishers: 0,
+            on_air: false,
+        };
+        let (status, _) = watch::channel(ServerMsg::Status(status0).to_frame());
+        let last_lang = recent
+            .iter()
+            .rev()
+            .find(|r| r.kind == Kind::Line)
+            .map(|r| r.lang.clone());
+        let stats = ChannelStats::default();
+        if let Some(r) = recent.iter().rev().find(|r| r.kind == Kind::Line) {
+            stats.last_line_ts.store(r.ts, Ordering::Relaxed);
+        }
+        let mut history: VecDeque<Committed> = recent.iter().map(Record::committed).collect();
+        while history.len() > history_cap {
+            history.pop_front();
+        }
+        Channel {
+            info,
+            stats,
+            state: Mutex::new(State {
+                last_seq,
+                last_ts,
+                last_lang,
+                history,
+                partial_gen: 0,
+                partial_empty: true,
+                last_status: status0,
+            }),
+            events,
+            partial,
+            status,
+            listeners: AtomicU64::new(0),
+            publishers: AtomicU64::new(0),
+            history_cap,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug; the state stays usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The last committed seq.
+    pub fn last_seq(&self) -> u64 {
+        self.state().last_seq
+    }
+
+    /// The last committed timestamp (Unix ms).
+    pub fn last_ts(&self) -> i64 {
+        self.state().last_ts
+    }
+
+    /// The language of the last committed line, if any.
+    pub fn last_lang(&self) -> Option<String> {
+        self.state().last_lang.clone()
+    }
+
+    /// The current partial generation, noted when a final arrives.
+    pub fn partial_gen(&self) -> u64 {
+        self.state().partial_gen
+    }
+
+    /// Replaces the line in progress. Empty text clears it.
+    pub fn set_partial(&self, text: &str) {
+        let frame = if text.is_empty() {
+            Frame::from_static(EMPTY_PARTIAL)
+        } else {
+            ServerMsg::Partial { text }.to_frame()
+        };
+        let mut st = self.state();
+        st.partial_gen += 1;
+        st.partial_empty = text.is_empty();
+        self.partial.send_replace(frame);
+        drop(st);
+        self.stats.partials.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Makes a durable event visible: history, then fan-out. Called by the store writer only,
+    /// in seq order. `partial_gen` is the partial generation seen when a final arrived: if no
+    /// partial came since, the partial it completes is cleared.
+    pub fn commit(&self, record: &Record, partial_gen: Option<u64>) {
+        let committed = record.committed();
+        let mut st = self.state();
+        debug_assert_eq!(record.seq, st.last_seq + 1, "commits must be in seq order");
+        st.last_seq = record.seq;
+        st.last_ts = st.last_ts.max(record.ts);
+        if record.kind == Kind::Line {
+            st.last_lang = Some(record.lang.clone());
+            self.stats.lines.fetch_add(1, Ordering::Relaxed);
+            self.stats.last_line_ts.store(record.ts, Ordering::Relaxed);
+            if record.expected_lang.is_some() {
+                self.stats.lang_mismatches.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            self.stats.edits.fetch_add(1, Ordering::Relaxed);
+        }
+        if st.history.len() == self.history_cap {
+            st.history.pop_front();
+        }
+        st.history.push_back(committed.clone());
+        if partial_gen == Some(st.partial_gen) && !st.partial_empty {
+            // Cleared before the line is sent: a listener that sees the line also sees this.
+            st.partial_empty = true;
+            self.partial.send_replace(Frame::from_static(EMPTY_PARTIAL));
+        }
+        // No receivers is fine: nobody is listening.
+        let _ = self.events.send(committed);
+    }
+
+    /// Joins the channel: a receiver positioned right after `last_seq`, and what to send
+    /// first: every event after `since`, or without `since` the last `history_on_join` lines.
+    /// A `since` beyond the last seq (the store was wiped) is a reset: the listener gets the
+    /// fresh-join history and `reset` tells it to drop what it shows.
+    pub fn subscribe(&self, since: Option<u64>, history_on_join: usize) -> Subscription {
+        let st = self.state();
+        let events = self.events.subscribe();
+        let partial = self.partial.subscribe();
+        let status = self.status.subscribe();
+        let last_seq = st.last_seq;
+        let reset = since.is_some_and(|n| n > last_seq);
+        let backlog = match since {
+            Some(n) if !reset => history_after(&st.history, n, last_seq),
+            _ => last_lines(&st.history, history_on_join),
+        };
+        drop(st);
+        Subscription {
+            events,
+            partial,
+            status,
+            last_seq,
+            backlog,
+            reset,
+        }
+    }
+
+    /// Events after `seq` from memory, if memory still holds all of them (for a lagged listener).
+    pub fn recent_after(&self, seq: u64) -> Option<Vec<Committed>> {
+        let st = self.state();
+        match history_after(&st.history, seq, st.last_seq) {
+            Backlog::Memory(v) => Some(v),
+            Backlog::Store { .. } => None,
+        }
+    }
+
+    /// Listener joined; returns a guard that counts it until dropped.
+    pub fn listener_guard(self: &std::sync::Arc<Self>) -> CountGuard {
+        self.listeners.fetch_add(1, Ordering::Relaxed);
+        CountGuard {
+            channel: self.clone(),
+            publisher: false,
+        }
+    }
+
+    /// Publisher joined; returns a guard that counts it until dropped. Publishing changes the
+    /// on-air state at once.
+    pub fn publisher_guard(self: &std::sync::Arc<Self>) -> CountGuard {
+        self.publishers.fetch_add(1, Ordering::Relaxed);
+        self.refresh_status();
+        CountGuard {
+            channel: self.clone(),
+            publisher: true,
+        }
+    }
+
+    pub fn listeners(&self) -> u64 {
+        self.listeners.load(Ordering::Relaxed)
+    }
+
+    pub fn publishers(&self) -> u64 {
+        self.publishers.load(Ordering::Relaxed)
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        let publishers = self.publishers();
+        Status {
+            listeners: self.listeners(),
+            publishers,
+            on_air: publishers > 0,
+        }
+    }
+
+    /// Publishes a status frame if it changed since the last one. Called on on-air changes
+    /// and by the periodic status ticker, so a thousand joins make one message, not a thousand.
+    pub fn refresh_status(&self) {
+        let now = self.status();
+        let mut st = self.state();
+        if st.last_status != now {
+            st.last_status = now;
+            self.status.send_replace(ServerMsg::Status(now).to_frame());
+        }
+    }
+
+    /// A receiver of status frames (publishers watch it without subscribing to events).
+    pub fn status_receiver(&self) -> watch::Receiver<Frame> {
+        self.status.subscribe()
+    }
+}
+
+fn history_after(history: &VecDeque<Committed>, after: u64, last_seq: u64) -> Backlog {
+    if after >= last_seq {
+        return Backlog::Memory(Vec::new());
+    }
+    match history.front() {
+        Some(first) if first.seq <= after + 1 => Backlog::Memory(
+            history
+                .iter()
+                .skip((after + 1 - first.seq) as usize)
+                .cloned()
+                .collect(),
+        ),
+        _ => Backlog::Store {
+            after,
+            upto: last_seq,
+        },
+    }
+}
+
+/// The last `n` lines in memory and every edit after the first of them.
+fn last_lines(history: &VecDeque<Committed>, n: usize) -> Backlog {
+    let mut lines = 0;
+    let mut start = history.len();
+    for (i, c) in history.iter().enumerate().rev() {
+        if lines == n {
+            break;
+        }
+        if c.kind == Kind::Line {
+            lines += 1;
+        }
+        start = i;
+    }
+    Backlog::Memory(history.iter().skip(start).cloned().collect())
+}
+
+/// Counts a connection on a channel for as long as it lives.
+#[derive(Debug)]
+pub struct CountGuard {
+    channel: std::sync::Arc<Channel>,
+    publisher: bool,
+}
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        if self.publisher {
+            self.channel.publishers.fetch_sub(1, Ordering::Relaxed);
+            self.channel.refresh_status();
+        } else {
+            self.channel.listeners.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel() -> Channel {
+        Channel::new(
+            ChannelInfo {
+                event: "e".into(),
+                id: "en".into(),
+                lang: "en".into(),
+                label: "English".into(),
+                source: None,
+            },
+            0,
+            0,
+            Vec::new(),
+            4,
+            8,
+        )
+    }
+
+    fn line(seq: u64, text: &str) -> Record {
+        Record {
+            seq,
+            kind: Kind::Line,
+            ts: seq as i64,
+            text: text.into(),
+            lang: "en".into(),
+            of: None,
+            client_id: None,
+            expected_lang: None,
+        }
+    }
+
+    #[test]
+    fn subscribe_since_gets_exactly_the_rest() {
+        let ch = channel();
+        for seq in 1..=3 {
+            ch.commit(&line(seq, "x"), None);
+        }
+        let sub = ch.subscribe(Some(1), 50);
+        match sub.backlog {
+            Backlog::Memory(v) => assert_eq!(v.iter().map(|c| c.seq).collect::<Vec<_>>(), [2, 3]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sub.last_seq, 3);
+        assert!(!sub.reset);
+        assert!(ch.subscribe(Some(9), 50).reset);
+    }
+
+    #[test]
+    fn old_since_falls_back_to_the_store() {
+        let ch = channel();
+        for seq in 1..=10 {
+            ch.commit(&line(seq, "x"), None);
+        }
+        match ch.subscribe(Some(2), 50).backlog {
+            Backlog::Store { after, upto } => assert_eq!((after, upto), (2, 10)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn final_clears_only_its_own_partial() {
+        let ch = channel();
+        let mut sub = ch.subscribe(None, 10);
+        ch.set_partial("Hello wor");
+        let gen = ch.partial_gen();
+        ch.set_partial("And the");
+        ch.commit(&line(1, "Hello world."), Some(gen));
+        assert!(sub.partial.borrow_and_update().contains("And the"));
+        let gen = ch.partial_gen();
+        ch.commit(&line(2, "And the rest."), Some(gen));
+        assert_eq!(sub.partial.borrow_and_update().as_str(), EMPTY_PARTIAL);
+    }
+}

@@ -1,0 +1,424 @@
+//! The typed configuration: loaded from TOML in one place, validated, then passed explicitly.
+//!
+//! Every key has a default (`#[serde(default)]`), so a config file only names what differs.
+//! `validate()` reports problems naming the key and the line, which is what
+//! `babelcast check-config` prints. A few keys can be overridden from the environment
+//! (`BABELCAST_BIND`, `BABELCAST_DATA`, `BABELCAST_ADMIN_TOKEN`).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub admin: AdminConfig,
+    pub limits: Limits,
+    pub events: Vec<EventConfig>,
+}
+
+/// `[server]`: where to listen and how to shut down.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// Base URL printed in publisher links and QR codes; defaults to `http://{bind}`.
+    pub public_url: Option<String>,
+    /// Seconds to wait for sockets to close and the store to flush on SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            public_url: None,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// How strongly a commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync on every group commit: acked lines survive power loss.
+    #[default]
+    Full,
+    /// WAL without fsync per commit: acked lines survive a process crash (`kill -9`), not
+    /// a power cut. Faster on slow disks.
+    Normal,
+}
+
+/// `[storage]`: where transcripts live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of the SQLite transcript database (created if missing).
+    pub dir: PathBuf,
+    /// `full` (default) or `normal`.
+    pub sync: SyncMode,
+    /// Extra milliseconds the writer waits to gather more lines into one transaction.
+    /// 0 (default) batches whatever arrived while the previous commit ran.
+    pub commit_delay_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: PathBuf::from("data"),
+            sync: SyncMode::Full,
+            commit_delay_ms: 0,
+        }
+    }
+}
+
+/// `[admin]`: the organiser's secret.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Admin token for the dashboard and admin API; random at start when empty.
+    pub token: String,
+}
+
+/// `[limits]`: every bound the server enforces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Lines sent to a listener that joins without `since`.
+    pub history_on_join: usize,
+    /// Events kept in memory per channel for joins and resumes (older ones come from the store).
+    pub history_in_memory: usize,
+    /// Longest caption text, in characters.
+    pub max_caption_chars: usize,
+    /// Largest WebSocket frame or message a client may send, in bytes (close 1009 above it).
+    pub max_frame_bytes: usize,
+    /// Committed events a listener may be behind before it is caught up from history
+    /// or, if history no longer covers it, closed with 4001.
+    pub listener_queue: usize,
+    /// Unacknowledged finals/edits one publisher connection may have in flight.
+    pub publisher_in_flight: usize,
+    /// Seconds a write to a client may block before the client is considered dead.
+    pub write_timeout_secs: u64,
+    /// Seconds between server pings; a client silent for two intervals is closed (4002).
+    pub ping_interval_secs: u64,
+    /// Largest HTTP request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            history_on_join: 50,
+            history_in_memory: 1000,
+            max_caption_chars: 4000,
+            max_frame_bytes: 64 * 1024,
+            listener_queue: 512,
+            publisher_in_flight: 256,
+            write_timeout_secs: 30,
+            ping_interval_secs: 30,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs.max(1))
+    }
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+}
+
+/// `[[events]]`: one conference (or hall).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventConfig {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub channels: Vec<ChannelConfig>,
+}
+
+/// `[[events.channels]]`: one language stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub id: Spanned<String>,
+    /// BCP-47 primary tag (`en`, `zh`, …) or `auto` for a floor whose language changes.
+    pub lang: Spanned<String>,
+    /// Human label shown in pickers; defaults to the language's own name.
+    #[serde(default)]
+    pub label: String,
+    /// The channel this one is interpreted from (the floor or a pivot).
+    #[serde(default)]
+    pub source: Option<Spanned<String>>,
+    /// Tokens allowed to publish; a random one is made at start when empty.
+    #[serde(default)]
+    pub publish_tokens: Vec<String>,
+}
+
+/// A configuration problem, naming the key and (when known) the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {}", problems.join("\n  "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, then applies environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        config.apply_env(|k| std::env::var(k).ok());
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let problems = config.validate(text);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Applies `BABELCAST_*` overrides.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = var("BABELCAST_BIND") {
+            self.server.bind = v;
+        }
+        if let Some(v) = var("BABELCAST_DATA") {
+            self.storage.dir = v.into();
+        }
+        if let Some(v) = var("BABELCAST_ADMIN_TOKEN") {
+            self.admin.token = v;
+        }
+    }
+
+    /// Every problem in the config, each naming the key and line.
+    pub fn validate(&self, text: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+        if self.server.bind.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "server.bind: {:?} is not an address like 127.0.0.1:8080",
+                self.server.bind
+            ));
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.max_caption_chars", l.max_caption_chars),
+            ("limits.max_frame_bytes", l.max_frame_bytes),
+            ("limits.listener_queue", l.listener_queue),
+            ("limits.publisher_in_flight", l.publisher_in_flight),
+            ("limits.history_in_memory", l.history_in_memory),
+            ("limits.max_body_bytes", l.max_body_bytes),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be greater than 0"));
+            }
+        }
+        let mut event_ids = HashSet::new();
+        for (ei, event) in self.events.iter().enumerate() {
+            let key = format!("events[{ei}]");
+            if !is_valid_id(event.id.get_ref()) {
+                problems.push(format!(
+                    "{key}.id (line {}): {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                    at(event.id.span()),
+                    event.id.get_ref()
+                ));
+            }
+            if !event_ids.insert(event.id.get_ref().as_str()) {
+                problems.push(format!(
+                    "{key}.id (line {}): duplicate event id {:?}",
+                    at(event.id.span()),
+                    event.id.get_ref()
+                ));
+            }
+            let ids: HashMap<&str, usize> = event
+                .channels
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.get_ref().as_str(), i))
+                .collect();
+            let mut seen = HashSet::new();
+            for (ci, ch) in event.channels.iter().enumerate() {
+                let key = format!("{key}.channels[{ci}]");
+                if !is_valid_id(ch.id.get_ref()) {
+                    problems.push(format!(
+                        "{key}.id (line {}): {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                        at(ch.id.span()),
+                        ch.id.get_ref()
+                    ));
+                }
+                if !seen.insert(ch.id.get_ref().as_str()) {
+                    problems.push(format!(
+                        "{key}.id (line {}): duplicate channel id {:?} in event {:?}",
+                        at(ch.id.span()),
+                        ch.id.get_ref(),
+                        event.id.get_ref()
+                    ));
+                }
+                let lang = ch.lang.get_ref();
+                if lang != "auto" && !crate::langid::is_known_tag(lang) {
+                    problems.push(format!(
+                        "{key}.lang (line {}): {lang:?} is not a known BCP-47 primary tag (like \"en\", \"zh\") or \"auto\"",
+                        at(ch.lang.span())
+                    ));
+                }
+                if ch.publish_tokens.iter().any(|t| t.len() < 8) {
+                    problems.push(format!(
+                        "{key}.publish_tokens: tokens must be at least 8 characters"
+                    ));
+                }
+                if let Some(source) = &ch.source {
+                    let s = source.get_ref().as_str();
+                    if s == ch.id.get_ref() {
+                        problems.push(format!(
+                            "{key}.source (line {}): a channel cannot be its own source",
+                            at(source.span())
+                        ));
+                    } else if !ids.contains_key(s) {
+                        problems.push(format!(
+                            "{key}.source (line {}): no channel {s:?} in event {:?}",
+                            at(source.span()),
+                            event.id.get_ref()
+                        ));
+                    }
+                }
+            }
+            // Relay cycles: follow source links from every channel.
+            for (ci, ch) in event.channels.iter().enumerate() {
+                let mut current = ci;
+                let mut steps = 0;
+                while let Some(src) = &event.channels[current].source {
+                    match ids.get(src.get_ref().as_str()) {
+                        Some(&next) if next == ci => {
+                            problems.push(format!(
+                                "events[{ei}].channels[{ci}].source (line {}): relay cycle through channel {:?}",
+                                at(ch.source.as_ref().map(|s| s.span()).unwrap_or(0..0)),
+                                ch.id.get_ref()
+                            ));
+                            break;
+                        }
+                        Some(&next) if steps < event.channels.len() => {
+                            current = next;
+                            steps += 1;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// The event with this id.
+    pub fn event(&self, id: &str) -> Option<&EventConfig> {
+        self.events.iter().find(|e| e.id.get_ref() == id)
+    }
+}
+
+fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let text = include_str!("../config/babelcast.toml");
+        let config = parse(text).unwrap();
+        let demo = config.event("demo").unwrap();
+        assert_eq!(demo.channels.len(), 7);
+    }
+
+    #[test]
+    fn problems_name_key_and_line() {
+        let err = parse(
+            "[[events]]\nid = \"x\"\n[[events.channels]]\nid = \"en\"\nlang = \"english\"\nsource = \"floor\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("events[0].channels[0].lang (line 5)"), "{err}");
+        assert!(
+            err.contains("events[0].channels[0].source (line 6)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_name_the_line() {
+        let err = parse("[server]\nbnd = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("bnd"), "{err}");
+    }
+
+    #[test]
+    fn relay_cycles_are_refused() {
+        let err = parse(
+            "[[events]]\nid = \"x\"\n[[events.channels]]\nid = \"a\"\nlang = \"en\"\nsource = \"b\"\n[[events.channels]]\nid = \"b\"\nlang = \"fr\"\nsource = \"a\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("relay cycle"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "BABELCAST_BIND").then(|| "0.0.0.0:9".to_string()));
+        assert_eq!(c.server.bind, "0.0.0.0:9");
+    }
+}

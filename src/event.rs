@@ -1,0 +1,84 @@
+//! A committed channel event (line or edit): the record the store keeps and the frame it becomes.
+
+use crate::protocol::{Frame, ServerMsg};
+
+/// What kind of event took a seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Line,
+    Edit,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Line => "line",
+            Kind::Edit => "edit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "line" => Some(Kind::Line),
+            "edit" => Some(Kind::Edit),
+            _ => None,
+        }
+    }
+}
+
+/// One stored event of a channel, in full.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub seq: u64,
+    pub kind: Kind,
+    /// Server receive time, Unix milliseconds (never decreasing within a channel).
+    pub ts: i64,
+    pub text: String,
+    /// Language tag of a line (empty for edits).
+    pub lang: String,
+    /// For an edit: the seq of the corrected line.
+    pub of: Option<u64>,
+    /// The publisher's own id for a final (idempotent retries).
+    pub client_id: Option<String>,
+    /// For a line flagged as the wrong language: the channel's declared language.
+    pub expected_lang: Option<String>,
+}
+
+impl Record {
+    /// The frame listeners receive for this event; built once per event.
+    pub fn to_frame(&self) -> Frame {
+        match self.kind {
+            Kind::Line => ServerMsg::Line {
+                seq: self.seq,
+                text: &self.text,
+                lang: &self.lang,
+                ts: self.ts,
+                expected_lang: self.expected_lang.as_deref(),
+            },
+            Kind::Edit => ServerMsg::Edit {
+                seq: self.seq,
+                of: self.of.unwrap_or(0),
+                text: &self.text,
+                ts: self.ts,
+            },
+        }
+        .to_frame()
+    }
+
+    /// The shareable committed form.
+    pub fn committed(&self) -> Committed {
+        Committed {
+            seq: self.seq,
+            kind: self.kind,
+            frame: self.to_frame(),
+        }
+    }
+}
+
+/// A committed event as fan-out carries it: its seq and its one shared frame.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub seq: u64,
+    pub kind: Kind,
+    pub frame: Frame,
+}

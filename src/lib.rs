@@ -1,0 +1,39 @@
+//! babelcast: a live simultaneous-interpretation and caption relay server.
+//!
+//! Publishers (interpreters, captioners, speech-to-text engines) push caption text into
+//! per-language channels; babelcast stores every committed line durably and fans it out to
+//! thousands of listeners over WebSocket, with resume (`since=`), partials and corrections.
+//!
+//! Layout (see ARCHITECTURE.md):
+//! - [`config`]: the typed TOML configuration and its validation.
+//! - [`protocol`]: the v1 wire format (the only place that knows the JSON shapes).
+//! - [`event`]: a committed line or edit, as stored and as framed.
+//! - [`channel`]: one language stream: seq, history, partial, status, fan-out.
+//! - [`hub`]: the registry of events and channels, tokens and shared services.
+//! - [`store`]: SQLite transcripts with a group-committing writer thread (the sequencer).
+//! - [`ingest`]: admission of publisher messages, shared by every way of publishing.
+//! - [`session`]: one WebSocket connection (listener or publisher).
+//! - [`server`]: accept loop, HTTP routes, WebSocket upgrade, graceful shutdown.
+//! - [`transcript`]: TXT / WebVTT / SRT / JSON export.
+//! - [`langid`]: language identification (whatlang) as BCP-47 tags.
+//! - [`metrics`]: Prometheus counters and histograms.
+//! - [`web`]: the embedded pages.
+//! - [`demo`]: the built-in sample speech for `serve --demo`.
+
+pub mod channel;
+pub mod config;
+pub mod demo;
+pub mod event;
+pub mod hub;
+pub mod ingest;
+pub mod langid;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod transcript;
+pub mod web;
+
+pub use config::Config;
+pub use server::{run, Options, Server};

@@ -1,0 +1,151 @@
+//! Process-wide counters and histograms, rendered in the Prometheus text format at `/metrics`.
+//!
+//! Counters are plain atomics updated off the per-recipient path (sessions add their frame
+//! counts once per flush), so observability costs no contention on the hot path.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Bucket upper bounds in seconds for latency histograms.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// Why a connection or message was refused, for `babelcast_refusals_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    NotFound,
+    Unauthorized,
+    BadMessage,
+    TooBig,
+    Storage,
+}
+
+impl Refused {
+    const ALL: [Refused; 5] = [
+        Refused::NotFound,
+        Refused::Unauthorized,
+        Refused::BadMessage,
+        Refused::TooBig,
+        Refused::Storage,
+    ];
+    fn label(self) -> &'static str {
+        match self {
+            Refused::NotFound => "not_found",
+            Refused::Unauthorized => "unauthorized",
+            Refused::BadMessage => "bad_message",
+            Refused::TooBig => "too_big",
+            Refused::Storage => "storage",
+        }
+    }
+}
+
+/// Process-wide metrics; channel-level ones live in [`crate::channel::ChannelStats`].
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub store_commit: Histogram,
+    pub store_failures: AtomicU64,
+    refusals: [AtomicU64; 5],
+}
+
+impl Metrics {
+    /// A WebSocket session started.
+    pub fn opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A WebSocket session ended.
+    pub fn closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn refuse(&self, why: Refused) {
+        self.refusals[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders process-wide metrics (the hub adds per-channel ones).
+    pub fn render(&self, out: &mut String) {
+        counter(
+            out,
+            "babelcast_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            self.connections.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "babelcast_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            self.connections_total.load(Ordering::Relaxed),
+        );
+        counter(
+            out,
+            "babelcast_store_failures_total",
+            "counter",
+            "Transcript commits that failed (nothing acked).",
+            self.store_failures.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP babelcast_refusals_total Refused connections and messages by reason.\n# TYPE babelcast_refusals_total counter"
+        );
+        for r in Refused::ALL {
+            let _ = writeln!(
+                out,
+                "babelcast_refusals_total{{reason=\"{}\"}} {}",
+                r.label(),
+                self.refusals[r as usize].load(Ordering::Relaxed)
+            );
+        }
+        self.store_commit.render(
+            out,
+            "babelcast_store_commit_seconds",
+            "Time to write and commit one batch of transcript events.",
+        );
+    }
+}
+
+fn counter(out: &mut String, name: &str, kind: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+    );
+}

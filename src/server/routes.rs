@@ -1,0 +1,404 @@
+//! HTTP routes: the v1 API, WebSocket endpoints, transcripts, health, metrics and pages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use tracing::Instrument;
+
+use super::upgrade;
+use super::AppState;
+use crate::channel::Channel;
+use crate::ingest::{self, Admitted};
+use crate::metrics::Refused;
+use crate::protocol::{parse_client, ClientMsg, ErrorCode, Refusal, ServerMsg};
+use crate::session::{self, LISTENER_READ_BUFFER, PUBLISHER_READ_BUFFER};
+use crate::transcript;
+
+type Query_ = Query<HashMap<String, String>>;
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/events", get(events))
+        .route("/v1/events/{event}/channels/{channel}/listen", get(listen))
+        .route(
+            "/v1/events/{event}/channels/{channel}/publish",
+            get(publish),
+        )
+        .route(
+            "/v1/events/{event}/channels/{channel}/captions",
+            post(captions),
+        )
+        .route(
+            "/v1/events/{event}/channels/{channel}/transcript",
+            get(transcript_route),
+        )
+        .merge(crate::web::routes())
+        .with_state(state)
+}
+
+/// A refused HTTP request: a status, a code clients branch on, and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    www_authenticate: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            www_authenticate: false,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"type": "error", "code": self.code, "message": self.message}).to_string(),
+        )
+            .into_response();
+        if self.www_authenticate {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"babelcast\"".parse().expect("static"),
+            );
+        }
+        r
+    }
+}
+
+/// A JSON error body in the protocol's `error` shape, with an HTTP status.
+pub fn api_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    ApiError::new(status, code, message).into_response()
+}
+
+fn refusal_response(r: &Refusal) -> Response {
+    let status = StatusCode::from_u16(r.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        r.to_frame().to_string(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.hub.render_metrics(),
+    )
+        .into_response()
+}
+
+async fn events(State(app): State<AppState>) -> Response {
+    let hub = &app.hub;
+    let events: Vec<_> = hub
+        .events
+        .iter()
+        .map(|e| {
+            let channels: Vec<_> = hub
+                .channels_of(e)
+                .iter()
+                .map(|c| {
+                    let st = c.status();
+                    json!({
+                        "id": c.info.id,
+                        "lang": c.info.lang,
+                        "label": c.info.label,
+                        "source": c.info.source,
+                        "listeners": st.listeners,
+                        "publishers": st.publishers,
+                        "on_air": st.on_air,
+                        "last_seq": c.last_seq(),
+                        "listen": format!("/v1/events/{}/channels/{}/listen", e.id, c.info.id),
+                    })
+                })
+                .collect();
+            json!({"id": e.id, "title": e.title, "channels": channels})
+        })
+        .collect();
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({ "events": events })),
+    )
+        .into_response()
+}
+
+/// Finds the channel or answers 404.
+fn find(app: &AppState, event: &str, channel: &str) -> Result<Arc<Channel>, ApiError> {
+    if app.hub.event(event).is_none() {
+        app.hub.metrics.refuse(Refused::NotFound);
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_event",
+            format!("no event {event:?}"),
+        ));
+    }
+    app.hub.channel(event, channel).ok_or_else(|| {
+        app.hub.metrics.refuse(Refused::NotFound);
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_channel",
+            format!("no channel {channel:?} in event {event:?}"),
+        )
+    })
+}
+
+/// The publish token from `Authorization: Bearer` or `?token=`.
+fn token<'a>(headers: &'a HeaderMap, q: &'a HashMap<String, String>) -> Option<&'a str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .or_else(|| q.get("token").map(String::as_str))
+}
+
+/// Answers 401 unless the request carries a publish token for the channel.
+fn authorize(
+    app: &AppState,
+    ch: &Channel,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    match token(headers, q) {
+        Some(t) if app.hub.may_publish(&ch.info.event, &ch.info.id, t) => Ok(()),
+        found => {
+            app.hub.metrics.refuse(Refused::Unauthorized);
+            let message = if found.is_some() {
+                "wrong publish token for this channel"
+            } else {
+                "a publish token is required (Authorization: Bearer T or ?token=T)"
+            };
+            let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+            e.www_authenticate = true;
+            Err(e)
+        }
+    }
+}
+
+async fn listen(
+    State(app): State<AppState>,
+    Path((event, channel)): Path<(String, String)>,
+    Query(q): Query_,
+    req: Request,
+) -> Response {
+    let ch = match find(&app, &event, &channel) {
+        Ok(ch) => ch,
+        Err(r) => return r.into_response(),
+    };
+    let since = match q.get("since").map(|s| s.parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "bad_since",
+                "since must be a non-negative integer seq",
+            )
+        }
+    };
+    let config = session::ws_config(&app.hub.limits, LISTENER_READ_BUFFER);
+    let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());
+    upgrade::accept(req, config, &app.tracker, move |ws| async move {
+        hub.metrics.opened();
+        let end = session::listener::run(ws, hub.clone(), ch, since, shutdown).await;
+        hub.metrics.closed();
+        tracing::debug!(?end, "listener left");
+    })
+}
+
+async fn publish(
+    State(app): State<AppState>,
+    Path((event, channel)): Path<(String, String)>,
+    Query(q): Query_,
+    req: Request,
+) -> Response {
+    let ch = match find(&app, &event, &channel) {
+        Ok(ch) => ch,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = authorize(&app, &ch, req.headers(), &q) {
+        return r.into_response();
+    }
+    let config = session::ws_config(&app.hub.limits, PUBLISHER_READ_BUFFER);
+    let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());
+    let span = tracing::info_span!("publisher", event = %ch.info.event, channel = %ch.info.id);
+    upgrade::accept(req, config, &app.tracker, move |ws| {
+        async move {
+            tracing::info!("publisher connected");
+            hub.metrics.opened();
+            let end = session::publisher::run(ws, hub.clone(), ch, shutdown).await;
+            hub.metrics.closed();
+            tracing::info!(?end, "publisher left");
+        }
+        .instrument(span)
+    })
+}
+
+/// `POST …/captions`: a JSON message (partial, final, edit) or `text/plain` (one final line).
+async fn captions(
+    State(app): State<AppState>,
+    Path((event, channel)): Path<(String, String)>,
+    Query(q): Query_,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ch = match find(&app, &event, &channel) {
+        Ok(ch) => ch,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = authorize(&app, &ch, &headers, &q) {
+        return r.into_response();
+    }
+    if body.len() > app.hub.limits.max_body_bytes {
+        app.hub.metrics.refuse(Refused::TooBig);
+        return api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!(
+                "body is larger than {} bytes",
+                app.hub.limits.max_body_bytes
+            ),
+        );
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return refusal_response(&Refusal::new(ErrorCode::BadMessage, "body is not UTF-8"));
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let msg = if content_type.starts_with("application/json") {
+        match parse_client(text) {
+            Ok(m) => m,
+            Err(r) => {
+                app.hub.metrics.refuse(Refused::BadMessage);
+                return refusal_response(&r);
+            }
+        }
+    } else {
+        ClientMsg::Final {
+            text: text.trim_end_matches(['\r', '\n']).to_string(),
+            id: q.get("id").cloned(),
+        }
+    };
+    let id = match &msg {
+        ClientMsg::Final { id, .. } => id.clone(),
+        _ => None,
+    };
+    match ingest::admit(&app.hub, &ch, msg).await {
+        Ok(Admitted::Partial) => (
+            StatusCode::ACCEPTED,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"type":"accepted"}"#,
+        )
+            .into_response(),
+        Ok(Admitted::Pending(rx)) => match ingest::resolve(rx).await {
+            Ok(ack) => (
+                [(header::CONTENT_TYPE, "application/json")],
+                ServerMsg::Ack {
+                    seq: ack.seq,
+                    id: id.as_deref(),
+                    duplicate: ack.duplicate,
+                }
+                .to_frame()
+                .to_string(),
+            )
+                .into_response(),
+            Err(r) => {
+                if r.code == ErrorCode::StorageUnavailable {
+                    app.hub.metrics.refuse(Refused::Storage);
+                }
+                refusal_response(&r)
+            }
+        },
+        Err(r) => {
+            app.hub.metrics.refuse(Refused::BadMessage);
+            refusal_response(&r)
+        }
+    }
+}
+
+async fn transcript_route(
+    State(app): State<AppState>,
+    Path((event, channel)): Path<(String, String)>,
+    Query(q): Query_,
+) -> Response {
+    let ch = match find(&app, &event, &channel) {
+        Ok(ch) => ch,
+        Err(r) => return r.into_response(),
+    };
+    let format =
+        match transcript::Format::parse(q.get("format").map(String::as_str).unwrap_or("txt")) {
+            Some(f) => f,
+            None => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_format",
+                    "format must be txt, vtt, srt or json",
+                )
+            }
+        };
+    let version = match transcript::Version::parse(
+        q.get("version").map(String::as_str).unwrap_or("corrected"),
+    ) {
+        Some(v) => v,
+        None => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "bad_version",
+                "version must be corrected or as-shown",
+            )
+        }
+    };
+    let upto = ch.last_seq();
+    let hub = app.hub.clone();
+    let (ev, id) = (event.clone(), channel.clone());
+    let records =
+        match tokio::task::spawn_blocking(move || hub.store.range(&ev, &id, 0, upto)).await {
+            Ok(Ok(r)) => r,
+            _ => {
+                return api_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the transcript could not be read",
+                )
+            }
+        };
+    let body = transcript::render(format, version, &ch.info, &records);
+    let filename = format!("{event}-{channel}.{}", format.extension());
+    Response::builder()
+        .header(header::CONTENT_TYPE, format.content_type())
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{filename}\""),
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(body))
+        .expect("valid response")
+}

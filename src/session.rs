@@ -1,0 +1,101 @@
+//! One upgraded WebSocket connection: the pieces listener and publisher sessions share.
+//!
+//! Each session is one task that both reads and writes its socket; it writes by feeding every
+//! frame that is ready and flushing once (one syscall for a burst), and never holds a lock
+//! across an `.await`.
+
+pub mod listener;
+pub mod publisher;
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::Limits;
+use crate::protocol::{Frame, CLOSE_TOO_BIG};
+
+/// Read buffer per listener: listeners only send pings, closes and tiny feedback messages,
+/// and tungstenite's 128 KiB default would cost ~130 KB per idle phone.
+pub const LISTENER_READ_BUFFER: usize = 2 * 1024;
+/// Read buffer per publisher (captions are at most a few KiB).
+pub const PUBLISHER_READ_BUFFER: usize = 8 * 1024;
+/// Bytes of queued frames that trigger a write before the explicit flush: bounds the per-
+/// connection write buffer while still batching a burst into few syscalls.
+pub const WRITE_BUFFER: usize = 4 * 1024;
+/// How long a closing handshake may take before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The WebSocket settings for a session.
+pub fn ws_config(limits: &Limits, read_buffer: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER * 64 + limits.max_frame_bytes)
+        .max_message_size(Some(limits.max_frame_bytes))
+        .max_frame_size(Some(limits.max_frame_bytes))
+}
+
+/// Why a session ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    ClientClosed,
+    Shutdown,
+    Behind,
+    Idle,
+    TooBig,
+    WriteTimeout,
+    Error,
+}
+
+/// Queues a frame for writing (written at the next flush or when the buffer fills).
+pub(crate) async fn feed<S>(ws: &mut WebSocketStream<S>, frame: Frame) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.feed(Message::Text(frame)).await.map_err(|_| End::Error)
+}
+
+/// Flushes queued frames, giving up on a client that does not read for `timeout`.
+pub(crate) async fn flush<S>(ws: &mut WebSocketStream<S>, timeout: Duration) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(timeout, ws.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Error),
+        Err(_) => Err(End::WriteTimeout),
+    }
+}
+
+/// Sends a Close frame with `code` and a reason, bounded in time.
+pub(crate) async fn close<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+}
+
+/// Maps a read error to how the session ends (and the close code to send, if any).
+pub(crate) fn read_error(e: &tungstenite::Error) -> (End, Option<(u16, &'static str)>) {
+    match e {
+        tungstenite::Error::Capacity(_) => (
+            End::TooBig,
+            Some((CLOSE_TOO_BIG, "frame or message over the maximum size")),
+        ),
+        tungstenite::Error::Utf8(_) => (End::Error, Some((1007, "text frame is not UTF-8"))),
+        tungstenite::Error::Protocol(_) => (End::Error, Some((1002, "protocol error"))),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            (End::ClientClosed, None)
+        }
+        _ => (End::Error, None),
+    }
+}

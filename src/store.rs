@@ -1,0 +1,512 @@
+//! Durable transcripts in SQLite (WAL), written by one writer thread with group commit.
+//!
+//! The writer is the channel sequencer: it assigns each event the channel's next seq inside
+//! the transaction, commits a whole batch (everything that queued while the previous commit
+//! ran, plus an optional `commit_delay_ms`), and only then makes the events visible
+//! ([`Channel::commit`]) and acknowledges them. A failed commit assigns nothing, so seqs never
+//! have gaps and are never reused; a crash after commit loses nothing acked.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::channel::Channel;
+use crate::config::SyncMode;
+use crate::event::{Kind, Record};
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorCode, Refusal};
+
+/// The database file inside `storage.dir`.
+pub const DB_FILE: &str = "transcripts.db";
+/// Requests that may wait for the writer; publishers wait (backpressure) beyond this.
+const QUEUE: usize = 8192;
+/// Most events in one transaction.
+const MAX_BATCH: usize = 2048;
+
+/// What a publisher asks to store.
+#[derive(Debug, Clone)]
+pub enum Append {
+    Line {
+        text: String,
+        lang: String,
+        expected_lang: Option<String>,
+        client_id: Option<String>,
+    },
+    Edit {
+        of: u64,
+        text: String,
+    },
+}
+
+/// A stored event's acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub seq: u64,
+    /// The final's client id was already stored: this is the original seq.
+    pub duplicate: bool,
+}
+
+/// Why the store could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create storage directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("transcript database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+struct Request {
+    channel: Arc<Channel>,
+    append: Append,
+    ts: i64,
+    partial_gen: Option<u64>,
+    reply: oneshot::Sender<Result<Ack, Refusal>>,
+}
+
+enum Msg {
+    Append(Request),
+    Shutdown,
+}
+
+/// Handle to the transcript store; cheap to share behind an `Arc`.
+pub struct Store {
+    tx: mpsc::Sender<Msg>,
+    path: PathBuf,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    event TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    lang TEXT NOT NULL DEFAULT '',
+    of_seq INTEGER,
+    client_id TEXT,
+    expected_lang TEXT,
+    PRIMARY KEY (event, channel, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_client_id
+    ON events (event, channel, client_id) WHERE client_id IS NOT NULL;
+";
+
+fn open_conn(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        },
+    )?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` and starts the writer thread.
+    pub fn open(
+        dir: &Path,
+        sync: SyncMode,
+        commit_delay: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = open_conn(&path, sync).map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("babelcast-store".into())
+            .spawn(move || Writer { conn, metrics }.run(rx, commit_delay))
+            .expect("spawn store writer thread");
+        Ok(Store {
+            tx,
+            path,
+            writer: Mutex::new(Some(writer)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues an event; the receiver resolves once it is durable (or refused).
+    /// Waits when the writer queue is full (backpressure to the publisher).
+    pub async fn submit(
+        &self,
+        channel: Arc<Channel>,
+        append: Append,
+        ts: i64,
+        partial_gen: Option<u64>,
+    ) -> oneshot::Receiver<Result<Ack, Refusal>> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            channel,
+            append,
+            ts,
+            partial_gen,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(Msg::Append(req))) = self.tx.send(Msg::Append(req)).await
+        {
+            let _ = req.reply.send(Err(Refusal::new(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down; nothing was stored",
+            )));
+        }
+        rx
+    }
+
+    /// Stores an event and waits for its acknowledgement.
+    pub async fn append(
+        &self,
+        channel: Arc<Channel>,
+        append: Append,
+        ts: i64,
+        partial_gen: Option<u64>,
+    ) -> Result<Ack, Refusal> {
+        let rx = self.submit(channel, append, ts, partial_gen).await;
+        rx.await.unwrap_or_else(|_| {
+            Err(Refusal::new(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down; nothing was stored",
+            ))
+        })
+    }
+
+    /// Flushes everything queued and stops the writer. Later appends are refused.
+    pub fn close(&self) {
+        let _ = self.tx.try_send(Msg::Shutdown).or_else(|e| match e {
+            mpsc::error::TrySendError::Full(m) => self.tx.blocking_send(m).map_err(|_| ()),
+            mpsc::error::TrySendError::Closed(_) => Ok(()),
+        });
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                open_conn(&self.path, SyncMode::Normal).map_err(|source| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source,
+                })?
+            }
+        };
+        let out = f(&conn).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        });
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 4 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// A channel's last seq, last timestamp and its most recent `n` events (oldest first).
+    pub fn load_channel(
+        &self,
+        event: &str,
+        channel: &str,
+        n: usize,
+    ) -> Result<(u64, i64, Vec<Record>), StoreError> {
+        self.with_reader(|c| {
+            let (last_seq, last_ts): (Option<i64>, Option<i64>) = c.query_row(
+                "SELECT MAX(seq), MAX(ts) FROM events WHERE event = ?1 AND channel = ?2",
+                params![event, channel],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mut recent = query_records(
+                c,
+                "SELECT seq, kind, ts, text, lang, of_seq, client_id, expected_lang FROM events
+                 WHERE event = ?1 AND channel = ?2 ORDER BY seq DESC LIMIT ?3",
+                params![event, channel, n as i64],
+            )?;
+            recent.reverse();
+            Ok((last_seq.unwrap_or(0) as u64, last_ts.unwrap_or(0), recent))
+        })
+    }
+
+    /// Events with `after < seq <= upto`, oldest first (blocking: call from `spawn_blocking`).
+    pub fn range(
+        &self,
+        event: &str,
+        channel: &str,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.with_reader(|c| {
+            query_records(
+                c,
+                "SELECT seq, kind, ts, text, lang, of_seq, client_id, expected_lang FROM events
+                 WHERE event = ?1 AND channel = ?2 AND seq > ?3 AND seq <= ?4 ORDER BY seq",
+                params![event, channel, after as i64, upto as i64],
+            )
+        })
+    }
+}
+
+fn query_records(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<Record>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |r| {
+        let kind: String = r.get(1)?;
+        Ok(Record {
+            seq: r.get::<_, i64>(0)? as u64,
+            kind: Kind::parse(&kind).unwrap_or(Kind::Line),
+            ts: r.get(2)?,
+            text: r.get(3)?,
+            lang: r.get(4)?,
+            of: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+            client_id: r.get(6)?,
+            expected_lang: r.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let handle = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = self.tx.try_send(Msg::Shutdown);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    metrics: Arc<Metrics>,
+}
+
+/// An event decided inside a transaction, made visible after commit.
+enum Outcome {
+    Stored(Record),
+    Duplicate(u64),
+    Refused(Refusal),
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>, commit_delay: Duration) {
+        let mut batch = Vec::with_capacity(64);
+        let mut stop = false;
+        while !stop {
+            match rx.blocking_recv() {
+                Some(Msg::Append(r)) => batch.push(r),
+                Some(Msg::Shutdown) | None => break,
+            }
+            if !commit_delay.is_zero() {
+                std::thread::sleep(commit_delay);
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Append(r)) => batch.push(r),
+                    Ok(Msg::Shutdown) => {
+                        stop = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch);
+        }
+        // Drain what was queued before the shutdown request.
+        while let Ok(Msg::Append(r)) = rx.try_recv() {
+            batch.push(r);
+            if batch.len() == MAX_BATCH {
+                self.commit_batch(&mut batch);
+            }
+        }
+        self.commit_batch(&mut batch);
+        rx.close();
+        while let Ok(Msg::Append(r)) = rx.try_recv() {
+            let _ = r.reply.send(Err(Refusal::new(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down; nothing was stored",
+            )));
+        }
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Request>) {
+        if batch.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let result = self.write(batch);
+        self.metrics.store_commit.observe(started.elapsed());
+        match result {
+            Ok(outcomes) => {
+                for (req, outcome) in batch.drain(..).zip(outcomes) {
+                    let reply = match outcome {
+                        Outcome::Stored(record) => {
+                            req.channel.commit(&record, req.partial_gen);
+                            Ok(Ack {
+                                seq: record.seq,
+                                duplicate: false,
+                            })
+                        }
+                        Outcome::Duplicate(seq) => Ok(Ack {
+                            seq,
+                            duplicate: true,
+                        }),
+                        Outcome::Refused(r) => Err(r),
+                    };
+                    let _ = req.reply.send(reply);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "transcript commit failed; nothing in this batch was stored");
+                self.metrics
+                    .store_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(Refusal::new(
+                        ErrorCode::StorageUnavailable,
+                        "the transcript store could not write; nothing was stored, retry later",
+                    )));
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[Request]) -> rusqlite::Result<Vec<Outcome>> {
+        let tx = self.conn.transaction()?;
+        let mut next: HashMap<*const Channel, (u64, i64)> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (event, channel, seq, kind, ts, text, lang, of_seq, client_id, expected_lang)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut by_id = tx.prepare_cached(
+                "SELECT seq FROM events WHERE event = ?1 AND channel = ?2 AND client_id = ?3",
+            )?;
+            let mut kind_of = tx.prepare_cached(
+                "SELECT kind FROM events WHERE event = ?1 AND channel = ?2 AND seq = ?3",
+            )?;
+            for req in batch {
+                let ch = &req.channel;
+                let (ev, cid) = (&ch.info.event, &ch.info.id);
+                let counter = next
+                    .entry(Arc::as_ptr(ch))
+                    .or_insert_with(|| (ch.last_seq(), ch.last_ts()));
+                let record = match &req.append {
+                    Append::Line {
+                        text,
+                        lang,
+                        expected_lang,
+                        client_id,
+                    } => {
+                        if let Some(id) = client_id {
+                            let existing: Option<i64> = by_id
+                                .query_row(params![ev, cid, id], |r| r.get(0))
+                                .optional()?;
+                            if let Some(seq) = existing {
+                                outcomes.push(Outcome::Duplicate(seq as u64));
+                                continue;
+                            }
+                        }
+                        Record {
+                            seq: counter.0 + 1,
+                            kind: Kind::Line,
+                            ts: req.ts.max(counter.1),
+                            text: text.clone(),
+                            lang: lang.clone(),
+                            of: None,
+                            client_id: client_id.clone(),
+                            expected_lang: expected_lang.clone(),
+                        }
+                    }
+                    Append::Edit { of, text } => {
+                        let kind: Option<String> = kind_of
+                            .query_row(params![ev, cid, *of as i64], |r| r.get(0))
+                            .optional()?;
+                        if kind.as_deref() != Some(Kind::Line.as_str()) {
+                            outcomes.push(Outcome::Refused(Refusal::new(
+                                ErrorCode::UnknownSeq,
+                                format!("no committed line with seq {of} in this channel"),
+                            )));
+                            continue;
+                        }
+                        Record {
+                            seq: counter.0 + 1,
+                            kind: Kind::Edit,
+                            ts: req.ts.max(counter.1),
+                            text: text.clone(),
+                            lang: String::new(),
+                            of: Some(*of),
+                            client_id: None,
+                            expected_lang: None,
+                        }
+                    }
+                };
+                insert.execute(params![
+                    ev,
+                    cid,
+                    record.seq as i64,
+                    record.kind.as_str(),
+                    record.ts,
+                    record.text,
+                    record.lang,
+                    record.of.map(|v| v as i64),
+                    record.client_id,
+                    record.expected_lang,
+                ])?;
+                *counter = (record.seq, record.ts);
+                outcomes.push(Outcome::Stored(record));
+            }
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+}

@@ -1,0 +1,264 @@
+//! Transcript export: a channel's stored events rendered as TXT, WebVTT, SRT or JSON.
+//!
+//! Cues are timed from each line's timestamp relative to the channel's first line. The
+//! `corrected` version applies every edit to its line; `as-shown` keeps each line as it was
+//! first shown and lists the corrections as they happened.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::channel::ChannelInfo;
+use crate::event::{Kind, Record};
+
+/// Shortest time a cue stays up, in milliseconds.
+const MIN_CUE_MS: i64 = 1_000;
+/// Longest time a cue stays up when no line follows soon, in milliseconds.
+const MAX_CUE_MS: i64 = 7_000;
+/// Reading time per character used to size a cue, in milliseconds.
+const MS_PER_CHAR: i64 = 60;
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Txt,
+    Vtt,
+    Srt,
+    Json,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "txt" => Some(Format::Txt),
+            "vtt" => Some(Format::Vtt),
+            "srt" => Some(Format::Srt),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Txt => "txt",
+            Format::Vtt => "vtt",
+            Format::Srt => "srt",
+            Format::Json => "json",
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Txt => "text/plain; charset=utf-8",
+            Format::Vtt => "text/vtt; charset=utf-8",
+            Format::Srt => "application/x-subrip; charset=utf-8",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// Which text of a corrected line to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// Every edit applied.
+    Corrected,
+    /// The text as first shown to listeners.
+    AsShown,
+}
+
+impl Version {
+    pub fn parse(s: &str) -> Option<Version> {
+        match s {
+            "corrected" => Some(Version::Corrected),
+            "as-shown" | "as_shown" => Some(Version::AsShown),
+            _ => None,
+        }
+    }
+}
+
+/// One line of the exported transcript.
+struct Cue<'a> {
+    seq: u64,
+    start_ms: i64,
+    end_ms: i64,
+    text: &'a str,
+    lang: &'a str,
+    edited: bool,
+}
+
+fn cues<'a>(records: &'a [Record], version: Version) -> Vec<Cue<'a>> {
+    let mut latest: HashMap<u64, &str> = HashMap::new();
+    if version == Version::Corrected {
+        for r in records.iter().filter(|r| r.kind == Kind::Edit) {
+            if let Some(of) = r.of {
+                latest.insert(of, &r.text);
+            }
+        }
+    }
+    let edited: std::collections::HashSet<u64> = records
+        .iter()
+        .filter(|r| r.kind == Kind::Edit)
+        .filter_map(|r| r.of)
+        .collect();
+    let lines: Vec<&Record> = records.iter().filter(|r| r.kind == Kind::Line).collect();
+    let t0 = lines.first().map(|r| r.ts).unwrap_or(0);
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let text = latest.get(&r.seq).copied().unwrap_or(&r.text);
+            let start = r.ts - t0;
+            let wanted = (text.chars().count() as i64 * MS_PER_CHAR).clamp(MIN_CUE_MS, MAX_CUE_MS);
+            let mut end = start + wanted;
+            if let Some(next) = lines.get(i + 1) {
+                end = end.min(next.ts - t0);
+            }
+            Cue {
+                seq: r.seq,
+                start_ms: start,
+                end_ms: end.max(start + MIN_CUE_MS / 2),
+                text,
+                lang: &r.lang,
+                edited: edited.contains(&r.seq),
+            }
+        })
+        .collect()
+}
+
+fn stamp(ms: i64, sep: char) -> String {
+    let ms = ms.max(0);
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// Cue text safe for WebVTT/SRT: no blank lines inside a cue, no "-->".
+fn cue_text(text: &str, vtt: bool) -> String {
+    let mut t = text.replace("-->", "->");
+    if vtt {
+        t = t
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+    }
+    t.lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Renders the transcript.
+pub fn render(format: Format, version: Version, info: &ChannelInfo, records: &[Record]) -> String {
+    let cues = cues(records, version);
+    let mut out = String::new();
+    match format {
+        Format::Txt => {
+            for c in &cues {
+                let _ = writeln!(out, "{}", c.text);
+            }
+        }
+        Format::Vtt => {
+            out.push_str("WEBVTT\n\n");
+            for c in &cues {
+                let _ = write!(
+                    out,
+                    "{}\n{} --> {}\n{}\n\n",
+                    c.seq,
+                    stamp(c.start_ms, '.'),
+                    stamp(c.end_ms, '.'),
+                    cue_text(c.text, true)
+                );
+            }
+        }
+        Format::Srt => {
+            for (i, c) in cues.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "{}\n{} --> {}\n{}\n\n",
+                    i + 1,
+                    stamp(c.start_ms, ','),
+                    stamp(c.end_ms, ','),
+                    cue_text(c.text, false)
+                );
+            }
+        }
+        Format::Json => {
+            let lines: Vec<_> = cues
+                .iter()
+                .map(|c| {
+                    json!({"seq": c.seq, "start_ms": c.start_ms, "end_ms": c.end_ms,
+                           "text": c.text, "lang": c.lang, "edited": c.edited})
+                })
+                .collect();
+            let events: Vec<_> = records
+                .iter()
+                .map(|r| match r.kind {
+                    Kind::Line => json!({"seq": r.seq, "type": "line", "ts": r.ts, "text": r.text,
+                                         "lang": r.lang, "expected_lang": r.expected_lang}),
+                    Kind::Edit => json!({"seq": r.seq, "type": "edit", "ts": r.ts, "of": r.of, "text": r.text}),
+                })
+                .collect();
+            out = json!({
+                "event": info.event, "channel": info.id, "lang": info.lang, "label": info.label,
+                "version": if version == Version::Corrected { "corrected" } else { "as-shown" },
+                "lines": lines, "events": events,
+            })
+            .to_string();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u64, kind: Kind, ts: i64, text: &str, of: Option<u64>) -> Record {
+        Record {
+            seq,
+            kind,
+            ts,
+            text: text.into(),
+            lang: "en".into(),
+            of,
+            client_id: None,
+            expected_lang: None,
+        }
+    }
+
+    fn info() -> ChannelInfo {
+        ChannelInfo {
+            event: "e".into(),
+            id: "en".into(),
+            lang: "en".into(),
+            label: "English".into(),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn vtt_is_timed_from_the_first_line_and_corrected() {
+        let records = [
+            rec(1, Kind::Line, 10_000, "Hello wrld.", None),
+            rec(2, Kind::Line, 12_500, "Second <line>.", None),
+            rec(3, Kind::Edit, 13_000, "Hello world.", Some(1)),
+        ];
+        let vtt = render(Format::Vtt, Version::Corrected, &info(), &records);
+        assert!(
+            vtt.starts_with("WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.000\nHello world.\n"),
+            "{vtt}"
+        );
+        assert!(vtt.contains("00:00:02.500 --> "), "{vtt}");
+        assert!(vtt.contains("Second &lt;line&gt;."), "{vtt}");
+        let shown = render(Format::Txt, Version::AsShown, &info(), &records);
+        assert_eq!(shown, "Hello wrld.\nSecond <line>.\n");
+        let srt = render(Format::Srt, Version::Corrected, &info(), &records);
+        assert!(
+            srt.starts_with("1\n00:00:00,000 --> 00:00:01,000\nHello world.\n\n2\n"),
+            "{srt}"
+        );
+    }
+}
