@@ -4,7 +4,9 @@
 //! Fan-out is a bounded `tokio::sync::broadcast` ring of pre-serialised frames: one ring per
 //! channel, one cursor per listener, so a slow listener costs no memory of its own and never
 //! slows the others. Partials and status go through `watch` slots, so a listener that is
-//! behind only ever sees the newest one (coalescing for free).
+//! behind only ever sees the newest one (coalescing for free). Listeners that are caught up
+//! are not woken per frame: the channel's one fan-out task ([`Fanout`]) writes each frame to
+//! their sockets directly, and hands a listener back to its session when its socket is full.
 //!
 //! **Invariant:** only the store writer calls [`Channel::commit`], in seq order, after the
 //! event is durable. The state mutex is never held across an `.await`.
@@ -15,8 +17,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
+mod rate;
+pub use rate::LineRate;
+
+use crate::booth::Booth;
 use crate::event::{Committed, Kind, Record};
 use crate::protocol::{Frame, ServerMsg, Status};
+use crate::session::direct::{Fanout, Feeds};
 
 /// Static description of a channel, from config.
 #[derive(Debug, Clone)]
@@ -36,11 +43,21 @@ pub struct ChannelStats {
     pub edits: AtomicU64,
     pub lang_mismatches: AtomicU64,
     pub partials: AtomicU64,
-    pub frames_out: AtomicU64,
+    /// Frames sent to listeners (shared with the direct fan-out task).
+    pub frames_out: std::sync::Arc<AtomicU64>,
     pub behind_closes: AtomicU64,
     pub catch_ups: AtomicU64,
+    /// Changes of the partial slot (partials and clears), bumped before each change is
+    /// visible: a listener compares it with what it sends to count coalesced partials.
+    pub partial_updates: AtomicU64,
+    /// Partial updates listeners never received because a newer one replaced them first.
+    pub partials_coalesced: AtomicU64,
     /// Unix ms of the last committed line (0 = never).
     pub last_line_ts: AtomicI64,
+    /// Lines committed over the last minute (dashboard "lines per minute").
+    pub line_rate: LineRate,
+    /// Unix ms of the last line detected as another language (0 = never).
+    pub last_mismatch_ts: AtomicI64,
 }
 
 /// One language stream.
@@ -48,6 +65,8 @@ pub struct ChannelStats {
 pub struct Channel {
     pub info: ChannelInfo,
     pub stats: ChannelStats,
+    /// Who is on air, handover, feedback and the language alert.
+    pub booth: Booth,
     state: Mutex<State>,
     events: broadcast::Sender<Committed>,
     partial: watch::Sender<Frame>,
@@ -55,6 +74,8 @@ pub struct Channel {
     listeners: AtomicU64,
     publishers: AtomicU64,
     history_cap: usize,
+    /// Caught-up listeners the fan-out task writes to directly (see `session::direct`).
+    fanout: std::sync::Arc<Fanout>,
 }
 
 #[derive(Debug)]
@@ -128,6 +149,7 @@ impl Channel {
         Channel {
             info,
             stats,
+            booth: Booth::new(None),
             state: Mutex::new(State {
                 last_seq,
                 last_ts,
@@ -143,7 +165,15 @@ impl Channel {
             listeners: AtomicU64::new(0),
             publishers: AtomicU64::new(0),
             history_cap,
+            fanout: Default::default(),
         }
+    }
+
+    /// Sets the booth's silence rule: a standby partner may take over after the on-air
+    /// partner has been silent this long (`None`: only by request).
+    pub fn with_takeover_after(mut self, after: Option<std::time::Duration>) -> Channel {
+        self.booth = Booth::new(after);
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -181,6 +211,7 @@ impl Channel {
         let mut st = self.state();
         st.partial_gen += 1;
         st.partial_empty = text.is_empty();
+        self.stats.partial_updates.fetch_add(1, Ordering::Release);
         self.partial.send_replace(frame);
         drop(st);
         self.stats.partials.fetch_add(1, Ordering::Relaxed);
@@ -199,23 +230,37 @@ impl Channel {
             st.last_lang = Some(record.lang.clone());
             self.stats.lines.fetch_add(1, Ordering::Relaxed);
             self.stats.last_line_ts.store(record.ts, Ordering::Relaxed);
+            self.stats.line_rate.record(record.ts);
             if record.expected_lang.is_some() {
                 self.stats.lang_mismatches.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .last_mismatch_ts
+                    .store(record.ts, Ordering::Relaxed);
             }
-        } else {
+            if self.info.lang != "auto" {
+                self.booth.observe_line(
+                    &record.lang,
+                    record.expected_lang.is_some(),
+                    self.listeners(),
+                );
+            }
+        } else if record.kind == Kind::Edit {
             self.stats.edits.fetch_add(1, Ordering::Relaxed);
         }
         if st.history.len() == self.history_cap {
             st.history.pop_front();
         }
         st.history.push_back(committed.clone());
-        if partial_gen == Some(st.partial_gen) && !st.partial_empty {
-            // Cleared before the line is sent: a listener that sees the line also sees this.
-            st.partial_empty = true;
-            self.partial.send_replace(Frame::from_static(EMPTY_PARTIAL));
-        }
         // No receivers is fine: nobody is listening.
         let _ = self.events.send(committed);
+        if partial_gen == Some(st.partial_gen) && !st.partial_empty {
+            // Cleared after the line is sent, so a listener never sees the partial vanish
+            // before the line that completes it appears (sessions drain ready events before
+            // sending a partial).
+            st.partial_empty = true;
+            self.stats.partial_updates.fetch_add(1, Ordering::Release);
+            self.partial.send_replace(Frame::from_static(EMPTY_PARTIAL));
+        }
     }
 
     /// Joins the channel: a receiver positioned right after `last_seq`, and what to send
@@ -244,6 +289,21 @@ impl Channel {
         }
     }
 
+    /// The direct fan-out of this channel.
+    pub fn fanout(&self) -> &std::sync::Arc<Fanout> {
+        &self.fanout
+    }
+
+    /// Fresh receivers of events, partials and status for the fan-out task.
+    pub fn fanout_feeds(&self) -> Feeds {
+        Feeds {
+            events: self.events.subscribe(),
+            partial: self.partial.subscribe(),
+            status: self.status.subscribe(),
+            frames_out: self.stats.frames_out.clone(),
+        }
+    }
+
     /// Events after `seq` from memory, if memory still holds all of them (for a lagged listener).
     pub fn recent_after(&self, seq: u64) -> Option<Vec<Committed>> {
         let st = self.state();
@@ -258,19 +318,32 @@ impl Channel {
         self.listeners.fetch_add(1, Ordering::Relaxed);
         CountGuard {
             channel: self.clone(),
-            publisher: false,
+            publisher: None,
         }
     }
 
     /// Publisher joined; returns a guard that counts it until dropped. Publishing changes the
     /// on-air state at once.
     pub fn publisher_guard(self: &std::sync::Arc<Self>) -> CountGuard {
+        self.publisher_join("publisher").0
+    }
+
+    /// A booth publisher named `name` joined: counted until the guard drops, on air if the
+    /// channel was idle. The handover (if any) must be stored by the caller.
+    pub fn publisher_join(
+        self: &std::sync::Arc<Self>,
+        name: &str,
+    ) -> (CountGuard, Option<crate::booth::Handover>) {
         self.publishers.fetch_add(1, Ordering::Relaxed);
+        let (id, handover) = self.booth.join(name, self.listeners());
         self.refresh_status();
-        CountGuard {
-            channel: self.clone(),
-            publisher: true,
-        }
+        (
+            CountGuard {
+                channel: self.clone(),
+                publisher: Some(id),
+            },
+            handover,
+        )
     }
 
     pub fn listeners(&self) -> u64 {
@@ -283,17 +356,17 @@ impl Channel {
 
     /// The current status.
     pub fn status(&self) -> Status {
-        let publishers = self.publishers();
         Status {
             listeners: self.listeners(),
-            publishers,
-            on_air: publishers > 0,
+            publishers: self.publishers(),
+            on_air: self.booth.any_on_air(),
         }
     }
 
     /// Publishes a status frame if it changed since the last one. Called on on-air changes
     /// and by the periodic status ticker, so a thousand joins make one message, not a thousand.
     pub fn refresh_status(&self) {
+        self.booth.refresh(self.listeners());
         let now = self.status();
         let mut st = self.state();
         if st.last_status != now {
@@ -347,13 +420,22 @@ fn last_lines(history: &VecDeque<Committed>, n: usize) -> Backlog {
 #[derive(Debug)]
 pub struct CountGuard {
     channel: std::sync::Arc<Channel>,
-    publisher: bool,
+    /// The booth id of a publisher; `None` for a listener.
+    publisher: Option<u64>,
+}
+
+impl CountGuard {
+    /// The publisher's booth id (0 for a listener).
+    pub fn id(&self) -> u64 {
+        self.publisher.unwrap_or(0)
+    }
 }
 
 impl Drop for CountGuard {
     fn drop(&mut self) {
-        if self.publisher {
+        if let Some(id) = self.publisher {
             self.channel.publishers.fetch_sub(1, Ordering::Relaxed);
+            self.channel.booth.leave(id, self.channel.listeners());
             self.channel.refresh_status();
         } else {
             self.channel.listeners.fetch_sub(1, Ordering::Relaxed);
@@ -392,6 +474,7 @@ mod tests {
             of: None,
             client_id: None,
             expected_lang: None,
+            author: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! Every key has a default (`#[serde(default)]`), so a config file only names what differs.
 //! `validate()` reports problems naming the key and the line, which is what
 //! `babelcast check-config` prints. A few keys can be overridden from the environment
-//! (`BABELCAST_BIND`, `BABELCAST_DATA`, `BABELCAST_ADMIN_TOKEN`).
+//! (`BABELCAST_BIND`, `BABELCAST_DATA`, `BABELCAST_ADMIN_TOKEN`; in cluster mode
+//! `BABELCAST_NATS_URL`, `BABELCAST_NODE_ID`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -21,7 +22,41 @@ pub struct Config {
     pub storage: StorageConfig,
     pub admin: AdminConfig,
     pub limits: Limits,
+    pub booth: BoothConfig,
     pub events: Vec<EventConfig>,
+    /// `[cluster]`: present = this process is one node of a NATS JetStream cluster
+    /// (see docs/cluster.md); absent = the single-node default.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
+}
+
+/// `[booth]`: the interpreters' handover rules (see docs/interpreting.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoothConfig {
+    /// A standby partner may `take` the channel once the on-air partner has been silent
+    /// (no partial or final) this many seconds. 0 disables the rule (handover by request only).
+    pub takeover_after_secs: u64,
+}
+
+impl Default for BoothConfig {
+    fn default() -> Self {
+        BoothConfig {
+            takeover_after_secs: 30,
+        }
+    }
+}
+
+impl ChannelConfig {
+    /// The silence after which a standby partner may take over, if the rule is on.
+    pub fn takeover_after(&self, booth: &BoothConfig) -> Option<Duration> {
+        match self
+            .takeover_after_secs
+            .unwrap_or(booth.takeover_after_secs)
+        {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        }
+    }
 }
 
 /// `[server]`: where to listen and how to shut down.
@@ -34,6 +69,14 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Seconds to wait for sockets to close and the store to flush on SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Browser origins (`https://host[:port]`) allowed to open publish sockets, post
+    /// captions and call the admin API, besides the server's own origin. Requests without an
+    /// `Origin` header (caption software, curl) are not affected. `"*"` allows any origin.
+    pub allowed_origins: Vec<String>,
+    /// PEM certificate chain: serve HTTPS/WSS natively (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +85,9 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             public_url: None,
             shutdown_grace_secs: 10,
+            allowed_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -112,6 +158,32 @@ pub struct Limits {
     pub ping_interval_secs: u64,
     /// Largest HTTP request body, in bytes.
     pub max_body_bytes: usize,
+    /// Open connections (HTTP and WebSocket) this node accepts; more get HTTP 503.
+    /// 0 (default) = the process's open-file limit less a reserve of 256.
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv4 address or IPv6 /64); more get
+    /// HTTP 429. 0 disables. High by default: a whole venue may share one NAT address.
+    pub per_ip_max_connections: usize,
+    /// New connections per second one client address may open (token bucket, sustained);
+    /// faster ones get HTTP 429. 0 disables.
+    pub per_ip_connect_rate: f64,
+    /// New connections one client address may open at once before the rate applies (a
+    /// venue reconnecting after a Wi-Fi drop).
+    pub per_ip_connect_burst: usize,
+    /// Loopback clients (127.0.0.0/8, ::1) skip the per-address limits: load tests run from
+    /// there, and behind a reverse proxy on the same host every client is 127.0.0.1 (limit
+    /// per client in the proxy then; see docs/deploy.md).
+    pub per_ip_exempt_loopback: bool,
+    /// Seconds a client has to send its request head, finish a TLS handshake, or complete a
+    /// WebSocket upgrade (slowloris guard).
+    pub handshake_timeout_secs: u64,
+    /// Seconds an HTTP request (including reading its body) may take before a 408.
+    pub request_timeout_secs: u64,
+    /// Messages per second one publisher connection may send (token bucket, sustained);
+    /// faster ones are refused with `rate_limited`. 0 disables.
+    pub publisher_rate: f64,
+    /// Messages one publisher connection may send at once before the rate applies.
+    pub publisher_burst: usize,
 }
 
 impl Default for Limits {
@@ -126,6 +198,15 @@ impl Default for Limits {
             write_timeout_secs: 30,
             ping_interval_secs: 30,
             max_body_bytes: 64 * 1024,
+            max_connections: 0,
+            per_ip_max_connections: 5000,
+            per_ip_connect_rate: 200.0,
+            per_ip_connect_burst: 2000,
+            per_ip_exempt_loopback: true,
+            handshake_timeout_secs: 10,
+            request_timeout_secs: 30,
+            publisher_rate: 100.0,
+            publisher_burst: 500,
         }
     }
 }
@@ -137,6 +218,12 @@ impl Limits {
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs.max(1))
     }
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs.max(1))
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
 }
 
 /// `[[events]]`: one conference (or hall).
@@ -146,6 +233,9 @@ pub struct EventConfig {
     pub id: Spanned<String>,
     #[serde(default)]
     pub title: String,
+    /// When set, attendees need it (`?code=`) to listen and to download transcripts.
+    #[serde(default)]
+    pub access_code: Option<String>,
     #[serde(default)]
     pub channels: Vec<ChannelConfig>,
 }
@@ -166,6 +256,72 @@ pub struct ChannelConfig {
     /// Tokens allowed to publish; a random one is made at start when empty.
     #[serde(default)]
     pub publish_tokens: Vec<String>,
+    /// Overrides `booth.takeover_after_secs` for this channel (0 disables the silence rule).
+    #[serde(default)]
+    pub takeover_after_secs: Option<u64>,
+    /// Outside caption services every committed line is pushed to
+    /// (`[[events.channels.forward]]`, see [`crate::forward`]).
+    #[serde(default)]
+    pub forward: Vec<ForwardConfig>,
+}
+
+/// Which outside service a forwarder posts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardKind {
+    /// A Zoom closed-caption URL (the meeting's "API token").
+    Zoom,
+    /// A YouTube Live HTTP caption ingestion URL.
+    Youtube,
+}
+
+impl ForwardKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardKind::Zoom => "zoom",
+            ForwardKind::Youtube => "youtube",
+        }
+    }
+}
+
+/// `[[events.channels.forward]]`: one outside service the channel's lines are pushed to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// `zoom` or `youtube`.
+    pub kind: ForwardKind,
+    /// The caption URL, as the service gives it (`http://`; the built-in client has no TLS).
+    pub url: String,
+    /// Zoom only: the `lang` sent with every post (like `en-GB`); by default the channel's
+    /// (or, on an `auto` channel, each line's) language in Zoom's codes (`jp-JP` for Japanese).
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+impl ForwardConfig {
+    /// Problems with this forwarder, each starting with the key it names.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match self.url.parse::<axum::http::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {}
+            Ok(uri) if uri.scheme_str() == Some("https") => problems.push(format!(
+                "url: {:?}: https is not supported by the built-in HTTP client; forward to a local TLS proxy (see docs/integrations.md)",
+                self.url
+            )),
+            _ => problems.push(format!(
+                "url: {:?} is not an http:// URL with a host",
+                self.url
+            )),
+        }
+        if let Some(lang) = &self.lang {
+            if self.kind != ForwardKind::Zoom {
+                problems.push("lang: only zoom forwarders take a lang".to_string());
+            } else if !matches!(crate::formats::parse_lang(Some(lang)), Ok(Some(_))) {
+                problems.push(format!("lang: {lang:?} is not a code like en-US or jp-JP"));
+            }
+        }
+        problems
+    }
 }
 
 /// A configuration problem, naming the key and (when known) the line.
@@ -225,19 +381,51 @@ impl Config {
         if let Some(v) = var("BABELCAST_ADMIN_TOKEN") {
             self.admin.token = v;
         }
+        if let Some(cluster) = &mut self.cluster {
+            cluster.apply_env(&var);
+        }
     }
 
     /// Every problem in the config, each naming the key and line.
     pub fn validate(&self, text: &str) -> Vec<String> {
         let mut problems = Vec::new();
         let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+        if let Some(cluster) = &self.cluster {
+            problems.extend(cluster.problems());
+        }
         if self.server.bind.parse::<SocketAddr>().is_err() {
             problems.push(format!(
                 "server.bind: {:?} is not an address like 127.0.0.1:8080",
                 self.server.bind
             ));
         }
+        for (i, origin) in self.server.allowed_origins.iter().enumerate() {
+            if origin != "*" && crate::server::guard::parse_origin(origin).is_none() {
+                problems.push(format!(
+                    "server.allowed_origins[{i}]: {origin:?} is not an origin like https://example.org or http://host:8080"
+                ));
+            }
+        }
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) => {
+                problems.push("server.tls_key: required with server.tls_cert".into())
+            }
+            (None, Some(_)) => {
+                problems.push("server.tls_cert: required with server.tls_key".into())
+            }
+            _ => {}
+        }
         let l = &self.limits;
+        for (key, value) in [
+            ("limits.per_ip_connect_rate", l.per_ip_connect_rate),
+            ("limits.publisher_rate", l.publisher_rate),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                problems.push(format!(
+                    "{key}: must be 0 (off) or a positive number per second"
+                ));
+            }
+        }
         for (key, value) in [
             ("limits.max_caption_chars", l.max_caption_chars),
             ("limits.max_frame_bytes", l.max_frame_bytes),
@@ -258,6 +446,15 @@ impl Config {
                     "{key}.id (line {}): {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
                     at(event.id.span()),
                     event.id.get_ref()
+                ));
+            }
+            if event
+                .access_code
+                .as_ref()
+                .is_some_and(|c| c.trim().is_empty() || c.len() > 128)
+            {
+                problems.push(format!(
+                    "{key}.access_code: must be 1-128 characters (omit it for an open event)"
                 ));
             }
             if !event_ids.insert(event.id.get_ref().as_str()) {
@@ -302,6 +499,11 @@ impl Config {
                     problems.push(format!(
                         "{key}.publish_tokens: tokens must be at least 8 characters"
                     ));
+                }
+                for (fi, f) in ch.forward.iter().enumerate() {
+                    for p in f.problems() {
+                        problems.push(format!("{key}.forward[{fi}].{p}"));
+                    }
                 }
                 if let Some(source) = &ch.source {
                     let s = source.get_ref().as_str();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
-use crate::ingest::{self, Admitted};
+use crate::ingest::{self, Admitted, Publisher};
 use crate::protocol::ClientMsg;
 
 /// The demo event id.
@@ -120,8 +120,13 @@ async fn speak(hub: Arc<Hub>, channel: &'static str, lag: Duration, shutdown: Ca
     let Some(ch) = hub.channel(EVENT, channel) else {
         return;
     };
-    // The demo speaker counts as the channel's publisher: the channel shows as on air.
-    let _on_air = ch.publisher_guard();
+    // The demo speaker is the channel's booth publisher: the channel shows as on air.
+    let name = format!("demo {channel} booth");
+    let (guard, _) = ch.publisher_join(&name);
+    let me = Publisher {
+        id: guard.id(),
+        name: &name,
+    };
     let pause = |d: Duration| {
         let s = shutdown.clone();
         async move {
@@ -142,7 +147,9 @@ async fn speak(hub: Arc<Hub>, channel: &'static str, lag: Duration, shutdown: Ca
                 _ => (*zh, "zh"),
             };
             for prefix in growing(text, lang) {
-                let _ = ingest::admit(&hub, &ch, ClientMsg::Partial { text: prefix }).await;
+                let _ =
+                    ingest::admit_from(&hub, &ch, ClientMsg::Partial { text: prefix }, Some(me))
+                        .await;
                 if !pause(WORD_PAUSE).await {
                     return;
                 }
@@ -151,7 +158,7 @@ async fn speak(hub: Arc<Hub>, channel: &'static str, lag: Duration, shutdown: Ca
                 text: text.to_string(),
                 id: None,
             };
-            if let Ok(Admitted::Pending(rx)) = ingest::admit(&hub, &ch, fin).await {
+            if let Ok(Admitted::Pending(rx)) = ingest::admit_from(&hub, &ch, fin, Some(me)).await {
                 if let Err(e) = ingest::resolve(rx).await {
                     tracing::warn!(error = %e, "demo line was not stored");
                 }

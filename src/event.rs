@@ -1,5 +1,6 @@
 //! A committed channel event (line or edit): the record the store keeps and the frame it becomes.
 
+use crate::booth::Handover;
 use crate::protocol::{Frame, ServerMsg};
 
 /// What kind of event took a seq.
@@ -7,6 +8,9 @@ use crate::protocol::{Frame, ServerMsg};
 pub enum Kind {
     Line,
     Edit,
+    /// A change of on-air publisher (see [`crate::booth`]); `text` holds the
+    /// [`Handover`](crate::booth::Handover) as JSON.
+    Handover,
 }
 
 impl Kind {
@@ -14,6 +18,7 @@ impl Kind {
         match self {
             Kind::Line => "line",
             Kind::Edit => "edit",
+            Kind::Handover => "handover",
         }
     }
 
@@ -21,6 +26,7 @@ impl Kind {
         match s {
             "line" => Some(Kind::Line),
             "edit" => Some(Kind::Edit),
+            "handover" => Some(Kind::Handover),
             _ => None,
         }
     }
@@ -42,6 +48,8 @@ pub struct Record {
     pub client_id: Option<String>,
     /// For a line flagged as the wrong language: the channel's declared language.
     pub expected_lang: Option<String>,
+    /// The publisher (display name) who sent a line or edit, when known.
+    pub author: Option<String>,
 }
 
 impl Record {
@@ -61,8 +69,30 @@ impl Record {
                 text: &self.text,
                 ts: self.ts,
             },
+            Kind::Handover => {
+                let h = self.handover().unwrap_or(Handover {
+                    from: None,
+                    to: None,
+                    reason: String::new(),
+                });
+                return ServerMsg::Handover {
+                    seq: self.seq,
+                    from: h.from.as_deref(),
+                    to: h.to.as_deref(),
+                    reason: &h.reason,
+                    ts: self.ts,
+                }
+                .to_frame();
+            }
         }
         .to_frame()
+    }
+
+    /// The handover carried by a [`Kind::Handover`] record.
+    pub fn handover(&self) -> Option<Handover> {
+        (self.kind == Kind::Handover)
+            .then(|| serde_json::from_str(&self.text).ok())
+            .flatten()
     }
 
     /// The shareable committed form.
@@ -71,6 +101,7 @@ impl Record {
             seq: self.seq,
             kind: self.kind,
             frame: self.to_frame(),
+            ts: self.ts,
         }
     }
 }
@@ -81,4 +112,6 @@ pub struct Committed {
     pub seq: u64,
     pub kind: Kind,
     pub frame: Frame,
+    /// Server receive time, Unix ms (for the publish-to-send latency metric).
+    pub ts: i64,
 }

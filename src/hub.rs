@@ -41,8 +41,16 @@ pub struct Hub {
     channels: DashMap<String, Arc<Channel>>,
     tokens: DashMap<String, Vec<String>>,
     admin_token: String,
+    /// Attendee access codes of the events that have one (`[[events]] access_code`).
+    access_codes: std::collections::HashMap<String, String>,
     /// True for tokens made at start (printed once).
     pub generated_tokens: bool,
+    /// State of the Zoom, YouTube and StreamText HTTP ingest formats, per channel.
+    pub formats: crate::ingest::formats::FormatStreams,
+    /// Egress forwarders (`[[events.channels.forward]]`), started by the server.
+    pub forwarders: Vec<Arc<crate::forward::Forwarder>>,
+    /// Cluster mode: this node's link to NATS, set once by the server at start.
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Node>>,
 }
 
 fn key(event: &str, channel: &str) -> String {
@@ -60,6 +68,7 @@ impl Hub {
         let channels = DashMap::new();
         let tokens = DashMap::new();
         let mut events = Vec::new();
+        let mut access_codes = std::collections::HashMap::new();
         let mut generated = false;
         for ev in &config.events {
             let mut ids = Vec::new();
@@ -88,7 +97,8 @@ impl Hub {
                     recent,
                     config.limits.history_in_memory,
                     config.limits.listener_queue,
-                );
+                )
+                .with_takeover_after(ch.takeover_after(&config.booth));
                 let k = key(ev.id.get_ref(), ch.id.get_ref());
                 let toks = if ch.publish_tokens.is_empty() {
                     generated = true;
@@ -99,6 +109,9 @@ impl Hub {
                 tokens.insert(k.clone(), toks);
                 channels.insert(k, Arc::new(channel));
                 ids.push(ch.id.get_ref().clone());
+            }
+            if let Some(code) = &ev.access_code {
+                access_codes.insert(ev.id.get_ref().clone(), code.clone());
             }
             events.push(EventInfo {
                 id: ev.id.get_ref().clone(),
@@ -120,7 +133,11 @@ impl Hub {
             channels,
             tokens,
             admin_token,
+            access_codes,
             generated_tokens: generated,
+            formats: Default::default(),
+            forwarders: crate::forward::from_config(config),
+            cluster: Default::default(),
         })
     }
 
@@ -149,6 +166,21 @@ impl Hub {
     /// Whether `token` is the admin token (constant-time comparison).
     pub fn is_admin(&self, token: &str) -> bool {
         bool::from(self.admin_token.as_bytes().ct_eq(token.as_bytes()))
+    }
+
+    /// Whether attendees need an access code for this event.
+    pub fn needs_access_code(&self, event: &str) -> bool {
+        self.access_codes.contains_key(event)
+    }
+
+    /// Whether `code` opens the event to attendees (constant-time comparison); always true
+    /// for an event without an access code.
+    pub fn may_attend(&self, event: &str, code: Option<&str>) -> bool {
+        match (self.access_codes.get(event), code) {
+            (None, _) => true,
+            (Some(want), Some(got)) => bool::from(want.as_bytes().ct_eq(got.as_bytes())),
+            (Some(_), None) => false,
+        }
     }
 
     /// The admin token (for the one-time startup banner only).
@@ -200,9 +232,12 @@ impl Hub {
     pub fn render_metrics(&self) -> String {
         let mut out = String::with_capacity(4096);
         self.metrics.render(&mut out);
+        if let Some(node) = self.cluster.get() {
+            node.render_metrics(&mut out);
+        }
         let chans = self.all_channels();
         type Get = fn(&Channel) -> u64;
-        let series: [(&str, &str, &str, Get); 9] = [
+        let series: [(&str, &str, &str, Get); 11] = [
             (
                 "babelcast_listeners",
                 "gauge",
@@ -257,6 +292,18 @@ impl Hub {
                 "Listeners closed with 4001 for falling too far behind.",
                 |c| c.stats.behind_closes.load(Ordering::Relaxed),
             ),
+            (
+                "babelcast_listener_catch_ups_total",
+                "counter",
+                "Listeners that fell behind the fan-out ring and were caught up from memory.",
+                |c| c.stats.catch_ups.load(Ordering::Relaxed),
+            ),
+            (
+                "babelcast_partials_coalesced_total",
+                "counter",
+                "Partials listeners never received because a newer one replaced them first.",
+                |c| c.stats.partials_coalesced.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, get) in series {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -270,6 +317,7 @@ impl Hub {
                 );
             }
         }
+        crate::forward::render_metrics(self, &mut out);
         out
     }
 }

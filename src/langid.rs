@@ -204,6 +204,18 @@ mod tests {
     }
 
     #[test]
+    fn french_sentences_on_an_english_channel_are_flagged() {
+        for text in [
+            "Mesdames et messieurs, bienvenue à cette conférence sur les petites entreprises.",
+            "Nous allons parler du financement, des compétences et de la confiance aujourd'hui.",
+            "Les petites entreprises emploient la majorité des travailleurs dans le monde entier.",
+        ] {
+            let d = check(text, "en", None);
+            assert_eq!(d.expected.as_deref(), Some("en"), "{text}: {d:?}");
+        }
+    }
+
+    #[test]
     fn short_lines_are_not_flagged() {
         let d = check("Merci.", "en", None);
         assert_eq!(d.lang, "en");

@@ -41,12 +41,17 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
+    /// Load-test a running server: listeners, publishers, latency, loss, server memory and CPU.
+    Load(babelcast::load::LoadConfig),
     /// Check a config file and exit non-zero naming every problem.
     CheckConfig {
         /// Config file.
         #[arg(default_value = "config/babelcast.toml")]
         file: PathBuf,
     },
+    /// Publish stdin to a channel: partials as text arrives, a final at each line break;
+    /// unacked lines are resent after a reconnect, so none is lost or doubled.
+    Push(PushArgs),
 }
 
 fn init_tracing(json: bool) {
@@ -65,6 +70,8 @@ fn init_tracing(json: bool) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Push(args) => push(args),
+        Command::Load(cfg) => babelcast::load::main(cfg),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 let channels: usize = c.events.iter().map(|e| e.channels.len()).sum();
@@ -118,6 +125,9 @@ async fn serve(
     if let Some(d) = data {
         config.storage.dir = d;
     }
+    // Thousands of sockets: use the whole open-file allowance (limits.max_connections = 0
+    // sizes itself from it).
+    babelcast::limiter::raise_nofile_limit();
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.bind))?;
@@ -169,4 +179,69 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `babelcast push` arguments.
+#[derive(clap::Args)]
+struct PushArgs {
+    /// The channel's publish URL: ws://HOST/v1/events/EVENT/channels/CHANNEL/publish
+    #[arg(long)]
+    url: String,
+    /// The channel's publish token (default: $BABELCAST_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Prefix of the client ids (`PREFIX-1`, `PREFIX-2`, …); must be new for every run.
+    /// Default: random.
+    #[arg(long)]
+    id_prefix: Option<String>,
+    /// The publisher name booth partners see (default: the id prefix).
+    #[arg(long)]
+    name: Option<String>,
+    /// Shortest time between two partials, in milliseconds.
+    #[arg(long, default_value_t = 150)]
+    partial_ms: u64,
+    /// Longest line in characters (a longer one is committed at a space).
+    #[arg(long, default_value_t = 4000)]
+    max_chars: usize,
+}
+
+fn push(args: PushArgs) -> ExitCode {
+    init_tracing(false);
+    let Some(token) = args.token.or_else(|| std::env::var("BABELCAST_TOKEN").ok()) else {
+        eprintln!("error: a publish token is needed (--token or BABELCAST_TOKEN)");
+        return ExitCode::FAILURE;
+    };
+    let mut opts = babelcast::push::PushOptions::new(args.url, token);
+    if let Some(p) = args.id_prefix {
+        opts.id_prefix = p;
+    }
+    opts.name = args.name;
+    opts.partial_interval = std::time::Duration::from_millis(args.partial_ms);
+    opts.max_chars = args.max_chars;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = rt.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.cancel();
+        });
+        babelcast::push::run(opts, tokio::io::stdin(), cancel).await
+    });
+    match result {
+        Ok(r) => {
+            eprintln!(
+                "pushed {} lines ({} acked, {} already stored, {} connections)",
+                r.lines, r.acked, r.duplicates, r.connections
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

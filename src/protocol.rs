@@ -35,6 +35,28 @@ pub enum ClientMsg {
     },
     /// A correction of the committed line with seq `of`.
     Edit { of: u64, text: String },
+    /// Booth: come on air (the channel is idle, or the on-air partner has been silent long
+    /// enough).
+    Take,
+    /// Booth: go off air.
+    Release,
+    /// Booth: a standby partner asks the on-air partner to hand over.
+    HandoverRequest,
+    /// Booth: the on-air partner hands over to the partner who asked.
+    HandoverAccept,
+    /// Publisher: start (`on: true`) or stop receiving the source channel's captions.
+    FollowSource { on: bool },
+    /// Listener: audience feedback for the booth. No identity is kept.
+    Feedback { kind: FeedbackKind },
+}
+
+/// What a listener tells the booth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackKind {
+    Slower = 0,
+    Unclear = 1,
+    Lost = 2,
 }
 
 /// Why a client message was refused; sent as `{"type":"error","code":…}`.
@@ -63,6 +85,14 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Too many unacknowledged finals in flight on this connection.
     TooManyInFlight,
+    /// This publisher is on standby: another booth partner is on air.
+    NotOnAir,
+    /// A take, handover request or accept that the booth rules do not allow now.
+    HandoverRefused,
+    /// Too many messages of this kind from this connection (e.g. feedback).
+    RateLimited,
+    /// The channel has no source channel to follow.
+    NoSource,
 }
 
 impl ErrorCode {
@@ -80,6 +110,10 @@ impl ErrorCode {
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::TooManyInFlight => "too_many_in_flight",
+            ErrorCode::NotOnAir => "not_on_air",
+            ErrorCode::HandoverRefused => "handover_refused",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NoSource => "no_source",
         }
     }
 
@@ -87,8 +121,9 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::StorageUnavailable | ErrorCode::ShuttingDown => 503,
-            ErrorCode::TooManyInFlight => 429,
-            ErrorCode::NotAllowed => 403,
+            ErrorCode::TooManyInFlight | ErrorCode::RateLimited => 429,
+            ErrorCode::NotAllowed | ErrorCode::NotOnAir => 403,
+            ErrorCode::HandoverRefused => 409,
             ErrorCode::TextTooLong => 413,
             _ => 400,
         }
@@ -145,6 +180,12 @@ pub enum ServerMsg<'a> {
         /// store was wiped): the client must drop what it shows and take what follows.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         reset: bool,
+        /// Publishers only: this connection's id in `booth` messages.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        publisher_id: Option<u64>,
+        /// The channel this one is interpreted from, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<&'a str>,
     },
     /// A committed line.
     Line {
@@ -166,8 +207,25 @@ pub enum ServerMsg<'a> {
         text: &'a str,
         ts: i64,
     },
+    /// The on-air publisher changed; takes its own seq.
+    Handover {
+        seq: u64,
+        from: Option<&'a str>,
+        to: Option<&'a str>,
+        /// `request`, `timeout` or `take`.
+        reason: &'a str,
+        ts: i64,
+    },
     /// The line in progress (replaces the previous partial; empty text clears it).
     Partial { text: &'a str },
+    /// Publishers following their source: the `line`, `edit`, `partial` and `handover`
+    /// messages that follow (until `follow_source` off) are the source channel's.
+    Source {
+        channel: &'a str,
+        lang: &'a str,
+        label: &'a str,
+        on: bool,
+    },
     /// Listener count and on-air state; coalesced, sent when it changes.
     Status(Status),
     /// Acknowledgement of a final or edit once it is durably stored.

@@ -4,27 +4,59 @@
 //! the store, builds the hub and serves until [`Server::shutdown`]: stop accepting, send Close
 //! 1001 on every socket, flush the store, all within `server.shutdown_grace_secs`.
 
+mod conn;
+pub mod guard;
 mod routes;
+mod tls;
 mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use conn::Conn;
+pub use tls::TlsError;
+
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::metrics::Metrics;
+use crate::limiter::{ConnLimiter, ConnPermit, Denied};
+use crate::metrics::{Metrics, Refused};
 use crate::store::{Store, StoreError};
 
-/// Time a client has to send its request head (slowloris guard).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head (request line and headers) a client may send; 431 above it.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// hyper's per-connection read buffer cap.
+const MAX_BUF_BYTES: usize = 64 * 1024;
+/// Refused connections answered at once (503/429); beyond this they are simply closed, so a
+/// flood cannot make the server hold sockets open to say no.
+const MAX_REFUSING: usize = 256;
+/// Time a refused connection gets to send its request head and read the answer.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every request on one connection knows about it (a request extension). Holding it
+/// keeps the connection's slot in the connection limits: the WebSocket session takes a clone
+/// over from the HTTP connection at upgrade.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// Time allowed to complete a WebSocket upgrade once answered.
+    pub handshake_timeout: Duration,
+    permit: Arc<ConnPermit>,
+}
 
 /// Options that are not part of the config file.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +73,12 @@ pub struct AppState {
     pub tracker: TaskTracker,
     pub options: Arc<Options>,
     pub public_url: Arc<str>,
+    /// `server.allowed_origins`.
+    pub allowed_origins: Arc<[String]>,
+    /// Connection limits per node and per address.
+    pub limiter: Arc<ConnLimiter>,
+    /// Present when serving TLS natively.
+    pub tls: Option<tls::Acceptor>,
 }
 
 /// A running server.
@@ -59,6 +97,10 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot read the listening address: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl Server {
@@ -69,21 +111,41 @@ impl Server {
         options: Options,
     ) -> Result<Server, StartError> {
         let local_addr = listener.local_addr()?;
+        let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let metrics = Arc::new(Metrics::default());
+        let limiter = Arc::new(ConnLimiter::new(&config.limits, metrics.clone()));
         let store = Store::open(
             &config.storage.dir,
             config.storage.sync,
             Duration::from_millis(config.storage.commit_delay_ms),
             metrics.clone(),
         )?;
+        // Cluster mode: reach NATS first (fail fast); the cluster then sequences every event.
+        let joining = match &config.cluster {
+            Some(cluster) => Some(crate::cluster::Joining::connect(cluster, &config).await?),
+            None => None,
+        };
+        let store = match &joining {
+            Some(j) => store.with_sequencer(j.sequencer()),
+            None => store,
+        };
         let hub = Arc::new(Hub::new(&config, store, metrics)?);
+        if let Some(joining) = joining {
+            joining.start(&hub).await?;
+        }
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let public_url: Arc<str> = config
             .server
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{local_addr}"))
+            .unwrap_or_else(|| {
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{local_addr}")
+            })
             .trim_end_matches('/')
             .into();
         let state = AppState {
@@ -92,8 +154,12 @@ impl Server {
             tracker: tracker.clone(),
             options: Arc::new(options),
             public_url,
+            allowed_origins: config.server.allowed_origins.clone().into(),
+            limiter,
+            tls,
         };
         tracker.spawn(hub.clone().run_status_ticker(shutdown.clone()));
+        crate::forward::spawn_all(&hub, &tracker, &shutdown);
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Server {
             state,
@@ -138,6 +204,9 @@ impl Server {
             );
         }
         let hub = self.state.hub.clone();
+        if let Some(node) = hub.cluster.get() {
+            node.shutdown().await;
+        }
         let _ = tokio::task::spawn_blocking(move || hub.store.close()).await;
     }
 }
@@ -156,7 +225,16 @@ pub async fn run(
 }
 
 async fn accept_loop(listener: TcpListener, state: AppState) {
-    let router = routes::router(state.clone());
+    let limits = &state.hub.limits;
+    let router = routes::router(state.clone())
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::layer,
+        ));
+    let service = TowerToHyperService::new(router);
+    let handshake_timeout = limits.handshake_timeout();
+    let refusing = Arc::new(AtomicUsize::new(0));
     loop {
         let (stream, peer) = tokio::select! {
             _ = state.shutdown.cancelled() => return,
@@ -170,30 +248,120 @@ async fn accept_loop(listener: TcpListener, state: AppState) {
                 }
             },
         };
+        let permit = match state.limiter.admit(peer.ip()) {
+            Ok(p) => Arc::new(p),
+            Err(denied) => {
+                refuse(stream, denied, &refusing);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let shutdown = state.shutdown.clone();
+        let info = ConnInfo {
+            peer,
+            tls: state.tls.is_some(),
+            handshake_timeout,
+            permit,
+        };
+        let (service, shutdown, tls) = (service.clone(), state.shutdown.clone(), state.tls.clone());
+        let metrics = state.hub.metrics.clone();
         state.tracker.spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(64 * 1024);
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            let conn = match tls {
+                None => Conn::Plain(stream),
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.0.accept(stream)).await {
+                        Ok(Ok(s)) => Conn::Tls(Box::new(s)),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            metrics.refuse(Refused::Timeout);
+                            return;
+                        }
                     }
                 }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-                }
-            }
+            };
+            serve_connection(conn, info, service, handshake_timeout, shutdown).await;
         });
     }
+}
+
+/// Serves HTTP/1.1 (and upgrades) on one admitted connection until it ends or shutdown.
+async fn serve_connection(
+    conn: Conn,
+    info: ConnInfo,
+    service: TowerToHyperService<axum::Router>,
+    handshake_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let peer = info.peer;
+    let permit = info.permit.clone();
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        service.call(req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(handshake_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(MAX_BUF_BYTES);
+    let conn = builder
+        .serve_connection(TokioIo::new(conn), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                if e.is_timeout() {
+                    // A request head slower than limits.handshake_timeout_secs (slowloris).
+                    permit.metrics().refuse(Refused::Timeout);
+                }
+                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
+    }
+}
+
+/// Answers a connection the limits refused with 503 or 429 (JSON, `Retry-After`), then
+/// closes it. Beyond [`MAX_REFUSING`] refusals in progress the socket is just closed.
+fn refuse(stream: TcpStream, denied: Denied, refusing: &Arc<AtomicUsize>) {
+    if refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+        refusing.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    let refusing = refusing.clone();
+    tokio::spawn(async move {
+        let service = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
+            let body = serde_json::json!({
+                "type": "error",
+                "code": denied.code(),
+                "message": denied.message(),
+            })
+            .to_string();
+            Response::builder()
+                .status(
+                    StatusCode::from_u16(denied.http_status())
+                        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                )
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::RETRY_AFTER, denied.retry_after_secs())
+                .header(header::CONNECTION, "close")
+                .body(Body::from(body))
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive(false)
+            .header_read_timeout(REFUSAL_TIMEOUT)
+            .max_header_size(MAX_HEAD_BYTES)
+            .max_buf_size(MAX_BUF_BYTES);
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT * 2, conn).await;
+        refusing.fetch_sub(1, Ordering::Relaxed);
+    });
 }

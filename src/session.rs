@@ -4,13 +4,18 @@
 //! frame that is ready and flushing once (one syscall for a burst), and never holds a lock
 //! across an `.await`.
 
+pub mod direct;
 pub mod listener;
 pub mod publisher;
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -57,7 +62,18 @@ pub(crate) async fn feed<S>(ws: &mut WebSocketStream<S>, frame: Frame) -> Result
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    ws.feed(Message::Text(frame)).await.map_err(|_| End::Error)
+    ws.feed(Message::Text(frame))
+        .await
+        .map_err(|e| write_error(&e))
+}
+
+/// How a failed write ends the session: a client that did not read within the write timeout
+/// (see [`WriteDeadline`]) or a broken connection.
+fn write_error(e: &tungstenite::Error) -> End {
+    match e {
+        tungstenite::Error::Io(err) if err.kind() == io::ErrorKind::TimedOut => End::WriteTimeout,
+        _ => End::Error,
+    }
 }
 
 /// Flushes queued frames, giving up on a client that does not read for `timeout`.
@@ -67,7 +83,7 @@ where
 {
     match tokio::time::timeout(timeout, ws.flush()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(End::Error),
+        Ok(Err(e)) => Err(write_error(&e)),
         Err(_) => Err(End::WriteTimeout),
     }
 }
@@ -97,5 +113,85 @@ pub(crate) fn read_error(e: &tungstenite::Error) -> (End, Option<(u16, &'static 
             (End::ClientClosed, None)
         }
         _ => (End::Error, None),
+    }
+}
+
+/// A session's socket, whose writes fail with [`io::ErrorKind::TimedOut`] once they have made
+/// no progress for `limits.write_timeout_secs`. Every write of a session goes through it (frames
+/// fed back to back between flushes, pings, the Close frame), so a client that stops reading (a
+/// frozen tab in a pocket) cannot pin its session, its socket buffers or a graceful shutdown.
+#[derive(Debug)]
+pub struct WriteDeadline<S> {
+    inner: S,
+    timeout: Duration,
+    /// Started when a write could not proceed; cleared by any write that does.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        WriteDeadline {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Passes a write's outcome through: pending until the deadline, then `TimedOut`.
+    fn progress<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read within the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.progress(cx, r)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.progress(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.progress(cx, r)
     }
 }

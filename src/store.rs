@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,11 +16,14 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::booth::Handover;
 use crate::channel::Channel;
 use crate::config::SyncMode;
 use crate::event::{Kind, Record};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, Refusal};
+
+pub mod replica;
 
 /// The database file inside `storage.dir`.
 pub const DB_FILE: &str = "transcripts.db";
@@ -36,11 +40,25 @@ pub enum Append {
         lang: String,
         expected_lang: Option<String>,
         client_id: Option<String>,
+        /// The publisher's display name (lets the author correct the line later).
+        author: Option<String>,
     },
     Edit {
         of: u64,
         text: String,
+        /// Who corrects, when the edit comes from a booth publisher: only the on-air
+        /// publisher or the line's author may correct a line.
+        editor: Option<Editor>,
     },
+    /// A change of on-air publisher.
+    Handover(Handover),
+}
+
+/// A booth publisher correcting a line.
+#[derive(Debug, Clone)]
+pub struct Editor {
+    pub name: String,
+    pub on_air: bool,
 }
 
 /// A stored event's acknowledgement.
@@ -66,12 +84,14 @@ pub enum StoreError {
     },
 }
 
-struct Request {
-    channel: Arc<Channel>,
-    append: Append,
-    ts: i64,
-    partial_gen: Option<u64>,
-    reply: oneshot::Sender<Result<Ack, Refusal>>,
+/// One event to sequence and store, with where its acknowledgement goes.
+#[derive(Debug)]
+pub struct Request {
+    pub channel: Arc<Channel>,
+    pub append: Append,
+    pub ts: i64,
+    pub partial_gen: Option<u64>,
+    pub reply: oneshot::Sender<Result<Ack, Refusal>>,
 }
 
 enum Msg {
@@ -85,7 +105,16 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// A page cap for the writer to apply before its next commit (see [`Store::set_page_limit`]).
+    page_limit: Arc<AtomicU64>,
+    /// Cluster mode: the sequencer that takes every submission instead of the writer thread.
+    external: Option<mpsc::Sender<Request>>,
 }
+
+/// `page_limit` value meaning "no change requested".
+const PAGE_LIMIT_UNCHANGED: u64 = u64::MAX;
+/// `page_limit` value meaning "lift the cap".
+const PAGE_LIMIT_LIFT: u64 = 0;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +134,7 @@ CREATE TABLE IF NOT EXISTS events (
     of_seq INTEGER,
     client_id TEXT,
     expected_lang TEXT,
+    author TEXT,
     PRIMARY KEY (event, channel, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_client_id
@@ -146,16 +176,52 @@ impl Store {
         let conn = open_conn(&path, sync).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let page_limit = Arc::new(AtomicU64::new(PAGE_LIMIT_UNCHANGED));
+        let writer_limit = page_limit.clone();
         let writer = std::thread::Builder::new()
             .name("babelcast-store".into())
-            .spawn(move || Writer { conn, metrics }.run(rx, commit_delay))
+            .spawn(move || {
+                let default_max_pages = conn
+                    .query_row("PRAGMA max_page_count", [], |r| r.get::<_, i64>(0))
+                    .unwrap_or(i64::from(u32::MAX - 1));
+                Writer {
+                    conn,
+                    metrics,
+                    page_limit: writer_limit,
+                    default_max_pages,
+                }
+                .run(rx, commit_delay)
+            })
             .expect("spawn store writer thread");
         Ok(Store {
             tx,
             path,
             writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Vec::new()),
+            page_limit,
+            external: None,
         })
+    }
+
+    /// Cluster mode: every later [`Store::submit`] goes to `sequencer` (the cluster's, which
+    /// fixes seqs through JetStream) instead of the writer thread, which then only stores what
+    /// the stream ordered (see [`replica`]). Without it the writer is the sequencer.
+    pub fn with_sequencer(mut self, sequencer: mpsc::Sender<Request>) -> Store {
+        self.external = Some(sequencer);
+        self
+    }
+
+    /// Caps the database at `pages` pages (SQLite's `max_page_count`, never below the current
+    /// size), or lifts the cap with `None`; applied before the writer's next commit. A write
+    /// past the cap fails with a real `SQLITE_FULL`, exactly as on a full disk: nothing of
+    /// that batch is stored or acknowledged, publishers get `storage_unavailable`, and writing
+    /// resumes once the cap is lifted. The fault tests use it to simulate a full disk.
+    pub fn set_page_limit(&self, pages: Option<u64>) {
+        let v = match pages {
+            None => PAGE_LIMIT_LIFT,
+            Some(n) => n.clamp(1, PAGE_LIMIT_UNCHANGED - 1),
+        };
+        self.page_limit.store(v, Ordering::SeqCst);
     }
 
     /// Path of the database file.
@@ -180,6 +246,15 @@ impl Store {
             partial_gen,
             reply,
         };
+        if let Some(sequencer) = &self.external {
+            if let Err(mpsc::error::SendError(req)) = sequencer.send(req).await {
+                let _ = req.reply.send(Err(Refusal::new(
+                    ErrorCode::ShuttingDown,
+                    "the server is shutting down; nothing was stored",
+                )));
+            }
+            return rx;
+        }
         if let Err(mpsc::error::SendError(Msg::Append(req))) = self.tx.send(Msg::Append(req)).await
         {
             let _ = req.reply.send(Err(Refusal::new(
@@ -259,7 +334,7 @@ impl Store {
             )?;
             let mut recent = query_records(
                 c,
-                "SELECT seq, kind, ts, text, lang, of_seq, client_id, expected_lang FROM events
+                "SELECT seq, kind, ts, text, lang, of_seq, client_id, expected_lang, author FROM events
                  WHERE event = ?1 AND channel = ?2 ORDER BY seq DESC LIMIT ?3",
                 params![event, channel, n as i64],
             )?;
@@ -279,7 +354,7 @@ impl Store {
         self.with_reader(|c| {
             query_records(
                 c,
-                "SELECT seq, kind, ts, text, lang, of_seq, client_id, expected_lang FROM events
+                "SELECT seq, kind, ts, text, lang, of_seq, client_id, expected_lang, author FROM events
                  WHERE event = ?1 AND channel = ?2 AND seq > ?3 AND seq <= ?4 ORDER BY seq",
                 params![event, channel, after as i64, upto as i64],
             )
@@ -304,6 +379,7 @@ fn query_records(
             of: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
             client_id: r.get(6)?,
             expected_lang: r.get(7)?,
+            author: r.get(8)?,
         })
     })?;
     rows.collect()
@@ -327,6 +403,9 @@ impl Drop for Store {
 struct Writer {
     conn: Connection,
     metrics: Arc<Metrics>,
+    page_limit: Arc<AtomicU64>,
+    /// SQLite's `max_page_count` when the store opened (what lifting a cap restores).
+    default_max_pages: i64,
 }
 
 /// An event decided inside a transaction, made visible after commit.
@@ -381,6 +460,19 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
+        let limit = self.page_limit.swap(PAGE_LIMIT_UNCHANGED, Ordering::SeqCst);
+        if limit != PAGE_LIMIT_UNCHANGED {
+            let pages = match limit {
+                PAGE_LIMIT_LIFT => self.default_max_pages,
+                n => n as i64,
+            };
+            let set = self
+                .conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get::<_, i64>(0)
+                });
+            tracing::info!(requested = pages, now = ?set, "store page cap changed");
+        }
         let started = Instant::now();
         let result = self.write(batch);
         self.metrics.store_commit.observe(started.elapsed());
@@ -425,14 +517,14 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(batch.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (event, channel, seq, kind, ts, text, lang, of_seq, client_id, expected_lang)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO events (event, channel, seq, kind, ts, text, lang, of_seq, client_id, expected_lang, author)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let mut by_id = tx.prepare_cached(
                 "SELECT seq FROM events WHERE event = ?1 AND channel = ?2 AND client_id = ?3",
             )?;
             let mut kind_of = tx.prepare_cached(
-                "SELECT kind FROM events WHERE event = ?1 AND channel = ?2 AND seq = ?3",
+                "SELECT kind, author FROM events WHERE event = ?1 AND channel = ?2 AND seq = ?3",
             )?;
             for req in batch {
                 let ch = &req.channel;
@@ -446,6 +538,7 @@ impl Writer {
                         lang,
                         expected_lang,
                         client_id,
+                        author,
                     } => {
                         if let Some(id) = client_id {
                             let existing: Option<i64> = by_id
@@ -465,18 +558,40 @@ impl Writer {
                             of: None,
                             client_id: client_id.clone(),
                             expected_lang: expected_lang.clone(),
+                            author: author.clone(),
                         }
                     }
-                    Append::Edit { of, text } => {
-                        let kind: Option<String> = kind_of
-                            .query_row(params![ev, cid, *of as i64], |r| r.get(0))
+                    Append::Handover(h) => Record {
+                        seq: counter.0 + 1,
+                        kind: Kind::Handover,
+                        ts: req.ts.max(counter.1),
+                        text: serde_json::to_string(h).expect("handover serialises"),
+                        lang: String::new(),
+                        of: None,
+                        client_id: None,
+                        expected_lang: None,
+                        author: None,
+                    },
+                    Append::Edit { of, text, editor } => {
+                        let target: Option<(String, Option<String>)> = kind_of
+                            .query_row(params![ev, cid, *of as i64], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()?;
-                        if kind.as_deref() != Some(Kind::Line.as_str()) {
+                        let Some((_, author)) = target.filter(|(k, _)| k == Kind::Line.as_str())
+                        else {
                             outcomes.push(Outcome::Refused(Refusal::new(
                                 ErrorCode::UnknownSeq,
                                 format!("no committed line with seq {of} in this channel"),
                             )));
                             continue;
+                        };
+                        if let Some(e) = editor {
+                            if !e.on_air && author.as_deref() != Some(e.name.as_str()) {
+                                outcomes.push(Outcome::Refused(Refusal::new(
+                                    ErrorCode::NotOnAir,
+                                    "only the on-air publisher or the line's author can correct it",
+                                )));
+                                continue;
+                            }
                         }
                         Record {
                             seq: counter.0 + 1,
@@ -487,6 +602,7 @@ impl Writer {
                             of: Some(*of),
                             client_id: None,
                             expected_lang: None,
+                            author: editor.as_ref().map(|e| e.name.clone()),
                         }
                     }
                 };
@@ -501,6 +617,7 @@ impl Writer {
                     record.of.map(|v| v as i64),
                     record.client_id,
                     record.expected_lang,
+                    record.author,
                 ])?;
                 *counter = (record.seq, record.ts);
                 outcomes.push(Outcome::Stored(record));

@@ -150,19 +150,51 @@ fn cue_text(text: &str, vtt: bool) -> String {
         .join("\n")
 }
 
+/// Handover notes `(seq, "Anna → Ben (request)")` in seq order.
+fn handovers(records: &[Record]) -> Vec<(u64, String)> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let h = r.handover()?;
+            Some((
+                r.seq,
+                format!(
+                    "handover: {} → {} ({})",
+                    h.from.as_deref().unwrap_or("nobody"),
+                    h.to.as_deref().unwrap_or("nobody"),
+                    h.reason
+                ),
+            ))
+        })
+        .collect()
+}
+
 /// Renders the transcript.
 pub fn render(format: Format, version: Version, info: &ChannelInfo, records: &[Record]) -> String {
     let cues = cues(records, version);
+    let notes = handovers(records);
+    let mut next_note = 0;
     let mut out = String::new();
     match format {
         Format::Txt => {
             for c in &cues {
+                while notes.get(next_note).is_some_and(|(seq, _)| *seq < c.seq) {
+                    let _ = writeln!(out, "[{}]", notes[next_note].1);
+                    next_note += 1;
+                }
                 let _ = writeln!(out, "{}", c.text);
+            }
+            for (_, note) in &notes[next_note..] {
+                let _ = writeln!(out, "[{note}]");
             }
         }
         Format::Vtt => {
             out.push_str("WEBVTT\n\n");
             for c in &cues {
+                while notes.get(next_note).is_some_and(|(seq, _)| *seq < c.seq) {
+                    let _ = write!(out, "NOTE {}\n\n", notes[next_note].1.replace("-->", "->"));
+                    next_note += 1;
+                }
                 let _ = write!(
                     out,
                     "{}\n{} --> {}\n{}\n\n",
@@ -199,6 +231,13 @@ pub fn render(format: Format, version: Version, info: &ChannelInfo, records: &[R
                     Kind::Line => json!({"seq": r.seq, "type": "line", "ts": r.ts, "text": r.text,
                                          "lang": r.lang, "expected_lang": r.expected_lang}),
                     Kind::Edit => json!({"seq": r.seq, "type": "edit", "ts": r.ts, "of": r.of, "text": r.text}),
+                    Kind::Handover => {
+                        let h = r.handover();
+                        json!({"seq": r.seq, "type": "handover", "ts": r.ts,
+                               "from": h.as_ref().and_then(|h| h.from.clone()),
+                               "to": h.as_ref().and_then(|h| h.to.clone()),
+                               "reason": h.as_ref().map(|h| h.reason.clone())})
+                    }
                 })
                 .collect();
             out = json!({
@@ -226,6 +265,7 @@ mod tests {
             of,
             client_id: None,
             expected_lang: None,
+            author: None,
         }
     }
 

@@ -1,38 +1,24 @@
-//! The pages in `web/`, embedded in the binary (or read from `--web-dir` during development),
-//! served with cache validators and security headers.
+//! The web apps: pages and files of `web/` (see [`assets`] for embedding, compression and
+//! caching), QR codes for the hall screen, and the organiser dashboard's admin API.
+//!
+//! Pages: `/` (events), `/e/{event}` (attendee), `/booth/{event}` (interpreter console),
+//! `/admin` (organiser dashboard). Every page is plain HTML with JavaScript modules and one
+//! stylesheet, under a strict content security policy (no inline script or style).
 
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+pub mod admin;
+pub mod assets;
+pub mod qr;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
 use crate::server::AppState;
-
-/// One embedded file.
-struct Asset {
-    name: &'static str,
-    bytes: &'static [u8],
-}
-
-macro_rules! assets {
-    ($($name:literal),* $(,)?) => {
-        &[$(Asset { name: $name, bytes: include_bytes!(concat!("../web/", $name)) }),*]
-    };
-}
-
-/// Every file in `web/`. A new file must be listed here to be served.
-static ASSETS: &[Asset] = assets![
-    "index.html",
-    "attendee.html",
-    "app.css",
-    "index.js",
-    "attendee.js"
-];
-
-/// Content security policy for every page: no inline script, same-origin everything.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; frame-ancestors 'none'";
+use assets::Want;
 
 /// The name of a language in itself, for pickers and default channel labels.
 pub fn native_name(tag: &str) -> Option<&'static str> {
@@ -58,88 +44,82 @@ pub fn native_name(tag: &str) -> Option<&'static str> {
     })
 }
 
-fn content_type(name: &str) -> &'static str {
-    match name.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("json") => "application/json",
-        Some("png") => "image/png",
-        Some("ico") => "image/x-icon",
-        _ => "application/octet-stream",
-    }
+async fn page(app: &AppState, headers: &HeaderMap, name: &str) -> Response {
+    assets::serve(app, headers, name, Want::Fresh).await
 }
 
-/// Routes for pages and static files.
+/// Routes for pages, static files, QR codes and the admin API.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/",
-            get(|s: State<AppState>, h: HeaderMap| page(s, h, "index.html")),
+            get(|State(s): State<AppState>, h: HeaderMap| async move {
+                page(&s, &h, "index.html").await
+            }),
         )
         .route(
             "/e/{event}",
-            get(|s: State<AppState>, h: HeaderMap, Path(_e): Path<String>| {
-                page(s, h, "attendee.html")
+            get(|State(s): State<AppState>, h: HeaderMap| async move {
+                page(&s, &h, "attendee.html").await
+            }),
+        )
+        .route(
+            "/booth/{event}",
+            get(|State(s): State<AppState>, h: HeaderMap| async move {
+                page(&s, &h, "booth.html").await
+            }),
+        )
+        .route(
+            "/admin",
+            get(|State(s): State<AppState>, h: HeaderMap| async move {
+                page(&s, &h, "admin.html").await
+            }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|State(s): State<AppState>, h: HeaderMap| async move {
+                page(&s, &h, "icon.svg").await
             }),
         )
         .route(
             "/static/{file}",
             get(
-                |s: State<AppState>, h: HeaderMap, Path(f): Path<String>| async move {
-                    page(s, h, &f).await
+                |State(s): State<AppState>, h: HeaderMap, Path(f): Path<String>| async move {
+                    assets::serve(&s, &h, &f, Want::Fresh).await
                 },
             ),
         )
+        .route(
+            "/static/{version}/{file}",
+            get(
+                |State(s): State<AppState>,
+                 h: HeaderMap,
+                 Path((v, f)): Path<(String, String)>| async move {
+                    assets::serve(&s, &h, &f, Want::Versioned(&v)).await
+                },
+            ),
+        )
+        .route("/v1/events/{event}/qr.svg", get(qr_route))
+        .route("/v1/admin/channels", get(admin::channels))
 }
 
-fn etag(bytes: &[u8]) -> String {
-    // FNV-1a: stable across builds of the same content, cheap, no extra dependency.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
+/// `GET /v1/events/{event}/qr.svg[?channel=ID]`: the attendee link of an event or channel.
+async fn qr_route(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(event): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if app.hub.event(&event).is_none() {
+        return assets::not_found();
     }
-    format!("\"{h:016x}\"")
-}
-
-async fn page(State(app): State<AppState>, headers: HeaderMap, name: &str) -> Response {
-    // Only names from the embedded table are served, so no path can escape `web/`.
-    let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
-        return not_found();
-    };
-    let bytes: Vec<u8> = match &app.options.web_dir {
-        Some(dir) => match tokio::fs::read(dir.join(asset.name)).await {
-            Ok(b) => b,
-            Err(_) => return not_found(),
-        },
-        None => asset.bytes.to_vec(),
-    };
-    let tag = etag(&bytes);
-    let builder = Response::builder()
-        .header(header::CONTENT_TYPE, content_type(asset.name))
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header(header::ETAG, &tag)
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(header::REFERRER_POLICY, "no-referrer")
-        .header(header::CONTENT_SECURITY_POLICY, CSP);
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == tag.as_bytes())
-    {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .expect("valid response");
+    let channel = q.get("channel").map(String::as_str);
+    if channel.is_some_and(|c| app.hub.channel(&event, c).is_none()) {
+        return assets::not_found();
     }
-    builder.body(Body::from(bytes)).expect("valid response")
-}
-
-fn not_found() -> Response {
-    Response::builder()
-        .status(StatusCode::NOT_FOUND)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::from("not found\n"))
-        .expect("valid response")
+    let url = qr::attendee_url(&app.public_url, &event, channel);
+    match qr::svg(&url) {
+        Some(svg) => assets::dynamic(&headers, "qr.svg", svg.into_bytes()),
+        None => assets::not_found(),
+    }
 }

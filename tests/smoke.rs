@@ -8,10 +8,13 @@ async fn a_final_reaches_a_listener_and_is_acked() {
     let s = TestServer::start().await;
     let mut l = s.listen("en", None).await;
     let mut p = s.publish("en").await;
-    p.send_json(json!({"type": "partial", "text": "Hello wor"})).await;
+    p.send_json(json!({"type": "partial", "text": "Hello wor"}))
+        .await;
     let partial = l.recv_type("partial").await;
     assert_eq!(partial["text"], "Hello wor");
-    let ack = p.final_line("Hello world, and welcome to the conference.", Some("c1")).await;
+    let ack = p
+        .final_line("Hello world, and welcome to the conference.", Some("c1"))
+        .await;
     assert_eq!(ack["type"], "ack");
     assert_eq!(ack["seq"], 1);
     assert_eq!(ack["id"], "c1");

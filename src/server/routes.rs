@@ -21,6 +21,8 @@ use crate::protocol::{parse_client, ClientMsg, ErrorCode, Refusal, ServerMsg};
 use crate::session::{self, LISTENER_READ_BUFFER, PUBLISHER_READ_BUFFER};
 use crate::transcript;
 
+mod formats;
+
 type Query_ = Query<HashMap<String, String>>;
 
 /// Every route of the server.
@@ -42,6 +44,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/events/{event}/channels/{channel}/transcript",
             get(transcript_route),
         )
+        .merge(formats::routes())
         .merge(crate::web::routes())
         .with_state(state)
 }
@@ -135,7 +138,12 @@ async fn events(State(app): State<AppState>) -> Response {
                     })
                 })
                 .collect();
-            json!({"id": e.id, "title": e.title, "channels": channels})
+            json!({
+                "id": e.id,
+                "title": e.title,
+                "needs_code": hub.needs_access_code(&e.id),
+                "channels": channels,
+            })
         })
         .collect();
     (
@@ -211,6 +219,9 @@ async fn listen(
         Ok(ch) => ch,
         Err(r) => return r.into_response(),
     };
+    if let Err(r) = super::guard::attendee(&app, &event, &channel, req.headers(), &q) {
+        return r.into_response();
+    }
     let since = match q.get("since").map(|s| s.parse::<u64>()) {
         None => None,
         Some(Ok(n)) => Some(n),
@@ -224,12 +235,33 @@ async fn listen(
     };
     let config = session::ws_config(&app.hub.limits, LISTENER_READ_BUFFER);
     let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());
-    upgrade::accept(req, config, &app.tracker, move |ws| async move {
-        hub.metrics.opened();
-        let end = session::listener::run(ws, hub.clone(), ch, since, shutdown).await;
-        hub.metrics.closed();
-        tracing::debug!(?end, "listener left");
-    })
+    let write_timeout = app.hub.limits.write_timeout();
+    upgrade::accept(
+        req,
+        config,
+        write_timeout,
+        &app.tracker,
+        move |ws| async move {
+            hub.metrics.opened();
+            let end = session::listener::run(ws, hub.clone(), ch, since, shutdown).await;
+            hub.metrics.closed();
+            count_end(&hub, end);
+            tracing::debug!(?end, "listener left");
+        },
+    )
+}
+
+/// Counts session ends that are refusals or reaps.
+fn count_end(hub: &crate::hub::Hub, end: session::End) {
+    match end {
+        session::End::TooBig => hub.metrics.refuse(Refused::TooBig),
+        session::End::Idle => {
+            hub.metrics
+                .idle_closes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        _ => {}
+    }
 }
 
 async fn publish(
@@ -245,15 +277,24 @@ async fn publish(
     if let Err(r) = authorize(&app, &ch, req.headers(), &q) {
         return r.into_response();
     }
+    let name = match q.get("name") {
+        Some(n) => match crate::booth::check_name(n) {
+            Ok(()) => n.trim().to_string(),
+            Err(r) => return refusal_response(&r),
+        },
+        None => format!("publisher-{}", &crate::hub::random_token()[..6]),
+    };
     let config = session::ws_config(&app.hub.limits, PUBLISHER_READ_BUFFER);
     let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());
-    let span = tracing::info_span!("publisher", event = %ch.info.event, channel = %ch.info.id);
-    upgrade::accept(req, config, &app.tracker, move |ws| {
+    let span = tracing::info_span!("publisher", event = %ch.info.event, channel = %ch.info.id, name = %name);
+    let write_timeout = app.hub.limits.write_timeout();
+    upgrade::accept(req, config, write_timeout, &app.tracker, move |ws| {
         async move {
             tracing::info!("publisher connected");
             hub.metrics.opened();
-            let end = session::publisher::run(ws, hub.clone(), ch, shutdown).await;
+            let end = session::publisher::run(ws, hub.clone(), ch, name, shutdown).await;
             hub.metrics.closed();
+            count_end(&hub, end);
             tracing::info!(?end, "publisher left");
         }
         .instrument(span)
@@ -312,7 +353,7 @@ async fn captions(
         _ => None,
     };
     match ingest::admit(&app.hub, &ch, msg).await {
-        Ok(Admitted::Partial) => (
+        Ok(Admitted::Partial | Admitted::Control) => (
             StatusCode::ACCEPTED,
             [(header::CONTENT_TYPE, "application/json")],
             r#"{"type":"accepted"}"#,
@@ -348,11 +389,15 @@ async fn transcript_route(
     State(app): State<AppState>,
     Path((event, channel)): Path<(String, String)>,
     Query(q): Query_,
+    headers: HeaderMap,
 ) -> Response {
     let ch = match find(&app, &event, &channel) {
         Ok(ch) => ch,
         Err(r) => return r.into_response(),
     };
+    if let Err(r) = super::guard::attendee(&app, &event, &channel, &headers, &q) {
+        return r.into_response();
+    }
     let format =
         match transcript::Format::parse(q.get("format").map(String::as_str).unwrap_or("txt")) {
             Some(f) => f,

@@ -6,14 +6,18 @@ use std::future::Future;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
 
-/// A socket after the handshake.
-pub type Ws = WebSocketStream<TcpStream>;
+use super::{Conn, ConnInfo};
+use crate::metrics::Refused;
+use crate::session::WriteDeadline;
+
+/// A socket after the handshake (plain TCP or TLS), whose writes time out when the client
+/// stops reading.
+pub type Ws = WebSocketStream<WriteDeadline<Conn>>;
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
@@ -35,6 +39,7 @@ pub fn is_upgrade(req: &Request<Body>) -> bool {
 pub fn accept<F, Fut>(
     mut req: Request<Body>,
     config: WebSocketConfig,
+    write_timeout: std::time::Duration,
     tracker: &TaskTracker,
     session: F,
 ) -> Response<Body>
@@ -62,19 +67,31 @@ where
         return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
     let accept_key = derive_accept_key(key.as_bytes());
+    // The session inherits the connection's slot in the connection limits.
+    let info = req.extensions().get::<ConnInfo>().cloned();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tracker.spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
+        let timeout = info
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(10), |i| i.handshake_timeout);
+        let upgraded = match tokio::time::timeout(timeout, on_upgrade).await {
+            Ok(Ok(u)) => u,
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "websocket upgrade failed");
                 return;
             }
+            Err(_) => {
+                if let Some(i) = &info {
+                    i.permit.metrics().refuse(Refused::Timeout);
+                }
+                tracing::debug!("websocket upgrade timed out");
+                return;
+            }
         };
-        // Our accept loop always serves a TcpStream; get it back to drop hyper's wrapper.
-        let ws = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        // Our accept loop always serves a Conn; get it back to drop hyper's wrapper.
+        let ws = match upgraded.downcast::<TokioIo<Conn>>() {
             Ok(parts) => {
-                let stream = parts.io.into_inner();
+                let stream = WriteDeadline::new(parts.io.into_inner().upgraded(), write_timeout);
                 if parts.read_buf.is_empty() {
                     WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
                 } else {
@@ -88,11 +105,12 @@ where
                 }
             }
             Err(_) => {
-                tracing::error!("upgraded connection is not a TCP stream");
+                tracing::error!("upgraded connection is not a server Conn");
                 return;
             }
         };
         session(ws).await;
+        drop(info);
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -5,7 +5,12 @@
 //! channel's in-memory history when it still holds what was missed, and otherwise closed with
 //! [`CLOSE_BEHIND`] (4001) so the page reconnects with `since=` and misses nothing. Partials
 //! and status are coalesced: a listener only ever receives the newest one.
+//!
+//! Hot path: once a listener is caught up, its session joins the channel's direct fan-out
+//! ([`super::direct`]) and sleeps; the fan-out task writes each frame straight to its socket.
+//! The session wakes only to read, ping, or take over again when its socket is full.
 
+use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,12 +22,19 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{close, feed, flush, read_error, End};
+use super::direct::Shared;
+use super::{close, feed, flush, read_error, End, WriteDeadline};
 use crate::channel::{Backlog, Channel};
 use crate::event::Committed;
 use crate::hub::Hub;
-use crate::protocol::{ErrorCode, Refusal, ServerMsg, CLOSE_BEHIND, CLOSE_GOING_AWAY, CLOSE_IDLE};
+use crate::protocol::{
+    parse_client, ClientMsg, ErrorCode, Refusal, ServerMsg, CLOSE_BEHIND, CLOSE_GOING_AWAY,
+    CLOSE_IDLE,
+};
+use crate::server::Conn;
 
+/// Shortest interval between two feedback messages from one listener.
+pub const FEEDBACK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 /// Events read from the store per page when a resume reaches past memory.
 const STORE_PAGE: u64 = 500;
 const EMPTY_PARTIAL: &str = r#"{"type":"partial","text":""}"#;
@@ -36,12 +48,31 @@ pub async fn run<S>(
     shutdown: CancellationToken,
 ) -> End
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let _count = ch.listener_guard();
-    let end = match session(&mut ws, &hub, &ch, since, &shutdown).await {
+    // Plain-TCP sockets from our own accept loop can be written by the direct fan-out.
+    let direct = (ws.get_ref() as &dyn Any)
+        .downcast_ref::<WriteDeadline<Conn>>()
+        .and_then(|w| w.get_ref().direct())
+        .cloned();
+    let mut slot = None;
+    let end = match session(
+        &mut ws,
+        &hub,
+        &ch,
+        since,
+        &shutdown,
+        direct.as_ref(),
+        &mut slot,
+    )
+    .await
+    {
         Ok(end) | Err(end) => end,
     };
+    if let Some(conn) = &direct {
+        ch.fanout().leave(conn, slot);
+    }
     match end {
         End::Shutdown => {
             close(
@@ -72,6 +103,8 @@ async fn session<S>(
     ch: &Arc<Channel>,
     since: Option<u64>,
     shutdown: &CancellationToken,
+    conn: Option<&Shared>,
+    slot: &mut Option<usize>,
 ) -> Result<End, End>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -88,6 +121,8 @@ where
         role: "listen",
         seq: sub.last_seq,
         reset: sub.reset,
+        publisher_id: None,
+        source: info.source.as_deref(),
     }
     .to_frame();
     feed(ws, hello).await?;
@@ -135,14 +170,55 @@ where
     let ping_every = limits.ping_interval();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
+    let mut last_feedback: Option<Instant> = None;
+    // Observability, off the per-frame path: a sampled listener reports publish-to-send
+    // latency once per flush; coalesced partials are counted from the channel's update count.
+    let sampled = hub.metrics.sample_latency();
+    let mut partials_seen = ch.stats.partial_updates.load(Ordering::Acquire);
+    // Created once: a fresh `cancelled()` per turn would register and unregister every time.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let mut direct = false;
     loop {
         let mut sent = 0u64;
+        let mut coalesced = 0u64;
+        let mut live_ts = 0i64;
+        if let (Some(conn), false) = (conn, direct) {
+            // Caught up with everything queued for us: hand the writing to the fan-out.
+            if sub.events.is_empty()
+                && !sub.partial.has_changed().unwrap_or(true)
+                && !sub.status.has_changed().unwrap_or(true)
+            {
+                direct = ch
+                    .fanout()
+                    .join(conn, slot, last_sent, || ch.fanout_feeds());
+            }
+        }
+        let kicked = async {
+            match conn {
+                Some(c) => c.kicked().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return Ok(End::Shutdown),
-            r = sub.events.recv() => {
+            _ = &mut cancelled => return Ok(End::Shutdown),
+            _ = kicked, if direct => {
+                // The socket was full: take over from where the fan-out stopped.
+                direct = false;
+                if let Some(c) = conn {
+                    last_sent = c.last_sent();
+                }
+                partials_seen = ch.stats.partial_updates.load(Ordering::Acquire);
+                sub.events = sub.events.resubscribe();
+                sent += catch_up(ws, ch, &mut last_sent).await?;
+            }
+            r = sub.events.recv(), if !direct => {
                 match r {
-                    Ok(c) => sent += send_event(ws, c, &mut last_sent).await?,
+                    Ok(c) => {
+                        live_ts = c.ts;
+                        sent += send_event(ws, c, &mut last_sent).await?
+                    }
                     Err(RecvError::Lagged(_)) => sent += catch_up(ws, ch, &mut last_sent).await?,
                     Err(RecvError::Closed) => return Ok(End::Shutdown),
                 }
@@ -156,19 +232,30 @@ where
                 }
                 if sub.partial.has_changed().unwrap_or(false) {
                     let p = sub.partial.borrow_and_update().clone();
+                    coalesced += partials_skipped(ch, &mut partials_seen);
                     feed(ws, p).await?;
                     sent += 1;
                 }
             }
-            r = sub.partial.changed() => {
+            r = sub.partial.changed(), if !direct => {
                 if r.is_err() {
                     return Ok(End::Shutdown);
                 }
+                // A line committed just before this partial changed goes first: the partial
+                // is cleared only after the line that completes it is in the ring.
+                loop {
+                    match sub.events.try_recv() {
+                        Ok(c) => sent += send_event(ws, c, &mut last_sent).await?,
+                        Err(TryRecvError::Lagged(_)) => sent += catch_up(ws, ch, &mut last_sent).await?,
+                        Err(_) => break,
+                    }
+                }
                 let p = sub.partial.borrow_and_update().clone();
+                coalesced += partials_skipped(ch, &mut partials_seen);
                 feed(ws, p).await?;
                 sent += 1;
             }
-            r = sub.status.changed() => {
+            r = sub.status.changed(), if !direct => {
                 if r.is_err() {
                     return Ok(End::Shutdown);
                 }
@@ -192,10 +279,22 @@ where
                         let r = Refusal::new(ErrorCode::BinaryNotSupported, "binary frames are not part of the protocol; send JSON text");
                         feed(ws, r.to_frame()).await?;
                     }
-                    Some(Ok(Message::Text(_))) => {
-                        let r = Refusal::new(ErrorCode::NotAllowed, "listeners do not publish; use the publish endpoint with a token");
-                        feed(ws, r.to_frame()).await?;
-                    }
+                    Some(Ok(Message::Text(t))) => match parse_client(&t) {
+                        Ok(ClientMsg::Feedback { kind }) => {
+                            if last_feedback.is_some_and(|at| at.elapsed() < FEEDBACK_INTERVAL) {
+                                let r = Refusal::new(ErrorCode::RateLimited, "one feedback every few seconds, please");
+                                feed(ws, r.to_frame()).await?;
+                            } else {
+                                last_feedback = Some(Instant::now());
+                                ch.booth.feedback(kind);
+                            }
+                        }
+                        Ok(_) => {
+                            let r = Refusal::new(ErrorCode::NotAllowed, "listeners do not publish; use the publish endpoint with a token");
+                            feed(ws, r.to_frame()).await?;
+                        }
+                        Err(r) => feed(ws, r.to_frame()).await?,
+                    },
                     Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
                 }
             }
@@ -210,8 +309,28 @@ where
         flush(ws, write_timeout).await?;
         if sent > 0 {
             ch.stats.frames_out.fetch_add(sent, Ordering::Relaxed);
+            if coalesced > 0 {
+                ch.stats
+                    .partials_coalesced
+                    .fetch_add(coalesced, Ordering::Relaxed);
+            }
+            if sampled && live_ts > 0 {
+                let ms = (crate::ingest::now_ms() - live_ts).max(0) as u64;
+                hub.metrics
+                    .publish_to_send
+                    .observe(std::time::Duration::from_millis(ms));
+            }
         }
     }
+}
+
+/// Partial updates this listener never received (replaced before it was sent one); call
+/// after taking the partial. Approximate by one update when a change races the read.
+fn partials_skipped(ch: &Channel, seen: &mut u64) -> u64 {
+    let now = ch.stats.partial_updates.load(Ordering::Acquire);
+    let skipped = now.saturating_sub(*seen + 1);
+    *seen = now.max(*seen);
+    skipped
 }
 
 /// Feeds one live event unless it was already sent (after a catch-up).

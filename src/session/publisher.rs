@@ -19,12 +19,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::{close, feed, flush, read_error, End};
 use crate::channel::Channel;
+use crate::channel::{Backlog, Subscription};
 use crate::hub::Hub;
+use crate::ingest::Publisher;
 use crate::ingest::{self, Admitted};
+use crate::limiter::TokenBucket;
+use crate::metrics::Refused;
 use crate::protocol::{
-    parse_client, ErrorCode, Frame, Refusal, ServerMsg, CLOSE_GOING_AWAY, CLOSE_IDLE,
+    parse_client, ClientMsg, ErrorCode, Frame, Refusal, ServerMsg, CLOSE_GOING_AWAY, CLOSE_IDLE,
 };
-use crate::store::Ack;
+use crate::store::{Ack, Append};
 
 type AckResult = Result<Ack, Refusal>;
 
@@ -53,14 +57,27 @@ pub async fn run<S>(
     mut ws: WebSocketStream<S>,
     hub: Arc<Hub>,
     ch: Arc<Channel>,
+    name: String,
     shutdown: CancellationToken,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let _count = ch.publisher_guard();
+    let (count, handover) = ch.publisher_join(&name);
+    if let Some(h) = handover {
+        // Stored in order with the lines; the ack itself is not needed.
+        let ack = hub
+            .store
+            .submit(ch.clone(), Append::Handover(h), ingest::now_ms(), None)
+            .await;
+        drop(ack);
+    }
+    let me = Publisher {
+        id: count.id(),
+        name: &name,
+    };
     let mut pending = FuturesOrdered::new();
-    let end = match session(&mut ws, &hub, &ch, &shutdown, &mut pending).await {
+    let end = match session(&mut ws, &hub, &ch, me, &shutdown, &mut pending).await {
         Ok(end) | Err(end) => end,
     };
     // Ack what the store accepted before we stop, so the publisher need not resend it.
@@ -86,6 +103,7 @@ async fn session<S>(
     ws: &mut WebSocketStream<S>,
     hub: &Hub,
     ch: &Arc<Channel>,
+    me: Publisher<'_>,
     shutdown: &CancellationToken,
     pending: &mut FuturesOrdered<PendingAck>,
 ) -> Result<End, End>
@@ -95,6 +113,8 @@ where
     let limits = &hub.limits;
     let write_timeout = limits.write_timeout();
     let mut status = ch.status_receiver();
+    let mut booth = ch.booth.subscribe();
+    let mut source: Option<Subscription> = None;
     let info = &ch.info;
     let hello = ServerMsg::Hello {
         event: &info.event,
@@ -104,10 +124,14 @@ where
         role: "publish",
         seq: ch.last_seq(),
         reset: false,
+        publisher_id: Some(me.id),
+        source: info.source.as_deref(),
     }
     .to_frame();
     feed(ws, hello).await?;
     let first = status.borrow_and_update().clone();
+    feed(ws, first).await?;
+    let first = booth.borrow_and_update().clone();
     feed(ws, first).await?;
     flush(ws, write_timeout).await?;
 
@@ -115,6 +139,13 @@ where
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let max_in_flight = limits.publisher_in_flight;
+    let mut rate = (limits.publisher_rate > 0.0).then(|| {
+        TokenBucket::new(
+            limits.publisher_rate,
+            limits.publisher_burst as f64,
+            Instant::now(),
+        )
+    });
     loop {
         tokio::select! {
             biased;
@@ -128,6 +159,16 @@ where
                 }
                 let s = status.borrow_and_update().clone();
                 feed(ws, s).await?;
+            }
+            r = booth.changed() => {
+                if r.is_err() {
+                    return Ok(End::Shutdown);
+                }
+                let b = booth.borrow_and_update().clone();
+                feed(ws, b).await?;
+            }
+            frame = next_source_frame(&mut source) => {
+                feed(ws, frame).await?;
             }
             msg = ws.next(), if pending.len() < max_in_flight => {
                 last_heard = Instant::now();
@@ -146,19 +187,30 @@ where
                         feed(ws, r.to_frame()).await?;
                         None
                     }
-                    Some(Ok(Message::Text(t))) => Some(t),
+                    Some(Ok(Message::Text(t))) => {
+                        if rate.as_mut().is_some_and(|b| !b.try_take(Instant::now())) {
+                            hub.metrics.refuse(Refused::RateLimited);
+                            feed(ws, rate_limited(&t, limits.publisher_rate)).await?;
+                            None
+                        } else {
+                            Some(t)
+                        }
+                    }
                     Some(Ok(_)) => None,
                 };
                 if let Some(text) = text {
                     match parse_client(&text) {
                         Err(r) => feed(ws, r.to_frame()).await?,
+                        Ok(ClientMsg::FollowSource { on }) => {
+                            follow_source(ws, hub, ch, on, &mut source).await?;
+                        }
                         Ok(msg) => {
                             let id = match &msg {
-                                crate::protocol::ClientMsg::Final { id, .. } => id.clone(),
+                                ClientMsg::Final { id, .. } => id.clone(),
                                 _ => None,
                             };
-                            match ingest::admit(hub, ch, msg).await {
-                                Ok(Admitted::Partial) => {}
+                            match ingest::admit_from(hub, ch, msg, Some(me)).await {
+                                Ok(Admitted::Partial | Admitted::Control) => {}
                                 Ok(Admitted::Pending(rx)) => pending.push_back(pending_ack(id, rx)),
                                 Err(r) => feed(ws, r.to_frame()).await?,
                             }
@@ -175,5 +227,92 @@ where
             }
         }
         flush(ws, write_timeout).await?;
+    }
+}
+
+/// The refusal for a message over `limits.publisher_rate`, naming a final's id so the
+/// publisher knows which line to send again.
+fn rate_limited(text: &str, rate: f64) -> Frame {
+    let what = match parse_client(text) {
+        Ok(ClientMsg::Final { id: Some(id), .. }) => format!("final {id:?}"),
+        Ok(ClientMsg::Final { .. }) => "final".to_string(),
+        Ok(ClientMsg::Edit { of, .. }) => format!("edit of {of}"),
+        _ => "message".to_string(),
+    };
+    Refusal::new(
+        ErrorCode::RateLimited,
+        format!("more than {rate} messages per second: this {what} was dropped, nothing stored; slow down and resend"),
+    )
+    .to_frame()
+}
+
+/// Starts or stops following the channel's source (the floor or a pivot): a `source` marker,
+/// the source's recent lines, then its live lines, edits, handovers and partials.
+async fn follow_source<S>(
+    ws: &mut WebSocketStream<S>,
+    hub: &Hub,
+    ch: &Channel,
+    on: bool,
+    source: &mut Option<Subscription>,
+) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let src = ch
+        .info
+        .source
+        .as_deref()
+        .and_then(|id| hub.channel(&ch.info.event, id));
+    let Some(src) = src else {
+        let r = Refusal::new(ErrorCode::NoSource, "this channel has no source channel");
+        return feed(ws, r.to_frame()).await;
+    };
+    let marker = ServerMsg::Source {
+        channel: &src.info.id,
+        lang: &src.info.lang,
+        label: &src.info.label,
+        on,
+    }
+    .to_frame();
+    if !on {
+        *source = None;
+        return feed(ws, marker).await;
+    }
+    let mut sub = src.subscribe(None, hub.limits.history_on_join);
+    feed(ws, marker).await?;
+    if let Backlog::Memory(events) =
+        std::mem::replace(&mut sub.backlog, Backlog::Memory(Vec::new()))
+    {
+        for c in events {
+            feed(ws, c.frame).await?;
+        }
+    }
+    let partial = sub.partial.borrow_and_update().clone();
+    feed(ws, partial).await?;
+    *source = Some(sub);
+    Ok(())
+}
+
+/// The next frame of the followed source; pending forever when not following.
+async fn next_source_frame(source: &mut Option<Subscription>) -> Frame {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(sub) = source else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            r = sub.events.recv() => match r {
+                Ok(c) => return c.frame,
+                // The booth view of the source may skip when far behind; it is a monitor.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return std::future::pending().await,
+            },
+            r = sub.partial.changed() => {
+                if r.is_err() {
+                    return std::future::pending().await;
+                }
+                return sub.partial.borrow_and_update().clone();
+            }
+        }
     }
 }

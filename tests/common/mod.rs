@@ -2,6 +2,8 @@
 //! client. Every integration test goes through [`TestServer`].
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,7 +35,12 @@ pub fn config_toml(dir: &Path) -> String {
         "[server]\nbind = \"127.0.0.1:0\"\nshutdown_grace_secs = 5\n[storage]\ndir = {:?}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[[events]]\nid = \"{EVENT}\"\ntitle = \"Test conference\"\n",
         dir.display().to_string()
     );
-    for (id, lang, source) in [("floor", "auto", None), ("en", "en", Some("floor")), ("zh", "zh", Some("floor")), ("fr", "fr", Some("en"))] {
+    for (id, lang, source) in [
+        ("floor", "auto", None),
+        ("en", "en", Some("floor")),
+        ("zh", "zh", Some("floor")),
+        ("fr", "fr", Some("en")),
+    ] {
         s.push_str(&format!(
             "[[events.channels]]\nid = \"{id}\"\nlang = \"{lang}\"\npublish_tokens = [\"{}\"]\n",
             token(id)
@@ -70,10 +77,15 @@ impl TestServer {
 
     /// Starts a server on an existing store directory (to test restarts).
     pub async fn start_in(dir: &Path, f: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config::parse(&config_toml(dir), Path::new("test.toml")).expect("test config");
+        let mut config =
+            Config::parse(&config_toml(dir), Path::new("test.toml")).expect("test config");
         f(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = Server::start(listener, config, Options::default()).await.expect("start");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let server = Server::start(listener, config, Options::default())
+            .await
+            .expect("start");
         TestServer {
             addr: server.local_addr(),
             server: Some(server),
@@ -96,6 +108,30 @@ impl TestServer {
         let dir = self.dir.clone();
         *self = Self::start_in(&dir, |_| {}).await;
         self._tmp = tmp;
+    }
+
+    /// Restarts on the same store and the same address, for clients that reconnect by
+    /// themselves to the URL they know (the attendee page). The port is re-bound as soon as
+    /// the old listener has let go of it, retrying for up to [`RECV_TIMEOUT`].
+    pub async fn restart_same_port(&mut self) {
+        self.stop().await;
+        let deadline = tokio::time::Instant::now() + RECV_TIMEOUT;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                // The stopped server's socket may take a moment to let go of the port.
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Err(e) => panic!("cannot re-bind {}: {e}", self.addr),
+            }
+        };
+        let config =
+            Config::parse(&config_toml(&self.dir), Path::new("test.toml")).expect("test config");
+        let server = Server::start(listener, config, Options::default())
+            .await
+            .expect("restart");
+        self.server = Some(server);
     }
 
     pub fn server(&self) -> &Server {
@@ -128,6 +164,15 @@ impl TestServer {
         let url = self.ws(&Self::channel_path(channel, "publish"));
         WsClient::connect(&url, Some(&token(channel))).await
     }
+
+    /// Connects a booth publisher with a display name.
+    pub async fn publish_as(&self, channel: &str, name: &str) -> WsClient {
+        let url = format!(
+            "{}?name={name}",
+            self.ws(&Self::channel_path(channel, "publish"))
+        );
+        WsClient::connect(&url, Some(&token(channel))).await
+    }
 }
 
 /// A WebSocket client speaking the v1 protocol.
@@ -145,18 +190,32 @@ impl WsClient {
             req.headers_mut()
                 .insert("authorization", format!("Bearer {t}").parse().unwrap());
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
-        let mut c = WsClient { ws, hello: Value::Null };
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("connect");
+        let mut c = WsClient {
+            ws,
+            hello: Value::Null,
+        };
         let hello = c.recv().await;
-        assert_eq!(hello["type"], "hello", "first message must be hello: {hello}");
+        assert_eq!(
+            hello["type"], "hello",
+            "first message must be hello: {hello}"
+        );
         c.hello = hello;
         let status = c.recv().await;
-        assert_eq!(status["type"], "status", "second message must be status: {status}");
+        assert_eq!(
+            status["type"], "status",
+            "second message must be status: {status}"
+        );
         c
     }
 
     pub async fn send_json(&mut self, v: Value) {
-        self.ws.send(Message::Text(v.to_string().into())).await.expect("send");
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_text(&mut self, s: &str) {
@@ -179,22 +238,26 @@ impl WsClient {
         }
     }
 
-    /// The next message whose type is `ty`, skipping status messages (and nothing else).
+    /// The next message whose type is `ty`, skipping status and booth messages (and
+    /// nothing else).
     pub async fn recv_type(&mut self, ty: &str) -> Value {
         loop {
             let v = self.recv().await;
             if v["type"] == ty {
                 return v;
             }
-            assert_eq!(v["type"], "status", "expected {ty}, got {v}");
+            assert!(
+                v["type"] == "status" || v["type"] == "booth",
+                "expected {ty}, got {v}"
+            );
         }
     }
 
-    /// The next message that is not a status.
+    /// The next message that is not a status or booth update.
     pub async fn recv_event(&mut self) -> Value {
         loop {
             let v = self.recv().await;
-            if v["type"] != "status" {
+            if v["type"] != "status" && v["type"] != "booth" {
                 return v;
             }
         }
@@ -222,5 +285,262 @@ impl WsClient {
                 Some(Err(_)) | None => return None,
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the scenario tests (restarts, the database, raw handshakes, slow sockets, and the
+// built binary as a child process).
+
+/// Whether a message is channel metadata (status, booth state) rather than a caption event.
+pub fn is_meta(v: &Value) -> bool {
+    v["type"] == "status" || v["type"] == "booth"
+}
+
+/// What a connection yielded next: a JSON message, or the end of the connection.
+#[derive(Debug)]
+pub enum Incoming {
+    Msg(Value),
+    /// The server sent a Close frame (its code and reason), or the socket ended without one.
+    Closed(Option<CloseFrame>),
+}
+
+impl TestServer {
+    /// Restarts on the same store with the test config changed by `f`, on a new port.
+    pub async fn restart_with(&mut self, f: impl FnOnce(&mut Config)) {
+        self.stop().await;
+        let tmp = self._tmp.take();
+        let dir = self.dir.clone();
+        *self = Self::start_in(&dir, f).await;
+        self._tmp = tmp;
+    }
+
+    /// The transcript database, opened read-only (as an outside observer would).
+    pub fn db(&self) -> rusqlite::Connection {
+        open_db(&self.dir)
+    }
+
+    /// Connects a listener whose socket has a tiny receive buffer: a slow phone whose kernel
+    /// cannot absorb much of what the server writes while the client does not read.
+    pub async fn listen_slow(&self, channel: &str, since: Option<u64>) -> WsClient {
+        let mut url = self.ws(&Self::channel_path(channel, "listen"));
+        if let Some(n) = since {
+            url.push_str(&format!("?since={n}"));
+        }
+        WsClient::connect_small_rcvbuf(&url, self.addr).await
+    }
+}
+
+/// Opens `<dir>/transcripts.db` read-only.
+pub fn open_db(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(
+        dir.join("transcripts.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open transcripts.db read-only")
+}
+
+/// The HTTP status of a WebSocket handshake the server refused (panics if it was accepted).
+pub async fn refused_handshake(url: &str, bearer: Option<&str>) -> u16 {
+    let mut req = url.into_client_request().expect("request");
+    if let Some(t) = bearer {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => panic!("handshake to {url} was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("handshake to {url} failed without an HTTP answer: {e}"),
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing the test after [`RECV_TIMEOUT`].
+pub async fn poll_until<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + RECV_TIMEOUT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl WsClient {
+    /// Connects over a socket with a small receive buffer (see [`TestServer::listen_slow`]).
+    pub async fn connect_small_rcvbuf(url: &str, addr: std::net::SocketAddr) -> WsClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("tcp connect");
+        let req = url.into_client_request().expect("request");
+        let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket handshake");
+        WsClient::after_handshake(ws).await
+    }
+
+    /// Reads the hello and first status of a freshly connected socket.
+    pub async fn after_handshake(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
+        let mut c = WsClient {
+            ws,
+            hello: Value::Null,
+        };
+        let hello = c.recv().await;
+        assert_eq!(
+            hello["type"], "hello",
+            "first message must be hello: {hello}"
+        );
+        c.hello = hello;
+        let status = c.recv().await;
+        assert_eq!(
+            status["type"], "status",
+            "second message must be status: {status}"
+        );
+        c
+    }
+
+    /// The next JSON message, or the end of the connection (fails after [`RECV_TIMEOUT`]).
+    pub async fn next_incoming(&mut self) -> Incoming {
+        loop {
+            let msg = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message or close");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Incoming::Msg(serde_json::from_str(&t).expect("server sent JSON"))
+                }
+                Some(Ok(Message::Close(c))) => return Incoming::Closed(c),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Incoming::Closed(None),
+            }
+        }
+    }
+
+    /// Sends a raw message (binary frames, oversized frames).
+    pub async fn send_message(&mut self, m: Message) {
+        self.ws.send(m).await.expect("send");
+    }
+}
+
+/// The built `babelcast` binary serving the test config from a data directory, as a child
+/// process (for `kill -9`, SIGTERM and restart tests). Killed when dropped.
+pub struct BinServer {
+    pub child: tokio::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub dir: PathBuf,
+    /// What the process wrote to stderr so far (its log), for failure messages.
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl BinServer {
+    /// Writes the test config into `dir` and starts `babelcast serve` on it (port 0), waiting
+    /// for the `babelcast listening on http://ADDR` line.
+    pub async fn start(dir: &Path) -> BinServer {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+        let config = dir.join("babelcast-test.toml");
+        std::fs::write(&config, config_toml(dir)).expect("write config");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args(["--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "babelcast=info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn babelcast");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err = child.stderr.take().expect("stderr");
+        let log = stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let addr = tokio::time::timeout(RECV_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(url) = line.strip_prefix("babelcast listening on http://") {
+                    return url.trim().parse().expect("listening address");
+                }
+            }
+            panic!(
+                "babelcast exited before listening: {}",
+                stderr.lock().unwrap()
+            );
+        })
+        .await
+        .expect("babelcast did not print its listening address");
+        // Keep draining stdout: the banner goes on after the first line.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        BinServer {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("process running")
+    }
+
+    /// SIGKILL (`kill -9`), then reaps the process.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.child.wait().await.expect("wait");
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit, failing after `within`.
+    pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("babelcast did not exit within {within:?}"))
+            .expect("wait")
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    pub async fn listen(&self, channel: &str, since: Option<u64>) -> WsClient {
+        let mut url = self.ws(&TestServer::channel_path(channel, "listen"));
+        if let Some(n) = since {
+            url.push_str(&format!("?since={n}"));
+        }
+        WsClient::connect(&url, None).await
+    }
+
+    pub async fn publish(&self, channel: &str) -> WsClient {
+        let url = self.ws(&TestServer::channel_path(channel, "publish"));
+        WsClient::connect(&url, Some(&token(channel))).await
     }
 }

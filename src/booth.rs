@@ -1,0 +1,594 @@
+//! The interpreters' booth on one channel: which publisher is on air, handover between booth
+//! partners, audience feedback over a sliding minute, and the language alert.
+//!
+//! Rules (documented for users in docs/interpreting.md):
+//! - Several publishers may connect; exactly one is on air. The first to connect to an idle
+//!   channel comes on air; the others are on standby and their partials, finals and edits of
+//!   others' lines are refused with `not_on_air`.
+//! - A standby partner sends `handover_request`; the on-air partner sends `handover_accept`
+//!   and the requester is on air. A standby may also `take` the channel when it is off air, or
+//!   when the on-air partner has been silent for `takeover_after_secs`.
+//! - When the on-air publisher disconnects (or sends `release`) the channel goes off air; the
+//!   next publisher to `take` it (or simply to publish) comes on air.
+//! - Each change of on-air publisher between two people is a [`Handover`] that the caller
+//!   stores as a channel event with its own seq.
+//!
+//! The booth mutex is never held across an `.await`; state changes publish one shared frame.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::protocol::{ErrorCode, FeedbackKind, Frame, Refusal};
+
+/// Length of the audience feedback window.
+pub const FEEDBACK_WINDOW_SECS: u64 = 60;
+/// Consecutive confidently-mismatched lines that raise the language alert.
+pub const MISMATCH_STREAK_ALERT: u32 = 3;
+/// Longest publisher display name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A change of on-air publisher, stored as a channel event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Handover {
+    /// Who was on air (None: the channel was idle).
+    pub from: Option<String>,
+    /// Who is on air now.
+    pub to: Option<String>,
+    /// `request`, `timeout`, `take` (after the previous publisher left or released).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Member {
+    id: u64,
+    name: String,
+}
+
+#[derive(Debug)]
+struct OnAir {
+    id: u64,
+    name: String,
+    last_active: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    members: Vec<Member>,
+    on_air: Option<OnAir>,
+    /// A standby partner asking to take over.
+    request: Option<u64>,
+    /// Who was last on air (for recording a handover after a disconnect).
+    last_on_air: Option<String>,
+    /// Per-second buckets `(second, counts by kind)`, indexed by second modulo the window.
+    feedback: Vec<(u64, [u32; 3])>,
+    mismatch_streak: u32,
+    /// Detected language while the language alert is raised.
+    language_alert: Option<String>,
+    last_frame: String,
+    /// Cluster mode: the on-air publisher and the requester when they are connected to
+    /// another node (see [`Booth::mirror`]).
+    remote: Vec<Member>,
+}
+
+/// The booth of one channel.
+#[derive(Debug)]
+pub struct Booth {
+    state: Mutex<State>,
+    takeover_after: Option<Duration>,
+    frame: watch::Sender<Frame>,
+    next_id: AtomicU64,
+    epoch: Instant,
+}
+
+/// What the booth looks like, as publishers and the dashboard see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoothView {
+    pub on_air: Option<(u64, String)>,
+    pub publishers: usize,
+    pub request: Option<u64>,
+    pub feedback: FeedbackCounts,
+    pub language_alert: Option<String>,
+}
+
+/// Audience feedback over the last minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FeedbackCounts {
+    pub slower: u32,
+    pub unclear: u32,
+    pub lost: u32,
+}
+
+impl Booth {
+    pub fn new(takeover_after: Option<Duration>) -> Booth {
+        let (frame, _) = watch::channel(Frame::from_static(r#"{"type":"booth","on_air":null}"#));
+        let b = Booth {
+            state: Mutex::new(State {
+                feedback: vec![(0, [0; 3]); FEEDBACK_WINDOW_SECS as usize],
+                ..State::default()
+            }),
+            takeover_after,
+            frame,
+            next_id: AtomicU64::new(1),
+            epoch: Instant::now(),
+        };
+        b.publish_frame(&mut b.state(), 0);
+        b
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_sec(&self) -> u64 {
+        self.epoch.elapsed().as_secs()
+    }
+
+    /// Publisher-facing booth frames (on air, partners, request, feedback, alert).
+    pub fn subscribe(&self) -> watch::Receiver<Frame> {
+        self.frame.subscribe()
+    }
+
+    /// A publisher connects. It comes on air if the channel is idle; the returned handover
+    /// (if any) must be stored.
+    pub fn join(&self, name: &str, listeners: u64) -> (u64, Option<Handover>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut st = self.state();
+        st.members.push(Member {
+            id,
+            name: name.to_string(),
+        });
+        let handover = if st.on_air.is_none() {
+            self.put_on_air(&mut st, id, "take")
+        } else {
+            None
+        };
+        self.publish_frame(&mut st, listeners);
+        (id, handover)
+    }
+
+    /// A publisher disconnects; if it was on air the channel goes off air.
+    pub fn leave(&self, id: u64, listeners: u64) {
+        let mut st = self.state();
+        st.members.retain(|m| m.id != id);
+        if st.request == Some(id) {
+            st.request = None;
+        }
+        if st.on_air.as_ref().is_some_and(|o| o.id == id) {
+            st.on_air = None;
+        }
+        self.publish_frame(&mut st, listeners);
+    }
+
+    /// Whether publisher `id` is on air.
+    pub fn is_on_air(&self, id: u64) -> bool {
+        self.state().on_air.as_ref().is_some_and(|o| o.id == id)
+    }
+
+    /// Whether any publisher is on air.
+    pub fn any_on_air(&self) -> bool {
+        self.state().on_air.is_some()
+    }
+
+    /// The on-air publisher's name.
+    pub fn on_air_name(&self) -> Option<String> {
+        self.state().on_air.as_ref().map(|o| o.name.clone())
+    }
+
+    /// Admits a partial/final/edit-as-on-air from `id`: on air already, or the channel is idle
+    /// (it then takes the air). Marks activity for the silence rule.
+    pub fn admit(&self, id: u64, listeners: u64) -> Result<Option<Handover>, Refusal> {
+        let mut st = self.state();
+        match &mut st.on_air {
+            Some(o) if o.id == id => {
+                o.last_active = Instant::now();
+                Ok(None)
+            }
+            Some(o) => Err(Refusal::new(
+                ErrorCode::NotOnAir,
+                format!(
+                    "{} is on air; you are on standby (send handover_request, or take when the channel is free)",
+                    o.name
+                ),
+            )),
+            None => {
+                let h = self.put_on_air(&mut st, id, "take");
+                self.publish_frame(&mut st, listeners);
+                Ok(h)
+            }
+        }
+    }
+
+    /// `take`: come on air if the channel is idle or its on-air publisher has been silent
+    /// for `takeover_after`.
+    pub fn take(&self, id: u64, listeners: u64) -> Result<Option<Handover>, Refusal> {
+        let mut st = self.state();
+        let reason = match &st.on_air {
+            None => "take",
+            Some(o) if o.id == id => return Ok(None),
+            Some(o) => match self.takeover_after {
+                Some(after) if o.last_active.elapsed() >= after => "timeout",
+                Some(after) => {
+                    return Err(Refusal::new(
+                        ErrorCode::HandoverRefused,
+                        format!(
+                            "{} is on air and spoke {}s ago; take over is allowed after {}s of silence, or ask with handover_request",
+                            o.name,
+                            o.last_active.elapsed().as_secs(),
+                            after.as_secs()
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(Refusal::new(
+                        ErrorCode::HandoverRefused,
+                        format!("{} is on air; ask with handover_request", o.name),
+                    ))
+                }
+            },
+        };
+        let h = self.put_on_air(&mut st, id, reason);
+        self.publish_frame(&mut st, listeners);
+        Ok(h)
+    }
+
+    /// `handover_request` from a standby partner.
+    pub fn request(&self, id: u64, listeners: u64) -> Result<(), Refusal> {
+        let mut st = self.state();
+        match &st.on_air {
+            Some(o) if o.id == id => Err(Refusal::new(
+                ErrorCode::HandoverRefused,
+                "you are already on air",
+            )),
+            Some(_) => {
+                st.request = Some(id);
+                self.publish_frame(&mut st, listeners);
+                Ok(())
+            }
+            None => Err(Refusal::new(
+                ErrorCode::HandoverRefused,
+                "nobody is on air: send take",
+            )),
+        }
+    }
+
+    /// `handover_accept` from the on-air publisher: the requester is on air.
+    pub fn accept(&self, id: u64, listeners: u64) -> Result<Option<Handover>, Refusal> {
+        let mut st = self.state();
+        if st.on_air.as_ref().is_none_or(|o| o.id != id) {
+            return Err(Refusal::new(
+                ErrorCode::NotOnAir,
+                "only the on-air publisher can accept a handover",
+            ));
+        }
+        let Some(to) = st.request.take() else {
+            return Err(Refusal::new(
+                ErrorCode::HandoverRefused,
+                "no handover was requested",
+            ));
+        };
+        let h = self.put_on_air(&mut st, to, "request");
+        self.publish_frame(&mut st, listeners);
+        Ok(h)
+    }
+
+    /// `release` from the on-air publisher: the channel goes off air.
+    pub fn release(&self, id: u64, listeners: u64) -> Result<(), Refusal> {
+        let mut st = self.state();
+        if st.on_air.as_ref().is_none_or(|o| o.id != id) {
+            return Err(Refusal::new(ErrorCode::NotOnAir, "you are not on air"));
+        }
+        st.on_air = None;
+        self.publish_frame(&mut st, listeners);
+        Ok(())
+    }
+
+    fn put_on_air(&self, st: &mut State, id: u64, reason: &str) -> Option<Handover> {
+        let name = st
+            .members
+            .iter()
+            .chain(&st.remote)
+            .find(|m| m.id == id)?
+            .name
+            .clone();
+        let from = st
+            .on_air
+            .as_ref()
+            .map(|o| o.name.clone())
+            .or_else(|| st.last_on_air.clone());
+        st.on_air = Some(OnAir {
+            id,
+            name: name.clone(),
+            last_active: Instant::now(),
+        });
+        if st.request == Some(id) {
+            st.request = None;
+        }
+        st.last_on_air = Some(name.clone());
+        // The first publisher ever, or the same person coming back, is not a handover.
+        match from {
+            Some(from) if from != name => Some(Handover {
+                from: Some(from),
+                to: Some(name),
+                reason: reason.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Records listener feedback.
+    pub fn feedback(&self, kind: FeedbackKind) {
+        let now = self.now_sec();
+        let mut st = self.state();
+        let slot = &mut st.feedback[(now % FEEDBACK_WINDOW_SECS) as usize];
+        if slot.0 != now {
+            *slot = (now, [0; 3]);
+        }
+        slot.1[kind as usize] += 1;
+    }
+
+    /// Feedback counts over the last minute.
+    pub fn feedback_counts(&self) -> FeedbackCounts {
+        counts(&self.state(), self.now_sec())
+    }
+
+    /// Updates the mismatch streak with a committed line; returns true if the alert changed.
+    pub fn observe_line(&self, detected: &str, mismatched: bool, listeners: u64) -> bool {
+        let mut st = self.state();
+        let before = st.language_alert.clone();
+        if mismatched {
+            st.mismatch_streak += 1;
+            if st.mismatch_streak >= MISMATCH_STREAK_ALERT {
+                st.language_alert = Some(detected.to_string());
+            }
+        } else {
+            st.mismatch_streak = 0;
+            st.language_alert = None;
+        }
+        let changed = before != st.language_alert;
+        if changed {
+            if let Some(lang) = &st.language_alert {
+                tracing::warn!(detected = %lang, "language alert raised: lines keep arriving in another language");
+            }
+            self.publish_frame(&mut st, listeners);
+        }
+        changed
+    }
+
+    /// The raised language alert (the detected language), if any.
+    pub fn language_alert(&self) -> Option<String> {
+        self.state().language_alert.clone()
+    }
+
+    /// A snapshot for the dashboard.
+    pub fn view(&self) -> BoothView {
+        let st = self.state();
+        BoothView {
+            on_air: st.on_air.as_ref().map(|o| (o.id, o.name.clone())),
+            publishers: st.members.len(),
+            request: st.request,
+            feedback: counts(&st, self.now_sec()),
+            language_alert: st.language_alert.clone(),
+        }
+    }
+
+    /// Re-publishes the booth frame if anything changed (called by the status ticker for
+    /// listener counts and the feedback window).
+    pub fn refresh(&self, listeners: u64) {
+        self.publish_frame(&mut self.state(), listeners);
+    }
+
+    fn publish_frame(&self, st: &mut State, listeners: u64) {
+        let on_air = st.on_air.as_ref().map(|o| Member {
+            id: o.id,
+            name: o.name.clone(),
+        });
+        let request = st.request.and_then(|id| {
+            st.members
+                .iter()
+                .chain(&st.remote)
+                .find(|m| m.id == id)
+                .cloned()
+        });
+        let publishers: Vec<&Member> = st.members.iter().chain(&st.remote).collect();
+        let json = serde_json::json!({
+            "type": "booth",
+            "on_air": on_air,
+            "publishers": publishers,
+            "request": request,
+            "listeners": listeners,
+            "feedback": counts(st, self.now_sec()),
+            "language_alert": st.language_alert,
+        })
+        .to_string();
+        if json != st.last_frame {
+            st.last_frame = json.clone();
+            self.frame.send_replace(Frame::from(json));
+        }
+    }
+}
+
+/// Cluster mode: the part of a booth every node shares — `(publisher id, name)` of the
+/// on-air publisher and of the requester, and who was last on air (see `crate::cluster`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedBooth {
+    pub on_air: Option<(u64, String)>,
+    pub request: Option<(u64, String)>,
+    pub last_on_air: Option<String>,
+}
+
+/// Cluster mode: the booth is decided cluster-wide; these keep the local copy in step.
+impl Booth {
+    /// Makes publisher ids start at `first`, so ids are unique across the nodes of a cluster.
+    pub fn start_ids_at(&self, first: u64) {
+        self.next_id.store(first, Ordering::Relaxed);
+    }
+
+    /// Whether publisher `id` is connected to this node.
+    pub fn is_member(&self, id: u64) -> bool {
+        self.state().members.iter().any(|m| m.id == id)
+    }
+
+    /// The shared part of this booth.
+    pub fn shared(&self) -> SharedBooth {
+        let st = self.state();
+        let name_of = |id: u64| {
+            st.members
+                .iter()
+                .chain(&st.remote)
+                .find(|m| m.id == id)
+                .map(|m| (id, m.name.clone()))
+        };
+        SharedBooth {
+            on_air: st.on_air.as_ref().map(|o| (o.id, o.name.clone())),
+            request: st.request.and_then(name_of),
+            last_on_air: st.last_on_air.clone(),
+        }
+    }
+
+    /// Sets the shared part as the cluster decided it (publishers on other nodes included).
+    /// Not a handover: the node that decided the change stores it.
+    pub fn mirror(&self, shared: &SharedBooth, listeners: u64) {
+        let mut st = self.state();
+        let remote: Vec<Member> = [&shared.on_air, &shared.request]
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| !st.members.iter().any(|m| m.id == *id))
+            .map(|(id, name)| Member {
+                id: *id,
+                name: name.clone(),
+            })
+            .collect();
+        st.remote = remote;
+        let keep = st.on_air.as_ref().map(|o| (o.id, o.last_active));
+        st.on_air = shared.on_air.as_ref().map(|(id, name)| OnAir {
+            id: *id,
+            name: name.clone(),
+            last_active: match keep {
+                Some((kept, at)) if kept == *id => at,
+                _ => Instant::now(),
+            },
+        });
+        st.request = shared.request.as_ref().map(|(id, _)| *id);
+        if shared.last_on_air.is_some() {
+            st.last_on_air = shared.last_on_air.clone();
+        }
+        self.publish_frame(&mut st, listeners);
+    }
+
+    /// The on-air publisher, connected to another node, was just heard (the silence rule).
+    pub fn mark_active(&self) {
+        if let Some(o) = &mut self.state().on_air {
+            o.last_active = Instant::now();
+        }
+    }
+}
+
+fn counts(st: &State, now: u64) -> FeedbackCounts {
+    let mut c = [0u32; 3];
+    for (sec, n) in &st.feedback {
+        if *sec + FEEDBACK_WINDOW_SECS > now && *sec <= now {
+            for i in 0..3 {
+                c[i] += n[i];
+            }
+        }
+    }
+    FeedbackCounts {
+        slower: c[0],
+        unclear: c[1],
+        lost: c[2],
+    }
+}
+
+/// Validates a publisher display name (`?name=`).
+pub fn check_name(name: &str) -> Result<(), Refusal> {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(Refusal::new(
+            ErrorCode::BadMessage,
+            format!("name must be 1-{MAX_NAME_CHARS} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_publisher_is_on_air_and_the_second_waits() {
+        let b = Booth::new(None);
+        let (anna, h) = b.join("Anna", 0);
+        assert!(h.is_none());
+        let (ben, _) = b.join("Ben", 0);
+        assert!(b.is_on_air(anna) && !b.is_on_air(ben));
+        assert_eq!(b.admit(ben, 0).unwrap_err().code, ErrorCode::NotOnAir);
+        b.request(ben, 0).unwrap();
+        let h = b.accept(anna, 0).unwrap().unwrap();
+        assert_eq!(
+            (h.from.as_deref(), h.to.as_deref(), h.reason.as_str()),
+            (Some("Anna"), Some("Ben"), "request")
+        );
+        assert!(b.is_on_air(ben));
+    }
+
+    #[test]
+    fn disconnect_frees_the_channel_and_the_next_take_is_a_handover() {
+        let b = Booth::new(None);
+        let (anna, _) = b.join("Anna", 0);
+        let (ben, _) = b.join("Ben", 0);
+        b.leave(anna, 0);
+        assert!(!b.any_on_air());
+        let h = b.take(ben, 0).unwrap().unwrap();
+        assert_eq!(h.from.as_deref(), Some("Anna"));
+    }
+
+    #[test]
+    fn silence_rule_allows_take_over() {
+        let b = Booth::new(Some(Duration::ZERO));
+        let (_anna, _) = b.join("Anna", 0);
+        let (ben, _) = b.join("Ben", 0);
+        let h = b.take(ben, 0).unwrap().unwrap();
+        assert_eq!(h.reason, "timeout");
+        let strict = Booth::new(Some(Duration::from_secs(3600)));
+        strict.join("Anna", 0);
+        let (ben, _) = strict.join("Ben", 0);
+        assert_eq!(
+            strict.take(ben, 0).unwrap_err().code,
+            ErrorCode::HandoverRefused
+        );
+    }
+
+    #[test]
+    fn language_alert_needs_a_streak_and_clears() {
+        let b = Booth::new(None);
+        assert!(!b.observe_line("fr", true, 0));
+        assert!(!b.observe_line("fr", true, 0));
+        assert!(b.observe_line("fr", true, 0));
+        assert_eq!(b.language_alert().as_deref(), Some("fr"));
+        assert!(b.observe_line("en", false, 0));
+        assert_eq!(b.language_alert(), None);
+    }
+
+    #[test]
+    fn feedback_is_counted_per_kind() {
+        let b = Booth::new(None);
+        b.feedback(FeedbackKind::Slower);
+        b.feedback(FeedbackKind::Slower);
+        b.feedback(FeedbackKind::Lost);
+        assert_eq!(
+            b.feedback_counts(),
+            FeedbackCounts {
+                slower: 2,
+                unclear: 0,
+                lost: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,507 @@
+//! Several nodes on NATS JetStream (`[cluster]`): the stream orders every committed event and
+//! fixes its seq, every node stores and fans out what the stream holds, a key-value bucket
+//! holds who is on air.
+//!
+//! The seam is narrow: [`Store::submit`](crate::store::Store::submit) sends events to this
+//! module's sequencer instead of the single-node writer thread, the store's
+//! [`Replica`](crate::store::replica::Replica) writes what the stream ordered, and the hub
+//! holds the [`Node`] (partials, metrics, shutdown). Without `[cluster]` none of this runs.
+//!
+//! - [`sequencer`]: per channel, turns submissions into one stream message with the next
+//!   seqs and publishes it with `Nats-Expected-Last-Subject-Sequence` (compare-and-set on
+//!   the channel's subject), so no two nodes can ever give out the same seq.
+//! - [`applier`]: reads the stream in order (an ordered consumer from this node's cursor)
+//!   into the local store and [`Channel::commit`]; relays partials over core NATS.
+//! - [`booth`]: the on-air state in a key-value bucket (revision compare-and-set), node
+//!   presence with a TTL so a dead node's publisher goes off air.
+//! - [`wire`]: what nodes send each other.
+//!
+//! **Invariant:** a seq reaches listeners only after the stream has stored the event, and a
+//! publisher's ack only after this node has stored and shown it as well.
+//! See docs/cluster.md for the design and what "stored" means here.
+
+mod applier;
+mod booth;
+mod config;
+mod sequencer;
+pub mod wire;
+
+pub use config::ClusterConfig;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::channel::Channel;
+use crate::config::{Config, SyncMode};
+use crate::hub::Hub;
+use crate::metrics::Histogram;
+use crate::store::replica::Replica;
+use crate::store::{Request, StoreError};
+
+/// Submissions waiting for the dispatcher (publishers wait beyond this: backpressure).
+const SUBMIT_QUEUE: usize = 8192;
+/// Submissions waiting for one channel's sequencer.
+const CHANNEL_QUEUE: usize = 1024;
+/// How long a NATS request (publish ack, stream lookup, key-value write) may take.
+const NATS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long connecting to NATS may take at start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The stream's duplicate window: a batch re-published within it is stored once.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Why a node could not join the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster.nats_url: {0}")]
+    Url(String),
+    #[error("cluster.nats_url: cannot connect to NATS at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("cluster: JetStream {what}: {message}")]
+    JetStream { what: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "storage.dir holds transcripts of channel {event}/{channel} that are not in the cluster's stream \
+         (a single-node store?); give every cluster node its own empty storage.dir, or the one it used in this cluster"
+    )]
+    Foreign { event: String, channel: String },
+}
+
+fn js_err(what: impl Into<String>) -> impl FnOnce(&dyn std::fmt::Display) -> ClusterError {
+    let what = what.into();
+    move |e| ClusterError::JetStream {
+        what,
+        message: e.to_string(),
+    }
+}
+
+/// Where the stream left a channel on this node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Applied {
+    /// Stream sequence of the channel's last applied message (0: none).
+    stream_seq: u64,
+    /// The channel's last seq in the stream.
+    seq: u64,
+    /// The channel's last timestamp.
+    ts: i64,
+}
+
+/// Partials received from other nodes, ordered against the finals that clear them.
+#[derive(Debug, Default)]
+struct Partials {
+    /// The partial on show: `(node, its generation there, local generation)`.
+    current: Option<(String, u64, u64)>,
+    /// Per node, the highest partial generation a committed line has cleared.
+    cleared: HashMap<String, u64>,
+}
+
+/// One channel as the cluster sees it.
+#[derive(Debug)]
+struct Link {
+    channel: Arc<Channel>,
+    /// `{prefix}.ev.{event}.{channel}`.
+    subject: String,
+    /// `{prefix}.partial.{event}.{channel}`.
+    partial_subject: String,
+    /// The booth bucket key, `{event}.{channel}`.
+    key: String,
+    applied: watch::Sender<Applied>,
+    partials: Mutex<Partials>,
+    /// The booth bucket's latest entry for this channel: `(revision, record)`.
+    booth_entry: watch::Sender<(u64, wire::BoothRecord)>,
+    queue: mpsc::Sender<Request>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+struct Stats {
+    published: AtomicU64,
+    conflicts: AtomicU64,
+    retries: AtomicU64,
+    failures: AtomicU64,
+    booth_conflicts: AtomicU64,
+    partials_in: AtomicU64,
+    stream_last: AtomicU64,
+    commit_to_ack: Histogram,
+}
+
+/// This process as a node of the cluster.
+#[derive(Debug)]
+pub struct Node {
+    /// This node's id (`cluster.node_id`).
+    pub id: String,
+    cfg: ClusterConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    booth_kv: kv::Store,
+    nodes_kv: kv::Store,
+    by_channel: HashMap<usize, Arc<Link>>,
+    by_subject: HashMap<String, Arc<Link>>,
+    by_partial: HashMap<String, Arc<Link>>,
+    replica: Replica,
+    /// The last stream sequence stored here.
+    cursor: watch::Sender<u64>,
+    /// Distinguishes this run's batch ids from a previous run's.
+    boot: String,
+    batches: AtomicU64,
+    stats: Stats,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// A node that reached NATS and is about to start.
+#[derive(Debug)]
+pub struct Joining {
+    cfg: ClusterConfig,
+    id: String,
+    sync: SyncMode,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    booth_kv: kv::Store,
+    nodes_kv: kv::Store,
+    tx: mpsc::Sender<Request>,
+    rx: mpsc::Receiver<Request>,
+}
+
+impl Joining {
+    /// Connects to NATS and makes sure the stream and buckets exist.
+    pub async fn connect(cfg: &ClusterConfig, config: &Config) -> Result<Joining, ClusterError> {
+        let id = cfg.resolved_node_id();
+        let addrs = cfg
+            .nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| ClusterError::Url(format!("{u:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("babelcast {id}"))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100 * (1 << attempts.min(4) as u64))
+                    .min(Duration::from_secs(2))
+            })
+            .connect(addrs)
+            .await
+            .map_err(|e| ClusterError::Connect {
+                url: redact(&cfg.nats_url),
+                message: e.to_string(),
+            })?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(NATS_TIMEOUT);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: cfg.stream.clone(),
+                description: Some(
+                    "babelcast: committed caption events, one subject per channel".into(),
+                ),
+                subjects: vec![format!("{}.ev.>", cfg.subject_prefix)],
+                storage: stream::StorageType::File,
+                num_replicas: cfg.replicas,
+                duplicate_window: DUPLICATE_WINDOW,
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| js_err(format!("stream {}", cfg.stream))(&e))?;
+        let booth_kv = bucket(&js, cfg, &cfg.booth_bucket, None).await?;
+        let nodes_kv = bucket(&js, cfg, &cfg.nodes_bucket, Some(cfg.presence_ttl())).await?;
+        let (tx, rx) = mpsc::channel(SUBMIT_QUEUE);
+        tracing::info!(node = %id, nats = %redact(&cfg.nats_url), stream = %cfg.stream, "joined the cluster's NATS");
+        Ok(Joining {
+            cfg: cfg.clone(),
+            id,
+            sync: config.storage.sync,
+            client,
+            js,
+            stream,
+            booth_kv,
+            nodes_kv,
+            tx,
+            rx,
+        })
+    }
+
+    /// Where the store sends submissions (see [`Store::with_sequencer`](crate::store::Store::with_sequencer)).
+    pub fn sequencer(&self) -> mpsc::Sender<Request> {
+        self.tx.clone()
+    }
+
+    /// Starts the node's tasks, catches up from the stream, then returns (the server then
+    /// accepts connections).
+    pub async fn start(self, hub: &Arc<Hub>) -> Result<(), ClusterError> {
+        let cfg = self.cfg;
+        let replica = hub
+            .store
+            .open_replica(&cfg.stream, self.sync, hub.metrics.clone())?;
+        let cursor = hub.store.replica_cursor(&cfg.stream)?;
+        // Booth ids unique across nodes and runs, and below 2^53 (JavaScript numbers).
+        let id_base = (rand::random::<u64>() % (1 << 20) + 1) << 32;
+        let mut links = Vec::new();
+        let mut queues = Vec::new();
+        for ch in hub.all_channels() {
+            let (event, id) = (&ch.info.event, &ch.info.id);
+            let applied = match hub.store.replica_channel(&cfg.stream, event, id)? {
+                Some(c) => Applied {
+                    stream_seq: c.stream_seq,
+                    seq: c.seq.max(ch.last_seq()),
+                    ts: ch.last_ts(),
+                },
+                None if ch.last_seq() == 0 => Applied::default(),
+                None => {
+                    return Err(ClusterError::Foreign {
+                        event: event.clone(),
+                        channel: id.clone(),
+                    })
+                }
+            };
+            ch.booth.start_ids_at(id_base + 1);
+            let key = format!("{event}.{id}");
+            let entry = booth::fetch(&self.booth_kv, &key)
+                .await
+                .map_err(|e| js_err(format!("booth bucket {}", cfg.booth_bucket))(&e))?;
+            ch.booth.mirror(&booth::shared_of(&entry.1), ch.listeners());
+            let (queue, rx) = mpsc::channel(CHANNEL_QUEUE);
+            let link = Arc::new(Link {
+                subject: format!("{}.ev.{event}.{id}", cfg.subject_prefix),
+                partial_subject: format!("{}.partial.{event}.{id}", cfg.subject_prefix),
+                key,
+                applied: watch::Sender::new(applied),
+                partials: Mutex::default(),
+                booth_entry: watch::Sender::new(entry),
+                queue,
+                channel: ch,
+            });
+            queues.push((link.clone(), rx));
+            links.push(link);
+        }
+        let partials = self
+            .client
+            .subscribe(format!("{}.partial.>", cfg.subject_prefix))
+            .await
+            .map_err(|e| js_err("subscribing to partials")(&e))?;
+        let node = Arc::new(Node {
+            id: self.id,
+            client: self.client,
+            js: self.js,
+            stream: self.stream,
+            booth_kv: self.booth_kv,
+            nodes_kv: self.nodes_kv,
+            by_channel: links
+                .iter()
+                .map(|l| (Arc::as_ptr(&l.channel) as usize, l.clone()))
+                .collect(),
+            by_subject: links
+                .iter()
+                .map(|l| (l.subject.clone(), l.clone()))
+                .collect(),
+            by_partial: links
+                .iter()
+                .map(|l| (l.partial_subject.clone(), l.clone()))
+                .collect(),
+            replica,
+            cursor: watch::Sender::new(cursor),
+            boot: format!("{:08x}", rand::random::<u32>()),
+            batches: AtomicU64::new(0),
+            stats: Stats::default(),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            cfg,
+        });
+        booth::announce(&node)
+            .await
+            .map_err(|e| js_err(format!("nodes bucket {}", node.cfg.nodes_bucket))(&e))?;
+        if hub.cluster.set(node.clone()).is_err() {
+            tracing::warn!("cluster node started twice; keeping the first");
+            return Ok(());
+        }
+        let t = &node.tracker;
+        t.spawn(sequencer::dispatch(node.clone(), self.rx));
+        for (link, rx) in queues {
+            t.spawn(sequencer::run(node.clone(), hub.clone(), link.clone(), rx));
+            t.spawn(booth::reconcile(node.clone(), link));
+        }
+        t.spawn(applier::run(node.clone(), cursor));
+        t.spawn(applier::partials(node.clone(), partials));
+        t.spawn(booth::watch(node.clone()));
+        t.spawn(booth::heartbeat(node.clone()));
+        node.catch_up().await;
+        Ok(())
+    }
+}
+
+/// Ensures a key-value bucket exists (created as a plain stream: works with nats-server 2.9).
+async fn bucket(
+    js: &jetstream::Context,
+    cfg: &ClusterConfig,
+    name: &str,
+    ttl: Option<Duration>,
+) -> Result<kv::Store, ClusterError> {
+    let err = || js_err(format!("key-value bucket {name}"));
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        description: Some("babelcast cluster state".into()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age: ttl.unwrap_or_default(),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| err()(&e))?;
+    js.get_key_value(name).await.map_err(|e| err()(&e))
+}
+
+/// The URL without credentials, for logs and errors.
+fn redact(url: &str) -> String {
+    url.split(',')
+        .map(|u| match (u.find("://"), u.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}***{}", &u[..s + 3], &u[at..]),
+            _ => u.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Node {
+    fn link_of(&self, channel: &Arc<Channel>) -> Option<&Arc<Link>> {
+        self.by_channel.get(&(Arc::as_ptr(channel) as usize))
+    }
+
+    /// A batch id for `Nats-Msg-Id`, unique across nodes and runs.
+    fn next_batch_id(&self) -> String {
+        let n = self.batches.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{}.{n}", self.id, self.boot)
+    }
+
+    /// Waits (at most `catch_up_timeout_secs`) until this node stored everything the stream
+    /// held when it started.
+    async fn catch_up(&self) {
+        let last = match self.stream.get_info().await {
+            Ok(info) => info.state.last_sequence,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stream's length; serving without waiting to catch up");
+                return;
+            }
+        };
+        self.stats.stream_last.store(last, Ordering::Relaxed);
+        let mut cursor = self.cursor.subscribe();
+        let from = *cursor.borrow();
+        if from >= last {
+            return;
+        }
+        tracing::info!(from, to = last, "catching up from the stream");
+        let wait = self.cfg.catch_up_timeout();
+        if tokio::time::timeout(wait, cursor.wait_for(|c| *c >= last))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                at = *cursor.borrow(),
+                to = last,
+                "still catching up after {}s; serving anyway (resumes may wait for the store)",
+                wait.as_secs()
+            );
+        }
+    }
+
+    /// Relays a partial to the other nodes (ephemeral: core NATS, not the stream).
+    pub async fn relay_partial(&self, channel: &Arc<Channel>, text: &str) {
+        let Some(link) = self.link_of(channel) else {
+            return;
+        };
+        let msg = wire::Partial {
+            node: self.id.clone(),
+            gen: channel.partial_gen(),
+            text: text.to_string(),
+        };
+        let payload = serde_json::to_vec(&msg).expect("partial serialises");
+        if let Err(e) = self
+            .client
+            .publish(link.partial_subject.clone(), payload.into())
+            .await
+        {
+            tracing::debug!(error = %e, "partial not relayed");
+        }
+    }
+
+    /// Whether the NATS connection is up.
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Cluster series for `/metrics`.
+    pub fn render_metrics(&self, out: &mut String) {
+        let s = &self.stats;
+        let cursor = *self.cursor.borrow();
+        let last = s.stream_last.load(Ordering::Relaxed).max(cursor);
+        let node = &self.id;
+        for (name, kind, help, v) in [
+            ("babelcast_cluster_connected", "gauge", "1 while this node is connected to NATS.", u64::from(self.connected())),
+            ("babelcast_cluster_applied_seq", "gauge", "Last stream sequence stored on this node.", cursor),
+            ("babelcast_cluster_stream_lag", "gauge", "Stream messages not yet stored on this node (refreshed every few seconds).", last - cursor),
+            ("babelcast_cluster_published_total", "counter", "Stream messages this node published (each carries one or more events).", s.published.load(Ordering::Relaxed)),
+            ("babelcast_cluster_seq_conflicts_total", "counter", "Publishes refused because another node took the channel's next seq first (then retried).", s.conflicts.load(Ordering::Relaxed)),
+            ("babelcast_cluster_publish_retries_total", "counter", "Publishes retried after a NATS error or timeout.", s.retries.load(Ordering::Relaxed)),
+            ("babelcast_cluster_publish_failures_total", "counter", "Events refused with storage_unavailable because JetStream did not confirm in time.", s.failures.load(Ordering::Relaxed)),
+            ("babelcast_cluster_booth_conflicts_total", "counter", "On-air changes that lost a compare-and-set race to another node.", s.booth_conflicts.load(Ordering::Relaxed)),
+            ("babelcast_cluster_partials_in_total", "counter", "Partials received from other nodes.", s.partials_in.load(Ordering::Relaxed)),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {v}");
+        }
+        s.commit_to_ack.render(
+            out,
+            "babelcast_cluster_commit_seconds",
+            "From a batch leaving the sequencer to JetStream storing it and this node applying it.",
+        );
+    }
+
+    /// Stops the node: releases its publishers' air, stops every task, stores what the
+    /// stream already delivered. Called after every connection closed.
+    pub async fn shutdown(self: &Arc<Self>) {
+        booth::release_all(self).await;
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("cluster tasks did not stop within 5s");
+        }
+        let _ = self.nodes_kv.delete(&self.id).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
+        let node = self.clone();
+        let _ = tokio::task::spawn_blocking(move || node.replica.close()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_the_log() {
+        assert_eq!(
+            redact("nats://user:secret@h1:4222,nats://h2:4222"),
+            "nats://***@h1:4222,nats://h2:4222"
+        );
+    }
+}

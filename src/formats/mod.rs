@@ -1,0 +1,283 @@
+//! The caption formats of the outside world (Zoom's closed-caption API, YouTube Live HTTP
+//! caption ingestion, StreamText's caption URL): pure parsing and building functions with no
+//! I/O, so each is unit-tested and fuzzable. HTTP handlers live in `server::routes::formats`,
+//! per-channel state in [`crate::ingest::formats`], egress in [`crate::forward`].
+//!
+//! - [`line`]: the line in progress of a text stream (append, corrections, CR/LF commits).
+//! - [`timestamp`]: the `YYYY-MM-DDTHH:MM:SS.mmm` UTC timestamps both Zoom and YouTube use.
+//! - [`zoom`], [`youtube`], [`streamtext`]: query parameters, bodies and URLs of each service.
+
+pub mod line;
+pub mod streamtext;
+pub mod timestamp;
+pub mod youtube;
+pub mod zoom;
+
+/// Which outside format a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Zoom,
+    YouTube,
+    StreamText,
+}
+
+impl Format {
+    /// The name used in routes, client ids and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Zoom => "zoom",
+            Format::YouTube => "youtube",
+            Format::StreamText => "streamtext",
+        }
+    }
+
+    /// How the format's `seq` parameter must move.
+    pub fn seq_policy(self) -> SeqPolicy {
+        match self {
+            // Both services document "must increase by one between posts of new caption data
+            // (it must not be increased for retries)".
+            Format::Zoom | Format::YouTube => SeqPolicy::ByOne,
+            // StreamText resends everything since its last *successful* post, possibly under
+            // a later seq, so any growth is accepted.
+            Format::StreamText => SeqPolicy::Growing,
+        }
+    }
+}
+
+/// Why a format request was refused, before anything was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("the seq query parameter is required")]
+    MissingSeq,
+    #[error("seq must be a non-negative integer, not {0:?}")]
+    BadSeq(String),
+    #[error("seq {got} is out of order: the last accepted seq is {last}, so the next must be {next} (a retry repeats {last})", next = last + 1)]
+    SeqOutOfOrder { last: u64, got: u64 },
+    #[error("lang {0:?} is not a language code like en or en-US")]
+    BadLang(String),
+    #[error("the body is not UTF-8 text")]
+    NotUtf8,
+    #[error("line {line}: {text:?} is not a timestamp like 2024-05-01T09:30:00.000")]
+    BadTimestamp { line: usize, text: String },
+    #[error("line {line}: caption text must follow a timestamp line")]
+    TextBeforeTimestamp { line: usize },
+    #[error("line {line}: a caption is longer than {max} characters")]
+    CaptionTooLong { line: usize, max: usize },
+}
+
+impl FormatError {
+    /// The code clients branch on (the `code` of the JSON error body).
+    pub fn code(&self) -> &'static str {
+        match self {
+            FormatError::MissingSeq => "missing_seq",
+            FormatError::BadSeq(_) => "bad_seq",
+            FormatError::SeqOutOfOrder { .. } => "seq_out_of_order",
+            FormatError::BadLang(_) => "bad_lang",
+            FormatError::NotUtf8 => "not_utf8",
+            FormatError::BadTimestamp { .. } => "bad_timestamp",
+            FormatError::TextBeforeTimestamp { .. } => "text_before_timestamp",
+            FormatError::CaptionTooLong { .. } => "text_too_long",
+        }
+    }
+
+    /// The HTTP status (Zoom answers a missing seq with 403, which its route applies itself).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            FormatError::CaptionTooLong { .. } => 413,
+            _ => 400,
+        }
+    }
+}
+
+/// How a format's `seq` must move from one post to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqPolicy {
+    /// Exactly one more than the last accepted seq (or the same, for a retry).
+    ByOne,
+    /// Anything larger than the last accepted seq (or the same, for a retry).
+    Growing,
+}
+
+/// What a post's seq means, given the last accepted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// New caption data.
+    New,
+    /// The same seq as the last accepted post: a retry, answered as before, applied once.
+    Retry,
+}
+
+/// Classifies `seq` against the last accepted seq of the stream (`None`: nothing accepted yet,
+/// e.g. after a restart, so any seq starts the stream). Seq 0 and 1 always (re)start a stream:
+/// caption software starts over at 1 when it is restarted.
+pub fn check_seq(last: Option<u64>, seq: u64, policy: SeqPolicy) -> Result<SeqCheck, FormatError> {
+    let Some(last) = last else {
+        return Ok(SeqCheck::New);
+    };
+    if seq == last {
+        return Ok(SeqCheck::Retry);
+    }
+    let ok = match policy {
+        SeqPolicy::ByOne => seq == last + 1,
+        SeqPolicy::Growing => seq > last,
+    };
+    if ok || seq <= 1 {
+        Ok(SeqCheck::New)
+    } else {
+        Err(FormatError::SeqOutOfOrder { last, got: seq })
+    }
+}
+
+/// Parses the `seq` query parameter.
+pub fn parse_seq(raw: Option<&str>) -> Result<u64, FormatError> {
+    let raw = raw.ok_or(FormatError::MissingSeq)?;
+    let t = raw.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FormatError::BadSeq(raw.chars().take(32).collect()));
+    }
+    t.parse()
+        .map_err(|_| FormatError::BadSeq(raw.chars().take(32).collect()))
+}
+
+/// Parses a `lang` parameter (`en`, `en-US`, Zoom's `jp-JP`) into a lowercase BCP-47 primary
+/// tag (`jp` becomes `ja`). `None` when absent or empty.
+pub fn parse_lang(raw: Option<&str>) -> Result<Option<String>, FormatError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || FormatError::BadLang(raw.chars().take(40).collect());
+    if raw.len() > 35 {
+        return Err(bad());
+    }
+    let mut parts = raw.split(['-', '_']);
+    let primary = parts.next().unwrap_or_default();
+    if !(2..=3).contains(&primary.len()) || !primary.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(bad());
+    }
+    for p in parts {
+        if p.is_empty() || p.len() > 8 || !p.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(bad());
+        }
+    }
+    let primary = primary.to_ascii_lowercase();
+    Ok(Some(if primary == "jp" {
+        "ja".to_string()
+    } else {
+        primary
+    }))
+}
+
+/// Appends `key=value` query parameters to a URL that may already have a query.
+pub fn with_params(url: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(url.len() + 32);
+    out.push_str(url);
+    let mut sep = if url.contains('?') {
+        if url.ends_with('?') || url.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    for (k, v) in params {
+        out.push_str(sep);
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        sep = "&";
+    }
+    out
+}
+
+/// A short, stable hash of a text (FNV-1a, 32 bits), for client ids that tell two lines with
+/// the same seq apart.
+pub fn text_hash(text: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in text.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// The client id of the `index`-th line committed by post `seq` of a format: retries of the
+/// same post produce the same ids, so the store acks them as duplicates.
+pub fn client_id(format: Format, seq: u64, index: usize, text: &str) -> String {
+    format!("{}-{seq}-{index}-{:08x}", format.as_str(), text_hash(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_moves_by_one_retries_and_restarts() {
+        let p = SeqPolicy::ByOne;
+        assert_eq!(check_seq(None, 17, p), Ok(SeqCheck::New));
+        assert_eq!(check_seq(Some(4), 5, p), Ok(SeqCheck::New));
+        assert_eq!(check_seq(Some(4), 4, p), Ok(SeqCheck::Retry));
+        assert_eq!(check_seq(Some(4), 1, p), Ok(SeqCheck::New));
+        assert_eq!(check_seq(Some(4), 0, p), Ok(SeqCheck::New));
+        assert_eq!(
+            check_seq(Some(4), 7, p),
+            Err(FormatError::SeqOutOfOrder { last: 4, got: 7 })
+        );
+        assert!(check_seq(Some(4), 3, p).is_err());
+        assert_eq!(check_seq(Some(4), 9, SeqPolicy::Growing), Ok(SeqCheck::New));
+        assert!(check_seq(Some(4), 3, SeqPolicy::Growing).is_err());
+    }
+
+    #[test]
+    fn seq_and_lang_parameters() {
+        assert_eq!(parse_seq(Some("12")), Ok(12));
+        assert_eq!(parse_seq(None), Err(FormatError::MissingSeq));
+        assert!(matches!(parse_seq(Some("-1")), Err(FormatError::BadSeq(_))));
+        assert!(matches!(
+            parse_seq(Some("1e3")),
+            Err(FormatError::BadSeq(_))
+        ));
+        assert!(matches!(
+            parse_seq(Some("99999999999999999999999")),
+            Err(FormatError::BadSeq(_))
+        ));
+        assert_eq!(parse_lang(Some("en-US")), Ok(Some("en".into())));
+        assert_eq!(parse_lang(Some("jp-JP")), Ok(Some("ja".into())));
+        assert_eq!(parse_lang(Some("zh_CN")), Ok(Some("zh".into())));
+        assert_eq!(parse_lang(Some("")), Ok(None));
+        assert_eq!(parse_lang(None), Ok(None));
+        assert!(parse_lang(Some("english")).is_err());
+        assert!(parse_lang(Some("en US")).is_err());
+    }
+
+    #[test]
+    fn params_are_appended_and_escaped() {
+        assert_eq!(
+            with_params("http://h/cc?id=1", &[("seq", "2"), ("lang", "en-US")]),
+            "http://h/cc?id=1&seq=2&lang=en-US"
+        );
+        assert_eq!(
+            with_params("http://h/cc", &[("a", "x y")]),
+            "http://h/cc?a=x%20y"
+        );
+        assert_eq!(
+            with_params("http://h/cc?", &[("a", "1")]),
+            "http://h/cc?a=1"
+        );
+    }
+
+    #[test]
+    fn client_ids_are_stable_and_distinct() {
+        let a = client_id(Format::Zoom, 3, 0, "Hello.");
+        assert_eq!(a, client_id(Format::Zoom, 3, 0, "Hello."));
+        assert_ne!(a, client_id(Format::Zoom, 3, 0, "Goodbye."));
+        assert_ne!(a, client_id(Format::StreamText, 3, 0, "Hello."));
+        assert!(a.starts_with("zoom-3-0-"));
+    }
+}

@@ -1,0 +1,105 @@
+//! The byte stream under one connection: plain TCP or TLS (rustls). One concrete type for
+//! hyper and for the WebSocket sessions, so the upgrade code and every session handle both.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use crate::session::direct::Shared;
+
+/// An accepted connection.
+#[derive(Debug)]
+pub enum Conn {
+    Plain(TcpStream),
+    /// Boxed: a TLS session is a few KiB and most deployments terminate TLS in a proxy.
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Plain TCP after a WebSocket upgrade, shared with the channel's direct fan-out.
+    Shared(Shared),
+}
+
+impl Conn {
+    /// The connection after a WebSocket upgrade: plain TCP becomes [`Shared`] so a listener's
+    /// channel can write to it directly.
+    pub fn upgraded(self) -> Conn {
+        match self {
+            Conn::Plain(tcp) => Conn::Shared(Shared::new(tcp)),
+            other => other,
+        }
+    }
+
+    /// The socket the direct fan-out may write to (plain TCP only).
+    pub fn direct(&self) -> Option<&Shared> {
+        match self {
+            Conn::Shared(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Shared(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Shared(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Conn::Shared(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+            Conn::Shared(_) => false,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Shared(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Shared(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

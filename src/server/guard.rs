@@ -1,0 +1,326 @@
+//! Guards every HTTP request passes: the browser `Origin` allowlist for publishing and admin,
+//! attendee access codes, the request timeout, JSON answers for over-size bodies, `nosniff` on
+//! every response, and a debug access log that never shows query strings (they carry publish
+//! tokens and access codes).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::routes::ApiError;
+use super::AppState;
+use crate::metrics::Refused;
+
+/// The header an attendee page may use instead of `?code=`.
+pub const ACCESS_CODE_HEADER: &str = "x-access-code";
+
+/// An origin normalised to `scheme://host:port` (lower case, explicit port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    }
+}
+
+/// Parses a browser origin (`https://example.org`, `http://host:8080`); `None` for anything
+/// else (a path, a query, `null`, an unknown scheme).
+pub fn parse_origin(s: &str) -> Option<Origin> {
+    let uri: axum::http::Uri = s.trim().parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let authority = uri.authority()?;
+    if authority.as_str().contains('@') || !matches!(uri.path(), "" | "/") || uri.query().is_some()
+    {
+        return None;
+    }
+    let port = match authority.port_u16() {
+        Some(p) => p,
+        None => default_port(&scheme)?,
+    };
+    Some(Origin {
+        host: authority.host().to_ascii_lowercase(),
+        scheme,
+        port,
+    })
+}
+
+/// Whether a request with this `Origin` may use a browser-guarded endpoint: no `Origin`
+/// (not a browser), the server's own origin (the `Host` it was reached at, or `public_url`),
+/// or one listed in `server.allowed_origins`.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String], public_url: &str) -> bool {
+    let Some(value) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    if allowed.iter().any(|a| a == "*") {
+        return true;
+    }
+    let Some(origin) = value.to_str().ok().and_then(parse_origin) else {
+        return false; // "null" (sandboxed frames, file://) and garbage
+    };
+    let same_host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .is_some_and(|host| {
+            host.host().eq_ignore_ascii_case(&origin.host)
+                && host
+                    .port_u16()
+                    .or_else(|| default_port(&origin.scheme))
+                    .is_some_and(|p| p == origin.port)
+        });
+    same_host
+        || parse_origin(public_url).is_some_and(|p| p.host == origin.host && p.port == origin.port)
+        || allowed
+            .iter()
+            .filter_map(|a| parse_origin(a))
+            .any(|a| a == origin)
+}
+
+/// Whether the request reaches an endpoint only trusted pages may use from a browser:
+/// publish sockets, the admin API, and every request that changes something.
+fn needs_origin_check(method: &Method, path: &str) -> bool {
+    path.starts_with("/v1/admin")
+        || path.ends_with("/publish")
+        || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The middleware every request passes (see the module doc).
+pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    // The path only: query strings carry tokens and access codes.
+    let path = req.uri().path().to_owned();
+    let metrics = &app.hub.metrics;
+    let max_body = app.hub.limits.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut response = if declared.is_some_and(|n| n > max_body as u64) {
+        // Refused from the header alone: the body is never read.
+        metrics.refuse(Refused::TooBig);
+        too_large(max_body)
+    } else if needs_origin_check(&method, &path)
+        && !origin_allowed(req.headers(), &app.allowed_origins, &app.public_url)
+    {
+        metrics.refuse(Refused::Origin);
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's origin may not publish or administer here (server.allowed_origins)",
+        )
+        .into_response()
+    } else {
+        match tokio::time::timeout(app.hub.limits.request_timeout(), next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                metrics.refuse(Refused::Timeout);
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request took longer than {} s",
+                        app.hub.limits.request_timeout().as_secs()
+                    ),
+                )
+                .into_response()
+            }
+        }
+    };
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(response.headers()) {
+        // axum's body limit answered in plain text; say it in the protocol's shape.
+        metrics.refuse(Refused::TooBig);
+        response = too_large(max_body);
+    }
+    response
+        .headers_mut()
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    tracing::debug!(
+        target: "babelcast::access",
+        %method,
+        path = %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+fn too_large(max: usize) -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("body is larger than {max} bytes"),
+    )
+    .into_response()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// Answers 401/403 unless the request may read the event as an attendee: the event has no
+/// access code, or the request carries it (`?code=` or `X-Access-Code`), or it carries the
+/// admin token or a publish token of `channel`.
+pub fn attendee(
+    app: &AppState,
+    event: &str,
+    channel: &str,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    let hub = &app.hub;
+    if !hub.needs_access_code(event) {
+        return Ok(());
+    }
+    let code = q.get("code").map(String::as_str).or_else(|| {
+        headers
+            .get(ACCESS_CODE_HEADER)
+            .and_then(|v| v.to_str().ok())
+    });
+    if code.is_some_and(|c| hub.may_attend(event, Some(c))) {
+        return Ok(());
+    }
+    let token = bearer(headers).or_else(|| q.get("token").map(String::as_str));
+    if token.is_some_and(|t| hub.is_admin(t) || hub.may_publish(event, channel, t)) {
+        return Ok(());
+    }
+    hub.metrics.refuse(Refused::AccessCode);
+    Err(match code {
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "access_code_required",
+            "this event needs its access code: add ?code=… from the event's link or QR code",
+        ),
+        Some(_) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_access_code",
+            "that access code does not open this event",
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, host.parse().unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, o.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origins_parse_and_normalise() {
+        let o = parse_origin("HTTPS://Example.org").unwrap();
+        assert_eq!(
+            (o.scheme.as_str(), o.host.as_str(), o.port),
+            ("https", "example.org", 443)
+        );
+        assert_eq!(parse_origin("http://h:8080/").unwrap().port, 8080);
+        for bad in [
+            "null",
+            "example.org",
+            "https://e.org/path",
+            "https://u@e.org",
+            "ftp://e.org",
+            "",
+        ] {
+            assert!(parse_origin(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origin_rules() {
+        let allowed = vec!["https://booth.example.org".to_string()];
+        let pub_url = "https://captions.example.org";
+        // Not a browser.
+        assert!(origin_allowed(&headers(None, "x:1"), &allowed, pub_url));
+        // Same origin as the Host the request came to.
+        assert!(origin_allowed(
+            &headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"),
+            &allowed,
+            pub_url
+        ));
+        assert!(origin_allowed(
+            &headers(Some("https://a.org"), "a.org"),
+            &allowed,
+            pub_url
+        ));
+        // The public URL and the allowlist.
+        assert!(origin_allowed(
+            &headers(Some("https://captions.example.org"), "10.0.0.1:8080"),
+            &allowed,
+            pub_url
+        ));
+        assert!(origin_allowed(
+            &headers(Some("https://booth.example.org"), "x:1"),
+            &allowed,
+            pub_url
+        ));
+        // Anything else.
+        assert!(!origin_allowed(
+            &headers(Some("https://evil.example"), "127.0.0.1:8080"),
+            &allowed,
+            pub_url
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("http://127.0.0.1:9999"), "127.0.0.1:8080"),
+            &allowed,
+            pub_url
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("null"), "127.0.0.1:8080"),
+            &allowed,
+            pub_url
+        ));
+        assert!(origin_allowed(
+            &headers(Some("null"), "x:1"),
+            &["*".to_string()],
+            pub_url
+        ));
+    }
+
+    #[test]
+    fn which_requests_are_checked() {
+        assert!(needs_origin_check(
+            &Method::GET,
+            "/v1/events/e/channels/c/publish"
+        ));
+        assert!(needs_origin_check(&Method::GET, "/v1/admin/channels"));
+        assert!(needs_origin_check(
+            &Method::POST,
+            "/v1/events/e/channels/c/captions"
+        ));
+        assert!(!needs_origin_check(
+            &Method::GET,
+            "/v1/events/e/channels/c/listen"
+        ));
+        assert!(!needs_origin_check(&Method::GET, "/e/conf"));
+    }
+}

@@ -1,0 +1,410 @@
+//! Direct fan-out: each channel's one fan-out task writes every line, partial and status frame
+//! straight to the sockets of the listeners that are caught up, one non-blocking write per
+//! socket, without waking their session tasks.
+//!
+//! A listener's plain-TCP socket is a [`Shared`] (TLS sockets are never direct: every TLS
+//! session encrypts for itself): the session (tungstenite) and the fan-out share it, and
+//! every write goes through its small lock, so frames never interleave. A listener is *direct*
+//! while its session has nothing of its own in flight; the fan-out then writes seq after seq
+//! (only ever `last_sent + 1`). When a socket cannot take a whole frame, the fan-out keeps the
+//! unwritten rest of that one shared frame (a `Bytes` slice, no copy), leaves the listener and
+//! wakes its session, which drains the rest and carries on from the channel's broadcast ring
+//! and history, with the usual slow-consumer policy (catch up from memory or close 4001), until
+//! it is caught up and joins again.
+//!
+//! **Invariants:** no per-recipient allocation (one encoded frame per event, shared); the set
+//! lock and a socket's lock are only held for non-blocking writes, never across an `.await`;
+//! nothing is queued per listener beyond the rest of one frame.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::event::Committed;
+use crate::protocol::Frame;
+
+/// Sockets written per lock hold: joins and leaves wait at most this many writes, and the
+/// fan-out yields to other tasks between chunks.
+const CHUNK: usize = 256;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; the state stays consistent if it did.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An upgraded connection's socket, shared by its session and its channel's fan-out.
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<Sock>);
+
+#[derive(Debug)]
+struct Sock {
+    tcp: TcpStream,
+    st: Mutex<WriteState>,
+    /// The fan-out took this listener out of direct mode.
+    kick: Notify,
+}
+
+#[derive(Debug, Default)]
+struct WriteState {
+    /// The fan-out writes to this socket.
+    direct: bool,
+    /// Seq of the last line or edit put on the wire by the fan-out.
+    last_sent: u64,
+    /// The unwritten rest of a frame the fan-out started; written before anything else.
+    rest: Bytes,
+    /// The session's last write stopped inside its buffer: the wire is inside its frame.
+    session_mid: bool,
+}
+
+impl Shared {
+    pub fn new(tcp: TcpStream) -> Shared {
+        Shared(Arc::new(Sock {
+            tcp,
+            st: Mutex::new(WriteState::default()),
+            kick: Notify::new(),
+        }))
+    }
+
+    /// Resolves once the fan-out has taken this listener out of direct mode.
+    pub async fn kicked(&self) {
+        self.0.kick.notified().await
+    }
+
+    /// The seq of the last event the fan-out wrote.
+    pub fn last_sent(&self) -> u64 {
+        lock(&self.0.st).last_sent
+    }
+
+    /// Writes the rest of a fan-out frame, if any; `Ready(Ok)` once the wire is at a frame
+    /// boundary.
+    fn poll_rest(&self, st: &mut WriteState, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !st.rest.is_empty() {
+            match self.0.tcp.try_write(&st.rest) {
+                Ok(n) => st.rest.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.0.tcp.poll_write_ready(cx))?
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Shared {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.tcp.poll_read_ready(cx))?;
+            match self.0.tcp.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Shared {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut st = lock(&self.0.st);
+        ready!(self.poll_rest(&mut st, cx))?;
+        loop {
+            match self.0.tcp.try_write(buf) {
+                Ok(n) => {
+                    st.session_mid = n < buf.len();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.0.tcp.poll_write_ready(cx))?
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = lock(&self.0.st);
+        self.poll_rest(&mut st, cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The socket closes when the session and the fan-out have both let go of it.
+        self.poll_flush(cx)
+    }
+}
+
+/// The listeners of one channel that the fan-out writes to directly.
+#[derive(Debug, Default)]
+pub struct Fanout {
+    set: Mutex<Set>,
+}
+
+#[derive(Debug, Default)]
+struct Set {
+    slots: Vec<Option<Shared>>,
+    free: Vec<usize>,
+    /// The fan-out task is running.
+    running: bool,
+    /// The last seq the fan-out has started writing.
+    fanned: u64,
+}
+
+/// What the fan-out task reads: the channel's ring and its partial and status slots.
+pub struct Feeds {
+    pub events: broadcast::Receiver<Committed>,
+    pub partial: watch::Receiver<Frame>,
+    pub status: watch::Receiver<Frame>,
+    /// The channel's count of frames sent to listeners.
+    pub frames_out: Arc<AtomicU64>,
+}
+
+/// A server-to-client text frame, encoded once for every socket.
+pub fn encode(frame: &Frame) -> Bytes {
+    let payload = frame.as_bytes();
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    out.push(0x81); // FIN + text
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= 0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+impl Fanout {
+    /// Makes `conn` direct if the session is caught up with the fan-out (its last sent seq is
+    /// at least the fan-out's). Starts the fan-out task on first use. Returns whether it joined.
+    pub fn join(
+        self: &Arc<Self>,
+        conn: &Shared,
+        slot: &mut Option<usize>,
+        last_sent: u64,
+        feeds: impl FnOnce() -> Feeds,
+    ) -> bool {
+        let mut set = lock(&self.set);
+        if set.fanned > last_sent {
+            return false;
+        }
+        {
+            let mut st = lock(&conn.0.st);
+            if st.session_mid || !st.rest.is_empty() {
+                return false;
+            }
+            st.direct = true;
+            st.last_sent = last_sent;
+        }
+        if slot.is_none() {
+            let i = match set.free.pop() {
+                Some(i) => {
+                    set.slots[i] = Some(conn.clone());
+                    i
+                }
+                None => {
+                    set.slots.push(Some(conn.clone()));
+                    set.slots.len() - 1
+                }
+            };
+            *slot = Some(i);
+        }
+        if !set.running {
+            set.running = true;
+            tokio::spawn(run(self.clone(), feeds()));
+        }
+        true
+    }
+
+    /// Removes a listener for good (its session ends).
+    pub fn leave(&self, conn: &Shared, slot: Option<usize>) {
+        lock(&conn.0.st).direct = false;
+        if let Some(i) = slot {
+            let mut set = lock(&self.set);
+            set.slots[i] = None;
+            set.free.push(i);
+        }
+    }
+
+    /// Number of direct listeners (for tests and metrics).
+    pub fn direct_count(&self) -> usize {
+        let set = lock(&self.set);
+        set.slots
+            .iter()
+            .flatten()
+            .filter(|c| lock(&c.0.st).direct)
+            .count()
+    }
+
+    /// Writes `wire` to every direct listener; `seq` is set for lines and edits. Returns how
+    /// many sockets took the frame.
+    async fn write_all(&self, seq: Option<u64>, wire: &Bytes) -> u64 {
+        let mut written = 0;
+        let mut i = 0;
+        loop {
+            {
+                let mut set = lock(&self.set);
+                if i == 0 {
+                    if let Some(seq) = seq {
+                        set.fanned = seq;
+                    }
+                }
+                let end = (i + CHUNK).min(set.slots.len());
+                for conn in set.slots[i..end].iter().flatten() {
+                    if write_one(conn, seq, wire) {
+                        written += 1;
+                    }
+                }
+                i = end;
+                if i >= set.slots.len() {
+                    return written;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Takes every listener out of direct mode (the fan-out fell behind its ring).
+    fn kick_all(&self) {
+        let set = lock(&self.set);
+        for conn in set.slots.iter().flatten() {
+            let mut st = lock(&conn.0.st);
+            if st.direct {
+                st.direct = false;
+                conn.0.kick.notify_one();
+            }
+        }
+    }
+}
+
+/// One non-blocking write of a whole frame, or hand the listener back to its session.
+fn write_one(conn: &Shared, seq: Option<u64>, wire: &Bytes) -> bool {
+    let mut st = lock(&conn.0.st);
+    if !st.direct {
+        return false;
+    }
+    if let Some(seq) = seq {
+        if seq <= st.last_sent {
+            return false; // the session sent it before joining
+        }
+        if seq != st.last_sent + 1 {
+            return kick(conn, &mut st);
+        }
+    }
+    if st.session_mid || !st.rest.is_empty() {
+        return kick(conn, &mut st);
+    }
+    match conn.0.tcp.try_write(wire) {
+        Ok(n) => {
+            if let Some(seq) = seq {
+                st.last_sent = seq;
+            }
+            if n == wire.len() {
+                true
+            } else {
+                // Keep the rest of this one frame; the session writes it before anything else.
+                st.rest = wire.slice(n..);
+                kick(conn, &mut st)
+            }
+        }
+        // Full socket (a slow reader) or an error: the session takes over and finds out which.
+        Err(_) => kick(conn, &mut st),
+    }
+}
+
+fn kick(conn: &Shared, st: &mut WriteState) -> bool {
+    st.direct = false;
+    conn.0.kick.notify_one();
+    false
+}
+
+/// The fan-out task of one channel: ends when the channel is dropped. Lines go out before a
+/// partial or status that changed at the same time (the partial a line completes is cleared
+/// only after the line is in the ring).
+async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
+    'run: loop {
+        let first = tokio::select! {
+            biased;
+            r = feeds.events.recv() => Some(r),
+            r = feeds.partial.changed() => match r {
+                Ok(()) => None,
+                Err(_) => break 'run,
+            },
+            r = feeds.status.changed() => match r {
+                Ok(()) => None,
+                Err(_) => break 'run,
+            },
+        };
+        let mut next = first;
+        loop {
+            let r = match next.take() {
+                Some(r) => r,
+                None => match feeds.events.try_recv() {
+                    Ok(c) => Ok(c),
+                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                    Err(TryRecvError::Empty) => break,
+                },
+            };
+            match r {
+                Ok(c) => {
+                    let n = fanout.write_all(Some(c.seq), &encode(&c.frame)).await;
+                    feeds.frames_out.fetch_add(n, Ordering::Relaxed);
+                }
+                // Fell behind the ring: every listener catches up through its session.
+                Err(RecvError::Lagged(_)) => fanout.kick_all(),
+                Err(RecvError::Closed) => break 'run,
+            }
+        }
+        for slot in [&mut feeds.partial, &mut feeds.status] {
+            if slot.has_changed().unwrap_or(false) {
+                let frame = slot.borrow_and_update().clone();
+                let n = fanout.write_all(None, &encode(&frame)).await;
+                feeds.frames_out.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+    // The channel is gone: hand every listener back to its session.
+    fanout.kick_all();
+    lock(&fanout.set).running = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_frame_headers() {
+        let short = encode(&Frame::from("hi"));
+        assert_eq!(&short[..], b"\x81\x02hi");
+        let mid = encode(&Frame::from("x".repeat(300)));
+        assert_eq!(&mid[..4], &[0x81, 126, 1, 44]);
+        assert_eq!(mid.len(), 304);
+        let long = encode(&Frame::from("y".repeat(70_000)));
+        assert_eq!(&long[..2], &[0x81, 127]);
+        assert_eq!(long.len(), 70_010);
+    }
+}

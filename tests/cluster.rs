@@ -1,0 +1,597 @@
+//! Cluster mode against a real nats-server with JetStream: three babelcast nodes, lines
+//! published on one node reach listeners on the others once and in order, concurrent
+//! publishers on two nodes never share a seq, handover across nodes, a node killed with
+//! SIGKILL resumes its listeners without a gap, and a NATS restart loses nothing acked.
+//!
+//! Each test starts its own `nats-server -js` on a free loopback port. Without nats-server
+//! the tests fail in CI (`CI=true`) and are skipped with a message elsewhere.
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use babelcast::cluster::ClusterConfig;
+use common::*;
+use serde_json::{json, Value};
+
+/// A nats-server with JetStream, killed on drop.
+struct Nats {
+    child: Option<std::process::Child>,
+    bin: PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn nats_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            "/usr/sbin".into(),
+            "/usr/local/bin".into(),
+            "/usr/bin".into(),
+        ])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+impl Nats {
+    /// Starts nats-server, or returns `None` (skip) when it is not installed outside CI.
+    async fn start() -> Option<Nats> {
+        let Some(bin) = nats_binary() else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("nats-server is not installed; .ci/run installs it (apt-get install nats-server)");
+            }
+            eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster tests did not run");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut nats = Nats {
+            child: None,
+            bin,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        nats.spawn().await;
+        Some(nats)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("nats.log")
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let started = std::fs::read_to_string(self.log())
+            .unwrap_or_default()
+            .matches("Server is ready")
+            .count();
+        let child = std::process::Command::new(&self.bin)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.dir.path().join("js"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        tokio::time::timeout(RECV_TIMEOUT, async {
+            loop {
+                let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+                if text.matches("Server is ready").count() > started {
+                    return;
+                }
+                // The port of a stopped server may take a moment to free up.
+                if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    let log = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(self.log())
+                        .unwrap();
+                    self.child = Some(
+                        std::process::Command::new(&self.bin)
+                            .args([
+                                "-js",
+                                "-a",
+                                "127.0.0.1",
+                                "-p",
+                                &self.port.to_string(),
+                                "-sd",
+                            ])
+                            .arg(self.dir.path().join("js"))
+                            .stdout(std::process::Stdio::null())
+                            .stderr(log)
+                            .spawn()
+                            .expect("spawn nats-server"),
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "nats-server did not start: {}",
+                std::fs::read_to_string(self.log()).unwrap_or_default()
+            )
+        });
+    }
+
+    /// Graceful stop (SIGTERM: JetStream flushes its files), waiting for the exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    fn cluster(&self, node: &str) -> ClusterConfig {
+        ClusterConfig {
+            nats_url: self.url(),
+            node_id: Some(node.to_string()),
+            presence_ttl_secs: 3,
+            publish_timeout_secs: 30,
+            ..Default::default()
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An in-process node.
+async fn node(nats: &Nats, id: &str) -> TestServer {
+    let cluster = nats.cluster(id);
+    TestServer::start_with(move |c| c.cluster = Some(cluster)).await
+}
+
+/// A node as a real process (so the test can SIGKILL it), on `dir`.
+async fn bin_node(nats: &Nats, id: &str, dir: &Path) -> BinServer {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let config = dir.join("babelcast-test.toml");
+    let text = format!(
+        "{}[cluster]\nnats_url = \"{}\"\nnode_id = \"{id}\"\npresence_ttl_secs = 3\npublish_timeout_secs = 30\n",
+        config_toml(dir),
+        nats.url()
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .args(["--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "babelcast=info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn babelcast");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut err = child.stderr.take().unwrap();
+    let log = stderr.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            log.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("babelcast listening on http://") {
+                return url.trim().parse().unwrap();
+            }
+        }
+        panic!(
+            "babelcast exited before listening: {}",
+            stderr.lock().unwrap()
+        );
+    })
+    .await
+    .expect("babelcast did not print its listening address");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    BinServer {
+        child,
+        addr,
+        dir: dir.to_path_buf(),
+        stderr,
+    }
+}
+
+/// A booth publisher on a process node.
+async fn bin_publish_as(b: &BinServer, channel: &str, name: &str) -> WsClient {
+    let url = format!(
+        "{}?name={name}",
+        b.ws(&TestServer::channel_path(channel, "publish"))
+    );
+    WsClient::connect(&url, Some(&token(channel))).await
+}
+
+/// Reads committed events (lines, edits, handovers) until `n` of them arrived.
+async fn events(c: &mut WsClient, n: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let v = c.recv().await;
+        if matches!(v["type"].as_str(), Some("line" | "edit" | "handover")) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The next booth frame that satisfies `f`.
+async fn booth_until(c: &mut WsClient, f: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let v = c.recv().await;
+        if v["type"] == "booth" && f(&v) {
+            return v;
+        }
+    }
+}
+
+/// Publishes `texts` pipelined (with ids) and returns their acks in order.
+async fn publish_all(p: &mut WsClient, texts: &[String]) -> Vec<u64> {
+    for (i, t) in texts.iter().enumerate() {
+        p.send_json(json!({"type": "final", "text": t, "id": format!("{t}#{i}")}))
+            .await;
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < texts.len() {
+        let v = p.recv().await;
+        match v["type"].as_str() {
+            Some("ack") => seqs.push(v["seq"].as_u64().unwrap()),
+            Some("status" | "booth") => {}
+            _ => panic!("publisher got {v}"),
+        }
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_published_on_one_node_reach_every_node_once_in_order() {
+    let Some(nats) = Nats::start().await else {
+        return;
+    };
+    let (n1, n2, n3) = (
+        node(&nats, "n1").await,
+        node(&nats, "n2").await,
+        node(&nats, "n3").await,
+    );
+    let mut listeners = vec![
+        n1.listen("en", None).await,
+        n2.listen("en", None).await,
+        n2.listen("en", None).await,
+        n3.listen("en", None).await,
+    ];
+    let mut p = n1.publish("en").await;
+    let texts: Vec<String> = (1..=60)
+        .map(|i| format!("Line {i}: 你好, «world»."))
+        .collect();
+    let seqs = publish_all(&mut p, &texts).await;
+    assert_eq!(seqs, (1..=60).collect::<Vec<u64>>());
+    for l in &mut listeners {
+        let got = events(l, 60).await;
+        for (i, v) in got.iter().enumerate() {
+            assert_eq!(v["seq"], i as u64 + 1, "{v}");
+            assert_eq!(v["text"], texts[i], "{v}");
+        }
+    }
+    // Nothing twice: the next event every listener sees is the next line.
+    assert_eq!(p.final_line("The end.", None).await["seq"], 61);
+    for l in &mut listeners {
+        assert_eq!(events(l, 1).await[0]["seq"], 61);
+    }
+    // An edit published on node 3 reaches node 2, and the transcript of node 2 has it all.
+    let mut p3 = n3.publish("floor").await;
+    assert_eq!(p3.final_line("Floor line.", None).await["seq"], 1);
+    let mut l2 = n2.listen("floor", Some(0)).await;
+    assert_eq!(events(&mut l2, 1).await[0]["text"], "Floor line.");
+    p3.send_json(json!({"type": "edit", "of": 1, "text": "Floor line, corrected."}))
+        .await;
+    assert_eq!(p3.recv_event().await["seq"], 2);
+    let e = events(&mut l2, 1).await;
+    assert_eq!(
+        (e[0]["type"].as_str(), e[0]["of"].as_u64()),
+        (Some("edit"), Some(1))
+    );
+    let body = reqwest::get(n2.http(&format!(
+        "/v1/events/{EVENT}/channels/en/transcript?format=json"
+    )))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(body.contains("Line 60: 你好, «world»."), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_on_two_nodes_never_share_a_seq() {
+    let Some(nats) = Nats::start().await else {
+        return;
+    };
+    let (n1, n2, n3) = (
+        node(&nats, "n1").await,
+        node(&nats, "n2").await,
+        node(&nats, "n3").await,
+    );
+    let mut watcher = n2.listen("zh", None).await;
+    // Two HTTP publishers (no booth: both may publish) race on the same channel.
+    let post = |srv: &TestServer, who: &'static str| {
+        let url = srv.http(&TestServer::channel_path("zh", "captions"));
+        async move {
+            let client = reqwest::Client::new();
+            let mut seqs = Vec::new();
+            for i in 0..40 {
+                let r = client
+                    .post(format!("{url}?id={who}-{i}"))
+                    .bearer_auth(token("zh"))
+                    .header("content-type", "text/plain")
+                    .body(format!("{who} line {i}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+                let v: Value = r.json().await.unwrap();
+                seqs.push((v["seq"].as_u64().unwrap(), format!("{who} line {i}")));
+            }
+            seqs
+        }
+    };
+    let (a, b) = tokio::join!(post(&n1, "one"), post(&n3, "three"));
+    let mut by_seq: BTreeMap<u64, String> = BTreeMap::new();
+    for (seq, text) in a.into_iter().chain(b) {
+        assert!(
+            by_seq.insert(seq, text).is_none(),
+            "seq {seq} given out twice"
+        );
+    }
+    assert_eq!(
+        by_seq.keys().copied().collect::<Vec<_>>(),
+        (1..=80).collect::<Vec<u64>>()
+    );
+    // Every node shows the same log.
+    for l in [
+        &mut watcher,
+        &mut n1.listen("zh", Some(0)).await,
+        &mut n3.listen("zh", Some(0)).await,
+    ] {
+        for v in events(l, 80).await {
+            let seq = v["seq"].as_u64().unwrap();
+            assert_eq!(
+                v["text"].as_str(),
+                by_seq.get(&seq).map(String::as_str),
+                "{v}"
+            );
+        }
+    }
+    let metrics = reqwest::get(n1.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("babelcast_cluster_connected{node=\"n1\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_across_nodes() {
+    let Some(nats) = Nats::start().await else {
+        return;
+    };
+    let (n1, n2, n3) = (
+        node(&nats, "n1").await,
+        node(&nats, "n2").await,
+        node(&nats, "n3").await,
+    );
+    let mut listener = n3.listen("en", None).await;
+    let mut anna = n1.publish_as("en", "Anna").await;
+    let anna_id = anna.hello["publisher_id"].as_u64().unwrap();
+    booth_until(&mut anna, |b| b["on_air"]["id"] == anna_id).await;
+    let mut ben = n2.publish_as("en", "Ben").await;
+    let ben_id = ben.hello["publisher_id"].as_u64().unwrap();
+    assert_ne!(anna_id, ben_id, "publisher ids are unique across nodes");
+    // Ben, on another node, sees Anna on air and is on standby.
+    booth_until(&mut ben, |b| b["on_air"]["name"] == "Anna").await;
+    assert_eq!(anna.final_line("Anna speaks.", None).await["seq"], 1);
+    ben.send_json(json!({"type": "final", "text": "Ben too early."}))
+        .await;
+    let refused = ben.recv_event().await;
+    assert_eq!(refused["code"], "not_on_air", "{refused}");
+
+    ben.send_json(json!({"type": "handover_request"})).await;
+    booth_until(&mut anna, |b| b["request"]["name"] == "Ben").await;
+    anna.send_json(json!({"type": "handover_accept"})).await;
+    booth_until(&mut ben, |b| b["on_air"]["id"] == ben_id).await;
+    booth_until(&mut anna, |b| b["on_air"]["name"] == "Ben").await;
+    assert_eq!(ben.final_line("Ben speaks now.", None).await["seq"], 3);
+    anna.send_json(json!({"type": "final", "text": "Anna again."}))
+        .await;
+    assert_eq!(anna.recv_event().await["code"], "not_on_air");
+
+    let got = events(&mut listener, 3).await;
+    assert_eq!(got[0]["text"], "Anna speaks.");
+    assert_eq!(
+        (
+            &got[1]["type"],
+            &got[1]["from"],
+            &got[1]["to"],
+            &got[1]["reason"]
+        ),
+        (
+            &json!("handover"),
+            &json!("Anna"),
+            &json!("Ben"),
+            &json!("request")
+        )
+    );
+    assert_eq!(got[2]["text"], "Ben speaks now.");
+
+    // Ben leaves: the channel is off air everywhere, and Anna takes it back by speaking.
+    drop(ben);
+    booth_until(&mut anna, |b| b["on_air"].is_null()).await;
+    assert_eq!(anna.final_line("Anna is back.", None).await["seq"], 5);
+    let got = events(&mut listener, 2).await;
+    assert_eq!(
+        (&got[0]["from"], &got[0]["to"]),
+        (&json!("Ben"), &json!("Anna"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_restarts_and_its_listeners_resume_without_gap() {
+    let Some(nats) = Nats::start().await else {
+        return;
+    };
+    let n1 = node(&nats, "n1").await;
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut n2 = bin_node(&nats, "n2", dir2.path()).await;
+    let mut listener = n2.listen("en", None).await;
+    // Cara is on air on node 2's zh channel; Dan waits on node 1.
+    let cara = bin_publish_as(&n2, "zh", "Cara").await;
+    let mut dan = n1.publish_as("zh", "Dan").await;
+    booth_until(&mut dan, |b| b["on_air"]["name"] == "Cara").await;
+
+    let mut p = n1.publish("en").await;
+    let first: Vec<String> = (1..=20).map(|i| format!("Before the crash {i}.")).collect();
+    publish_all(&mut p, &first).await;
+    let seen = events(&mut listener, 20).await;
+    let last_seen = seen.last().unwrap()["seq"].as_u64().unwrap();
+    assert_eq!(last_seen, 20);
+
+    n2.kill9().await;
+    drop(cara);
+    let during: Vec<String> = (1..=20)
+        .map(|i| format!("While node 2 is down {i}."))
+        .collect();
+    assert_eq!(
+        publish_all(&mut p, &during).await,
+        (21..=40).collect::<Vec<u64>>()
+    );
+
+    // Node 2's publisher went off air with its node: Dan can speak once the presence expires.
+    booth_until(&mut dan, |b| b["on_air"].is_null()).await;
+    assert_eq!(dan.final_line("Dan takes over.", None).await["seq"], 2);
+
+    let n2 = bin_node(&nats, "n2", dir2.path()).await;
+    let mut resumed = n2.listen("en", Some(last_seen)).await;
+    let got = events(&mut resumed, 20).await;
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v["seq"], 21 + i as u64, "{v}");
+        assert_eq!(v["text"], during[i], "{v}");
+    }
+    // Live again, and a late joiner on the restarted node gets the complete history.
+    assert_eq!(p.final_line("After the restart.", None).await["seq"], 41);
+    assert_eq!(events(&mut resumed, 1).await[0]["seq"], 41);
+    let mut late = n2.listen("en", Some(0)).await;
+    let all = events(&mut late, 41).await;
+    assert_eq!(
+        all.iter()
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (1..=41).collect::<Vec<_>>()
+    );
+    let mut zh = n2.listen("zh", Some(0)).await;
+    let zh_events = events(&mut zh, 2).await;
+    assert_eq!(zh_events[1]["text"], "Dan takes over.", "{zh_events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restart_mid_stream_loses_nothing_acked() {
+    let Some(mut nats) = Nats::start().await else {
+        return;
+    };
+    let n1 = node(&nats, "n1").await;
+    let n2 = node(&nats, "n2").await;
+    let mut p = n1.publish("en").await;
+    const N: usize = 80;
+    let text = |i: usize| format!("Line {i} through a NATS restart.");
+    let mut acked: HashMap<usize, u64> = HashMap::new();
+    let mut refused: Vec<usize> = Vec::new();
+    for i in 0..N {
+        p.send_json(json!({"type": "final", "text": text(i), "id": format!("r{i}")}))
+            .await;
+        if i == N / 2 {
+            nats.stop();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            nats.spawn().await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while acked.len() + refused.len() < N {
+        let v = tokio::time::timeout(Duration::from_secs(60), p.recv())
+            .await
+            .expect("every final gets an ack or an error");
+        let id = |v: &Value| v["id"].as_str().map(|s| s[1..].parse::<usize>().unwrap());
+        match v["type"].as_str() {
+            Some("ack") => {
+                acked.insert(id(&v).unwrap(), v["seq"].as_u64().unwrap());
+            }
+            Some("error") => {
+                assert_eq!(v["code"], "storage_unavailable", "{v}");
+                refused.push(id(&v).unwrap_or(usize::MAX));
+            }
+            _ => assert!(is_meta(&v), "{v}"),
+        }
+    }
+    // Publishers retry what was refused, with the same id: stored once.
+    for &i in refused.iter().filter(|i| **i != usize::MAX) {
+        let ack = p.final_line(&text(i), Some(&format!("r{i}"))).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        acked.insert(i, ack["seq"].as_u64().unwrap());
+    }
+    // Everything acked is on node 2, at its seq, once.
+    let mut l = n2.listen("en", Some(0)).await;
+    let last = acked.values().copied().max().unwrap();
+    let got = events(&mut l, last as usize).await;
+    let by_seq: HashMap<u64, &str> = got
+        .iter()
+        .map(|v| (v["seq"].as_u64().unwrap(), v["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(by_seq.len(), last as usize, "seqs are contiguous");
+    for (i, seq) in &acked {
+        assert_eq!(
+            by_seq.get(seq).copied(),
+            Some(text(*i).as_str()),
+            "acked line {i} (seq {seq}) lost"
+        );
+    }
+    let mut texts: Vec<&str> = by_seq.values().copied().collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), by_seq.len(), "a line was stored twice");
+}

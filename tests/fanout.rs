@@ -1,0 +1,84 @@
+//! Fan-out: 500 listeners on one channel each receive every committed line exactly once, in
+//! seq order, with partials interleaved.
+mod common;
+use common::*;
+use serde_json::json;
+
+const LISTENERS: usize = 500;
+const FINALS: u64 = 50;
+
+fn text(n: u64) -> String {
+    format!("Line number {n} of the fan-out test, with some words to carry.")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listener_gets_every_line_once_in_order() {
+    let s = TestServer::start().await;
+    let url = s.ws(&TestServer::channel_path("en", "listen"));
+
+    // Connect everyone before publishing (each connect reads hello + status).
+    let mut connects = tokio::task::JoinSet::new();
+    for _ in 0..LISTENERS {
+        let url = url.clone();
+        connects.spawn(async move { WsClient::connect(&url, None).await });
+    }
+    let mut listeners = Vec::with_capacity(LISTENERS);
+    while let Some(c) = connects.join_next().await {
+        let c = c.expect("connect task");
+        assert_eq!(c.hello["seq"], 0);
+        listeners.push(c);
+    }
+    let channel = s.server().hub().channel(EVENT, "en").expect("channel");
+    assert_eq!(channel.listeners(), LISTENERS as u64);
+
+    // Each listener reads until the last line, recording the lines it saw.
+    let mut readers = tokio::task::JoinSet::new();
+    for mut l in listeners {
+        readers.spawn(async move {
+            let mut seqs = Vec::new();
+            let mut partials = 0usize;
+            loop {
+                let v = l.recv().await;
+                match v["type"].as_str() {
+                    Some("line") => {
+                        let seq = v["seq"].as_u64().expect("seq");
+                        assert_eq!(v["text"], text(seq), "text of line {seq}");
+                        seqs.push(seq);
+                        if seq == FINALS {
+                            return (seqs, partials);
+                        }
+                    }
+                    Some("partial") => partials += 1,
+                    _ if is_meta(&v) => {}
+                    other => panic!("unexpected message {other:?}: {v}"),
+                }
+            }
+        });
+    }
+
+    let mut p = s.publish("en").await;
+    for n in 1..=FINALS {
+        p.send_json(json!({"type": "partial", "text": format!("Line number {n}")}))
+            .await;
+        p.send_json(json!({"type": "final", "text": text(n), "id": format!("f{n}")}))
+            .await;
+    }
+    for n in 1..=FINALS {
+        let ack = p.recv_event().await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        assert_eq!(ack["seq"], n);
+        assert_eq!(ack["id"], format!("f{n}"));
+    }
+
+    let expected: Vec<u64> = (1..=FINALS).collect();
+    let mut done = 0;
+    while let Some(r) = readers.join_next().await {
+        let (seqs, _partials) = r.expect("listener task");
+        assert_eq!(
+            seqs, expected,
+            "a listener missed, repeated or reordered lines"
+        );
+        done += 1;
+    }
+    assert_eq!(done, LISTENERS);
+}

@@ -1,0 +1,280 @@
+//! Faults: a full disk, a wall-clock jump, SIGTERM mid-burst. In each, nothing acked is lost,
+//! no seq is skipped or reused, and the relay recovers by itself. (`kill -9` mid-burst is in
+//! tests/durability.rs.)
+mod common;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use babelcast::store::Append;
+use common::raw::metric;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A line long enough to need pages of its own (so a capped database cannot absorb it in
+/// free space left on existing pages).
+fn long_line(n: u32) -> String {
+    format!(
+        "Line {n}: {}",
+        "a long interpretation of the speaker's point. ".repeat(80)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_keeps_serving_and_recovers_by_itself() {
+    let mut s = TestServer::start().await;
+    let mut live = s.listen("en", None).await;
+    let mut p = s.publish("en").await;
+    for n in 1..=3 {
+        let ack = p.final_line(&long_line(n), Some(&format!("ok{n}"))).await;
+        assert_eq!(ack["seq"], n);
+        assert_eq!(live.recv_type("line").await["seq"], n);
+    }
+
+    // The disk fills up: SQLite now fails every write with a real SQLITE_FULL.
+    s.server().hub().store.set_page_limit(Some(1));
+    for n in 4..=6 {
+        let v = p.final_line(&long_line(n), Some(&format!("full{n}"))).await;
+        assert_eq!(
+            v["type"], "error",
+            "nothing may be acked while the disk is full: {v}"
+        );
+        assert_eq!(v["code"], "storage_unavailable");
+    }
+    let r = reqwest::Client::new()
+        .post(s.http(&TestServer::channel_path("en", "captions")))
+        .bearer_auth(token("en"))
+        .body(long_line(7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "storage_unavailable");
+    assert!(metric(s.addr, "babelcast_store_failures_total").await >= 4.0);
+
+    // Meanwhile everything already stored keeps flowing: history to a new listener, the
+    // transcript, and live partials.
+    let mut late = s.listen("en", Some(0)).await;
+    assert_eq!(late.hello["seq"], 3);
+    for n in 1..=3 {
+        assert_eq!(late.recv_type("line").await["text"], long_line(n));
+    }
+    let t = reqwest::get(s.http(&format!(
+        "{}?format=json",
+        TestServer::channel_path("en", "transcript")
+    )))
+    .await
+    .unwrap();
+    assert_eq!(t.status(), 200);
+    p.send_json(json!({"type": "partial", "text": "still typing"}))
+        .await;
+    assert_eq!(live.recv_type("partial").await["text"], "still typing");
+
+    // Space comes back: the very next write succeeds, with the next seq (the failures took
+    // none), and the refused line was never stored (its id is new to the store).
+    s.server().hub().store.set_page_limit(None);
+    let ack = p.final_line(&long_line(4), Some("full4")).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(ack["seq"], 4);
+    assert_eq!(ack.get("duplicate"), None);
+    assert_eq!(live.recv_type("line").await["seq"], 4);
+    assert_eq!(late.recv_type("line").await["seq"], 4);
+
+    // After a restart the store holds exactly what was acked.
+    s.restart().await;
+    let mut again = s.listen("en", Some(0)).await;
+    assert_eq!(again.hello["seq"], 4);
+    for n in 1..=4 {
+        let line = again.recv_type("line").await;
+        assert_eq!(line["seq"], n);
+        assert_eq!(line["text"], long_line(n as u32));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wall_clock_jump_breaks_neither_seq_nor_order() {
+    let mut s = TestServer::start().await;
+    let mut l = s.listen("en", None).await;
+    let ch = s.server().hub().channel(EVENT, "en").unwrap();
+    let hour = 3_600_000;
+    let now = babelcast::ingest::now_ms();
+    // The receive times the store is handed as the clock jumps back an hour, then forward
+    // two, then back to normal.
+    for (i, ts) in [now, now - hour, now + hour, now].into_iter().enumerate() {
+        let append = Append::Line {
+            text: format!("Line {}.", i + 1),
+            lang: "en".into(),
+            expected_lang: None,
+            client_id: None,
+            author: None,
+        };
+        let ack = s
+            .server()
+            .hub()
+            .store
+            .append(ch.clone(), append, ts, None)
+            .await
+            .unwrap();
+        assert_eq!(ack.seq, i as u64 + 1);
+    }
+    let mut last_ts = 0;
+    for seq in 1..=4 {
+        let line = l.recv_type("line").await;
+        assert_eq!(line["seq"], seq);
+        let ts = line["ts"].as_i64().unwrap();
+        assert!(ts >= last_ts, "ts went backwards: {ts} after {last_ts}");
+        last_ts = ts;
+    }
+    assert_eq!(last_ts, now + hour);
+    // Real publishing now (the real clock is an hour behind the last ts) keeps both.
+    let mut p = s.publish("en").await;
+    assert_eq!(p.final_line("Line 5.", None).await["seq"], 5);
+    assert_eq!(l.recv_type("line").await["ts"], now + hour);
+    // So does a restart: the clamp is restored from the store.
+    s.restart().await;
+    let mut p = s.publish("en").await;
+    assert_eq!(p.final_line("Line 6.", None).await["seq"], 6);
+    let t: Value = reqwest::get(s.http(&format!(
+        "{}?format=json",
+        TestServer::channel_path("en", "transcript")
+    )))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let text = t.to_string();
+    let order: Vec<usize> = (1..=6)
+        .map(|i| text.find(&format!("Line {i}.")).expect("every line"))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+}
+
+/// The real binary as a child process, for signals.
+struct Child {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Child {
+    async fn start(dir: &Path) -> Child {
+        let config = dir.join("faults.toml");
+        std::fs::write(&config, config_toml(dir)).unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "babelcast=warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn babelcast");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(RECV_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(a) = line.strip_prefix("babelcast listening on http://") {
+                    return a.trim().parse().unwrap();
+                }
+            }
+            panic!("babelcast exited before listening");
+        })
+        .await
+        .expect("listening line");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Child { child, addr }
+    }
+
+    fn ws(&self, channel: &str, what: &str) -> String {
+        format!(
+            "ws://{}{}",
+            self.addr,
+            TestServer::channel_path(channel, what)
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_acks_closes_with_1001_and_exits_cleanly() {
+    const BURST: usize = 500;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bin = Child::start(tmp.path()).await;
+    let mut l = WsClient::connect(&bin.ws("en", "listen"), None).await;
+    let p = WsClient::connect(&bin.ws("en", "publish"), Some(&token("en"))).await;
+    let (mut sink, mut stream) = p.ws.split();
+    let sender = tokio::spawn(async move {
+        for n in 1..=BURST {
+            let m = json!({"type": "final", "text": format!("Drained line {n}."), "id": format!("d{n}")});
+            if sink
+                .send(Message::Text(m.to_string().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        sink
+    });
+    // SIGTERM once the burst is flowing.
+    let mut acked: HashMap<String, u64> = HashMap::new();
+    let mut close_code = None;
+    let mut signalled = false;
+    loop {
+        let msg = tokio::time::timeout(RECV_TIMEOUT, stream.next())
+            .await
+            .expect("the publisher heard nothing");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "ack" {
+                    acked.insert(v["id"].as_str().unwrap().into(), v["seq"].as_u64().unwrap());
+                    if !signalled && acked.len() >= 20 {
+                        let pid = bin.child.id().unwrap().to_string();
+                        let st = std::process::Command::new("kill")
+                            .args(["-TERM", &pid])
+                            .status()
+                            .unwrap();
+                        assert!(st.success());
+                        signalled = true;
+                    }
+                }
+            }
+            Some(Ok(Message::Close(c))) => {
+                close_code = c.map(|c| u16::from(c.code));
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    let _ = sender.await;
+    assert!(signalled, "the burst ended before the signal");
+    assert_eq!(close_code, Some(1001), "publishers are told to reconnect");
+    // Listeners are closed with 1001 too (after whatever they were sent).
+    let close = l.closed().await.expect("listener close frame");
+    assert_eq!(u16::from(close.code), 1001);
+    let status = tokio::time::timeout(Duration::from_secs(15), bin.child.wait())
+        .await
+        .expect("exited within the grace period")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+
+    // Every ack names a stored line; seqs are contiguous.
+    let bin = Child::start(tmp.path()).await;
+    let mut l = WsClient::connect(&format!("{}?since=0", bin.ws("en", "listen")), None).await;
+    let last = l.hello["seq"].as_u64().unwrap();
+    assert!(last as usize >= acked.len());
+    let mut stored = HashMap::new();
+    for n in 1..=last {
+        let line = l.recv_type("line").await;
+        assert_eq!(line["seq"], n);
+        stored.insert(n, line["text"].as_str().unwrap().to_string());
+    }
+    for (id, seq) in &acked {
+        assert_eq!(stored[seq], format!("Drained line {}.", &id[1..]));
+    }
+}

@@ -1,0 +1,384 @@
+//! Egress forwarders against local HTTP receivers that record the exact requests: Zoom seq and
+//! language, YouTube timestamped bodies, retries with the same seq on 503, lines dropped on
+//! 400, an outage that never blocks the channel, catch-up in order, resume after a restart.
+mod common;
+use common::*;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use babelcast::config::{ForwardConfig, ForwardKind};
+use tokio::sync::Notify;
+
+/// One request a receiver saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    /// Path and query, exactly as sent.
+    target: String,
+    content_type: String,
+    body: String,
+    /// The status the receiver answered.
+    status: u16,
+}
+
+/// A caption service on 127.0.0.1:0: answers GET …/seq with its last accepted seq, fails the
+/// first `fail_first` posts with 503 (and every post while `down`), refuses bodies containing
+/// `REFUSE` with 400, and accepts the rest with a timestamp.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    notify: Arc<Notify>,
+    fail_first: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+    seq: Arc<AtomicU64>,
+}
+
+async fn handle(State(r): State<Receiver>, req: Request) -> axum::response::Response {
+    let method = req.method().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let (status, answer) = if method == "GET" && req_path(&target).ends_with("/seq") {
+        (200, r.seq.load(Ordering::SeqCst).to_string())
+    } else if r.down.load(Ordering::SeqCst)
+        || r.fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        (503, "unavailable".to_string())
+    } else if body.contains("REFUSE") {
+        (400, "Bad request".to_string())
+    } else {
+        if let Some(seq) = query_value(&target, "seq").and_then(|s| s.parse().ok()) {
+            r.seq.store(seq, Ordering::SeqCst);
+        }
+        (200, "2024-05-01T09:30:00.000".to_string())
+    };
+    r.seen.lock().unwrap().push(Seen {
+        method,
+        target,
+        content_type,
+        body,
+        status,
+    });
+    r.notify.notify_waiters();
+    (StatusCode::from_u16(status).unwrap(), answer).into_response()
+}
+
+fn req_path(target: &str) -> &str {
+    target.split('?').next().unwrap_or("")
+}
+
+fn query_value<'a>(target: &'a str, key: &str) -> Option<&'a str> {
+    target
+        .split_once('?')?
+        .1
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+impl Receiver {
+    async fn start() -> (Receiver, String) {
+        let r = Receiver::default();
+        let app = axum::Router::new().fallback(handle).with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (r, base)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` posts were accepted; returns every request seen.
+    async fn accepted(&self, n: usize) -> Vec<Seen> {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let notified = self.notify.notified();
+                let seen = self.seen();
+                if seen
+                    .iter()
+                    .filter(|s| s.method == "POST" && s.status == 200)
+                    .count()
+                    >= n
+                {
+                    return seen;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("receiver did not get {n} posts: {:#?}", self.seen()))
+    }
+
+    /// Waits until at least `n` requests of any kind were seen.
+    async fn requests(&self, n: usize) -> Vec<Seen> {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let notified = self.notify.notified();
+                let seen = self.seen();
+                if seen.len() >= n {
+                    return seen;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("receiver did not get {n} requests: {:#?}", self.seen()))
+    }
+}
+
+fn forward(c: &mut babelcast::Config, channel: &str, kind: ForwardKind, url: String) {
+    let ch = c.events[0]
+        .channels
+        .iter_mut()
+        .find(|ch| ch.id.get_ref() == channel)
+        .unwrap();
+    ch.forward.push(ForwardConfig {
+        kind,
+        url,
+        lang: None,
+    });
+}
+
+async fn metrics(s: &TestServer) -> String {
+    reqwest::get(s.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until /metrics has a line starting with `series` and ending with ` value`.
+async fn metric(s: &TestServer, series: &str, value: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = metrics(s).await;
+        if m.lines()
+            .any(|l| l.starts_with(series) && l.ends_with(&format!(" {value}")))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {series} {value} in:\n{}",
+            m.lines()
+                .filter(|l| l.starts_with("babelcast_forward"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn publish_lines(s: &TestServer, channel: &str, lines: &[&str]) {
+    let mut p = s.publish(channel).await;
+    for text in lines {
+        let ack = p.final_line(text, None).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoom_forwarder_continues_the_remote_seq_with_zooms_language_code() {
+    let (rx, base) = Receiver::start().await;
+    rx.seq.store(41, Ordering::SeqCst);
+    let url = format!("{base}/closedcaption?id=200610693&ns=GZHkEA==&expire=86400");
+    let s = TestServer::start_with(|c| forward(c, "zh", ForwardKind::Zoom, url.clone())).await;
+    // The forwarder first asks Zoom for its last seq.
+    let first = rx.requests(1).await;
+    assert_eq!(first[0].method, "GET");
+    assert_eq!(
+        first[0].target,
+        "/closedcaption/seq?id=200610693&ns=GZHkEA==&expire=86400"
+    );
+    let lines = [
+        "大家好，欢迎参加今天的会议。",
+        "我们先讨论贸易问题。",
+        "谢谢大家。",
+    ];
+    publish_lines(&s, "zh", &lines).await;
+    let seen = rx.accepted(3).await;
+    let posts: Vec<_> = seen.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 3, "{seen:#?}");
+    for (i, (post, text)) in posts.iter().zip(lines).enumerate() {
+        assert_eq!(
+            post.target,
+            format!(
+                "/closedcaption?id=200610693&ns=GZHkEA==&expire=86400&seq={}&lang=zh-CN",
+                42 + i
+            )
+        );
+        assert_eq!(post.content_type, "text/plain; charset=utf-8");
+        assert_eq!(post.body, format!("{text}\n"));
+    }
+    let labels = r#"{event="conf",channel="zh",kind="zoom",index="0""#;
+    metric(&s, &format!("babelcast_forward_posts_total{labels}}}"), "3").await;
+    metric(&s, &format!("babelcast_forward_remote_seq{labels}}}"), "44").await;
+    metric(
+        &s,
+        &format!("babelcast_forward_state{labels},state=\"up_to_date\"}}"),
+        "1",
+    )
+    .await;
+    metric(&s, &format!("babelcast_forward_behind{labels}}}"), "0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn youtube_forwarder_retries_503_with_the_same_seq_and_never_reorders() {
+    let (rx, base) = Receiver::start().await;
+    rx.fail_first.store(3, Ordering::SeqCst);
+    let url = format!("{base}/closedcaption?cid=stream-key");
+    let s = TestServer::start_with(|c| forward(c, "en", ForwardKind::Youtube, url.clone())).await;
+    publish_lines(
+        &s,
+        "en",
+        &[
+            "Good morning.",
+            "Two\nrows.",
+            "This one REFUSE please.",
+            "Last one.",
+        ],
+    )
+    .await;
+    let seen = rx.accepted(3).await;
+    let posts: Vec<_> = seen.iter().filter(|r| r.method == "POST").collect();
+    let summary: Vec<(u16, &str)> = posts
+        .iter()
+        .map(|p| (p.status, query_value(&p.target, "seq").unwrap()))
+        .collect();
+    // Three 503s, then the same seq succeeds; a 400 drops that line and its seq is reused.
+    assert_eq!(
+        summary,
+        [
+            (503, "1"),
+            (503, "1"),
+            (503, "1"),
+            (200, "1"),
+            (200, "2"),
+            (400, "3"),
+            (200, "3")
+        ],
+        "{posts:#?}"
+    );
+    let texts: Vec<String> = posts
+        .iter()
+        .filter(|p| p.status == 200)
+        .map(|p| {
+            let (ts, rest) = p.body.split_once('\n').unwrap();
+            assert!(
+                babelcast::formats::timestamp::parse(ts).is_some(),
+                "{:?}",
+                p.body
+            );
+            assert_eq!(
+                p.target,
+                format!(
+                    "/closedcaption?cid=stream-key&seq={}",
+                    query_value(&p.target, "seq").unwrap()
+                )
+            );
+            assert_eq!(p.content_type, "text/plain; charset=utf-8");
+            rest.to_string()
+        })
+        .collect();
+    assert_eq!(texts, ["Good morning.\n", "Two<br>rows.\n", "Last one.\n"]);
+    let labels = r#"{event="conf",channel="en",kind="youtube",index="0"}"#;
+    metric(&s, &format!("babelcast_forward_retries_total{labels}"), "3").await;
+    metric(&s, &format!("babelcast_forward_dropped_total{labels}"), "1").await;
+    metric(&s, &format!("babelcast_forward_posts_total{labels}"), "3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_never_blocks_the_channel_and_the_forwarder_catches_up_in_order() {
+    let (rx, base) = Receiver::start().await;
+    rx.down.store(true, Ordering::SeqCst);
+    let url = format!("{base}/cc?cid=k");
+    // A tiny broadcast ring: the forwarder laps it while the remote is down.
+    let s = TestServer::start_with(|c| {
+        c.limits.listener_queue = 4;
+        forward(c, "en", ForwardKind::Youtube, url.clone());
+    })
+    .await;
+    let mut l = s.listen("en", None).await;
+    let lines: Vec<String> = (1..=30)
+        .map(|i| format!("Line number {i} of the speech."))
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    // Every line is stored, acked and delivered to listeners while the remote is down.
+    publish_lines(&s, "en", &refs).await;
+    for i in 1..=30 {
+        let v = l.recv_type("line").await;
+        assert_eq!(v["seq"], i);
+    }
+    let labels = r#"{event="conf",channel="en",kind="youtube",index="0""#;
+    metric(
+        &s,
+        &format!("babelcast_forward_state{labels},state=\"retrying\"}}"),
+        "1",
+    )
+    .await;
+    metric(&s, &format!("babelcast_forward_behind{labels}}}"), "30").await;
+    assert!(rx.seen().iter().all(|r| r.status == 503));
+
+    rx.down.store(false, Ordering::SeqCst);
+    let seen = rx.accepted(30).await;
+    let accepted: Vec<&Seen> = seen.iter().filter(|r| r.status == 200).collect();
+    for (i, post) in accepted.iter().enumerate() {
+        assert_eq!(
+            query_value(&post.target, "seq"),
+            Some((i + 1).to_string().as_str())
+        );
+        assert!(
+            post.body.ends_with(&format!("\n{}\n", lines[i])),
+            "{post:?}"
+        );
+    }
+    metric(&s, &format!("babelcast_forward_behind{labels}}}"), "0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_where_the_forwarder_stopped() {
+    let (rx, base) = Receiver::start().await;
+    rx.down.store(true, Ordering::SeqCst);
+    let url = format!("{base}/cc?cid=k");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = |c: &mut babelcast::Config| forward(c, "en", ForwardKind::Youtube, url.clone());
+    let mut s = TestServer::start_in(tmp.path(), cfg).await;
+    publish_lines(&s, "en", &["Said before the restart.", "Also before."]).await;
+    rx.requests(1).await;
+    s.stop().await;
+
+    rx.down.store(false, Ordering::SeqCst);
+    let s = TestServer::start_in(tmp.path(), cfg).await;
+    let seen = rx.accepted(2).await;
+    let accepted: Vec<&Seen> = seen.iter().filter(|r| r.status == 200).collect();
+    assert!(accepted[0].body.ends_with("\nSaid before the restart.\n"));
+    assert!(accepted[1].body.ends_with("\nAlso before.\n"));
+    assert_eq!(query_value(&accepted[1].target, "seq"), Some("2"));
+    // And it goes on from there.
+    publish_lines(&s, "en", &["After the restart."]).await;
+    let seen = rx.accepted(3).await;
+    let last = seen.iter().rfind(|r| r.status == 200).unwrap();
+    assert!(last.body.ends_with("\nAfter the restart.\n"));
+    assert_eq!(query_value(&last.target, "seq"), Some("3"));
+}

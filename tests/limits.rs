@@ -1,0 +1,326 @@
+//! Every limit of `[limits]` holds against a client that pushes past it, answers with its
+//! documented error, shows in `/metrics`, and costs nothing already stored.
+mod common;
+use std::time::Duration;
+
+use common::raw::{self, metric};
+use common::*;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::Message;
+
+fn listen_url(s: &TestServer, channel: &str) -> String {
+    s.ws(&TestServer::channel_path(channel, "listen"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_answers_503_until_a_slot_frees() {
+    let s = TestServer::start_with(|c| c.limits.max_connections = 2).await;
+    let a = s.listen("en", None).await;
+    let _b = s.listen("en", None).await;
+    let (status, body) = raw::refusal(raw::ws(s.addr, &listen_url(&s, "en"), &[]).await);
+    assert_eq!(status, 503);
+    assert_eq!(body["code"], "server_full");
+    // Plain HTTP is refused the same way (the limit counts connections, not sockets' kinds).
+    let r = raw::get(s.addr, "/healthz").await;
+    assert_eq!(r.status, 503);
+    assert!(r.header("retry-after").is_some());
+    // A listener leaving frees its slot.
+    drop(a);
+    let deadline = tokio::time::Instant::now() + RECV_TIMEOUT;
+    loop {
+        let r = raw::get(s.addr, "/healthz").await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The node is full again (one listener + this scrape), so read metrics once it is not.
+    drop(_b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(metric(s.addr, "babelcast_refusals_total{reason=\"node_full\"}").await >= 2.0);
+    assert_eq!(metric(s.addr, "babelcast_max_connections").await, 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_more_than_its_share() {
+    let s = TestServer::start_with(|c| {
+        c.limits.per_ip_exempt_loopback = false;
+        c.limits.per_ip_max_connections = 2;
+        c.limits.per_ip_connect_rate = 0.0;
+    })
+    .await;
+    let url = listen_url(&s, "en");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let stream = raw::connect_from("127.0.0.2", s.addr).await;
+        held.push(
+            raw::ws_on(stream, &url, &[])
+                .await
+                .expect("within the limit"),
+        );
+    }
+    let stream = raw::connect_from("127.0.0.2", s.addr).await;
+    let (status, body) = raw::refusal(raw::ws_on(stream, &url, &[]).await);
+    assert_eq!(status, 429);
+    assert_eq!(body["code"], "too_many_connections");
+    // Another address is not affected.
+    let stream = raw::connect_from("127.0.0.3", s.addr).await;
+    raw::ws_on(stream, &url, &[]).await.expect("other address");
+    let stream = raw::connect_from("127.0.0.4", s.addr).await;
+    let m = raw::http_on(
+        stream,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(m
+        .body
+        .contains("babelcast_refusals_total{reason=\"ip_connections\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_open_connections_too_fast() {
+    let s = TestServer::start_with(|c| {
+        c.limits.per_ip_exempt_loopback = false;
+        c.limits.per_ip_connect_rate = 0.5;
+        c.limits.per_ip_connect_burst = 3;
+    })
+    .await;
+    let req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    for _ in 0..3 {
+        let r = raw::http_on(raw::connect_from("127.0.0.5", s.addr).await, req).await;
+        assert_eq!(r.status, 200);
+    }
+    let r = raw::http_on(raw::connect_from("127.0.0.5", s.addr).await, req).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["code"], "connecting_too_fast");
+    let r = raw::http_on(raw::connect_from("127.0.0.6", s.addr).await, req).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_is_exempt_from_per_address_limits_by_default() {
+    let s = TestServer::start_with(|c| {
+        c.limits.per_ip_max_connections = 2;
+        c.limits.per_ip_connect_burst = 2;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(s.listen("en", None).await);
+    }
+    assert_eq!(held.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_head_is_cut_off() {
+    let s = TestServer::start_with(|c| c.limits.handshake_timeout_secs = 1).await;
+    // Slowloris: half a request head, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let took = raw::wait_closed(&mut slow, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    // A connection that never says anything is closed too.
+    let mut silent = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    raw::wait_closed(&mut silent, Duration::from_secs(5)).await;
+    assert!(metric(s.addr, "babelcast_refusals_total{reason=\"timeout\"}").await >= 1.0);
+    // The server still answers.
+    assert_eq!(raw::get(s.addr, "/healthz").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_body_gets_408() {
+    let s = TestServer::start_with(|c| c.limits.request_timeout_secs = 1).await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nConnection: close\r\n\r\nHello",
+        TestServer::channel_path("en", "captions"),
+        token("en")
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let r = raw::http_on(stream, b"").await;
+    assert_eq!(r.status, 408);
+    assert_eq!(r.json()["code"], "request_timeout");
+    // Nothing was stored.
+    let mut l = s.listen("en", None).await;
+    assert_eq!(l.hello["seq"], 0);
+    l.ws.close(None).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_client_is_reaped_and_a_live_one_is_not() {
+    let s = TestServer::start_with(|c| c.limits.ping_interval_secs = 1).await;
+    let mut dead = s.listen("en", None).await;
+    let mut alive = s.listen("en", None).await;
+    // `alive` keeps reading (tungstenite answers the server's pings); `dead` reads nothing.
+    let reader = tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + Duration::from_millis(4500);
+        while let Ok(Some(msg)) = tokio::time::timeout_at(until, alive.ws.next()).await {
+            if let Ok(Message::Close(c)) = msg {
+                panic!("a live listener was closed: {c:?}");
+            }
+        }
+        alive
+    });
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let close = dead.closed().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 4002);
+    let mut alive = reader.await.unwrap();
+    alive.ws.close(None).await.ok();
+    assert!(metric(s.addr, "babelcast_idle_closes_total").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_over_its_rate_is_refused_and_nothing_refused_is_stored() {
+    let s = TestServer::start_with(|c| {
+        c.limits.publisher_rate = 2.0;
+        c.limits.publisher_burst = 5;
+    })
+    .await;
+    let mut l = s.listen("en", None).await;
+    let mut p = s.publish("en").await;
+    for i in 0..20 {
+        p.send_json(
+            json!({"type": "final", "text": format!("Line number {i}."), "id": format!("r{i}")}),
+        )
+        .await;
+    }
+    let (mut acks, mut limited) = (Vec::new(), Vec::new());
+    while acks.len() + limited.len() < 20 {
+        let v = p.recv_event().await;
+        match v["type"].as_str() {
+            Some("ack") => acks.push(v["id"].as_str().unwrap().to_string()),
+            Some("error") => {
+                assert_eq!(v["code"], "rate_limited", "{v}");
+                limited.push(v["message"].as_str().unwrap().to_string());
+            }
+            _ => panic!("unexpected {v}"),
+        }
+    }
+    assert!(acks.len() >= 5 && !limited.is_empty(), "{acks:?}");
+    // The refusal names the final that was dropped.
+    assert!(
+        limited.iter().all(|m| m.contains("final \"r")),
+        "{limited:?}"
+    );
+    // Exactly the acked lines reached the listener, in order, with no gap.
+    for (i, id) in acks.iter().enumerate() {
+        let line = l.recv_type("line").await;
+        assert_eq!(line["seq"], i as u64 + 1);
+        assert_eq!(line["text"], format!("Line number {}.", &id[1..]));
+    }
+    assert_eq!(
+        metric(s.addr, "babelcast_refusals_total{reason=\"rate_limited\"}").await,
+        limited.len() as f64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caption_length_is_counted_in_characters() {
+    let s = TestServer::start_with(|c| c.limits.max_caption_chars = 10).await;
+    let mut p = s.publish("zh").await;
+    let v = p.final_line("0123456789A", None).await;
+    assert_eq!(v["code"], "text_too_long");
+    // Ten characters of three bytes each fit.
+    let v = p.final_line("你好你好你好你好你好", None).await;
+    assert_eq!(v["type"], "ack", "{v}");
+    let r = reqwest::Client::new()
+        .post(s.http(&TestServer::channel_path("zh", "captions")))
+        .bearer_auth(token("zh"))
+        .body("01234567890")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "text_too_long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_closes_with_1009_and_the_channel_goes_on() {
+    let s = TestServer::start_with(|c| c.limits.max_frame_bytes = 1024).await;
+    let mut l = s.listen("en", None).await;
+    let mut p = s.publish("en").await;
+    assert_eq!(p.final_line("Before.", None).await["seq"], 1);
+    let big = json!({"type": "final", "text": "x".repeat(2000)}).to_string();
+    p.send_text(&big).await;
+    let close = p.closed().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1009);
+    // A listener's oversized frame is refused the same way.
+    l.send_text(&"y".repeat(4096)).await;
+    assert_eq!(l.recv_type("line").await["seq"], 1);
+    assert_eq!(u16::from(l.closed().await.expect("close").code), 1009);
+    let mut p = s.publish("en").await;
+    let ack = p.final_line("After.", None).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert!(metric(s.addr, "babelcast_refusals_total{reason=\"too_big\"}").await >= 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_on_join_is_bounded_and_resume_is_not() {
+    let s = TestServer::start_with(|c| c.limits.history_on_join = 3).await;
+    let mut p = s.publish("en").await;
+    for i in 1..=6 {
+        assert_eq!(p.final_line(&format!("Line {i}."), None).await["seq"], i);
+    }
+    let mut fresh = s.listen("en", None).await;
+    for seq in 4..=6 {
+        assert_eq!(fresh.recv_type("line").await["seq"], seq);
+    }
+    // A resume gets everything it missed, however far back.
+    let mut resumed = s.listen("en", Some(0)).await;
+    for seq in 1..=6 {
+        assert_eq!(resumed.recv_type("line").await["seq"], seq);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_bodies_and_heads_are_bounded() {
+    let s = TestServer::start_with(|c| c.limits.max_body_bytes = 100).await;
+    let url = s.http(&TestServer::channel_path("en", "captions"));
+    let r = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token("en"))
+        .body("z".repeat(101))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "body_too_large");
+    // A huge declared length is refused from the header alone.
+    let r = raw::http(
+        s.addr,
+        &format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n",
+            TestServer::channel_path("en", "captions"),
+            token("en")
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    // A 100 KiB request head is refused before routing.
+    let r = raw::http(
+        s.addr,
+        &format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Junk: {}\r\nConnection: close\r\n\r\n",
+            "j".repeat(100 * 1024)
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 431);
+    // At the limit is fine.
+    let r = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token("en"))
+        .body("w".repeat(100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(metric(s.addr, "babelcast_refusals_total{reason=\"too_big\"}").await >= 2.0);
+}

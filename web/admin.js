@@ -1,0 +1,144 @@
+// Organiser dashboard: polls GET /v1/admin/channels with the admin token (kept in
+// sessionStorage) and updates one row per channel in place.
+
+import { channelPath, el, langAttr, readStore } from "./common.js";
+
+/** How often the dashboard polls. */
+const POLL_MS = 2000;
+const KEY = "babelcast.admin";
+const $ = (id) => document.getElementById(id);
+let token = null;
+let timer = null;
+const rows = new Map();
+
+function setConn(state, text) {
+  $("conn").dataset.state = state;
+  $("conn").querySelector(".conn-text").textContent = text;
+}
+
+function ago(ms) {
+  if (ms === null || ms === undefined) return "never";
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return `${Math.floor(s / 3600)} h ago`;
+}
+
+function row(c) {
+  const key = `${c.event}/${c.id}`;
+  let tr = rows.get(key);
+  if (tr) return tr;
+  const t = (f) => `${channelPath(c.event, c.id, "transcript")}?format=${f}`;
+  tr = el("tr", { "data-key": key },
+    el("th", { scope: "row" },
+      el("span", { class: "chan", lang: langAttr(c.lang) }, c.label),
+      el("span", { class: "muted small" }, `${c.event_title || c.event} · ${c.id}${c.source ? ` ← ${c.source}` : ""}`)),
+    el("td", { class: "state" }, el("span", { class: "onair" }), el("span", { class: "who muted small" })),
+    el("td", { class: "num publishers" }),
+    el("td", { class: "num listeners" }),
+    el("td", { class: "num rate" }),
+    el("td", { class: "num age" }),
+    el("td", { class: "alerts-cell" }),
+    el("td", { class: "links" },
+      ...["txt", "vtt", "srt", "json"].flatMap((f, i) => [i ? " " : "", el("a", { href: t(f), download: `${c.event}-${c.id}.${f}` }, f.toUpperCase())])));
+  rows.set(key, tr);
+  $("rows").append(tr);
+  return tr;
+}
+
+function render(data) {
+  let listeners = 0;
+  let onAir = 0;
+  const all = [];
+  for (const c of data.channels) {
+    listeners += c.listeners;
+    if (c.on_air) onAir += 1;
+    const tr = row(c);
+    const air = tr.querySelector(".onair");
+    air.dataset.on = String(c.on_air);
+    air.textContent = c.on_air ? "On air" : "Idle";
+    tr.querySelector(".who").textContent = c.on_air_name || "";
+    tr.querySelector(".publishers").textContent = String(c.publishers);
+    tr.querySelector(".listeners").textContent = String(c.listeners);
+    tr.querySelector(".rate").textContent = String(c.lines_per_minute);
+    tr.querySelector(".age").textContent = ago(c.last_line_age_ms);
+    const cell = tr.querySelector(".alerts-cell");
+    const f = c.feedback || {};
+    const asks = ["slower", "unclear", "lost"].filter((k) => f[k] > 0)
+      .map((k) => el("span", { class: "badge info" }, `audience: ${k} ×${f[k]}`));
+    cell.replaceChildren(...c.alerts.map((a) => el("span", { class: `badge ${a.kind}` }, a.message)), ...asks);
+    tr.classList.toggle("alerting", c.alerts.length > 0);
+    for (const a of c.alerts) all.push(`${c.label} (${c.event}): ${a.message}`);
+  }
+  $("totals").textContent = `${listeners} listening · ${onAir} on air`;
+  const box = $("alerts");
+  const text = all.join("\n");
+  if (box.dataset.text !== text) {
+    box.dataset.text = text;
+    box.replaceChildren(...all.map((a) => el("p", { class: "alert" }, `⚠ ${a}`)));
+  }
+  $("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+}
+
+async function poll() {
+  clearTimeout(timer);
+  if (!token) return;
+  try {
+    const res = await fetch("/v1/admin/channels", {
+      headers: { Authorization: `Bearer ${token}` },
+      cache: "no-store",
+    });
+    if (res.status === 401) {
+      signOut("That admin token was refused.");
+      return;
+    }
+    if (!res.ok) throw new Error(String(res.status));
+    render(await res.json());
+    setConn("live", "Live");
+  } catch {
+    setConn("reconnecting", "Cannot reach the server; retrying…");
+  }
+  if (token) timer = setTimeout(poll, POLL_MS);
+}
+
+function signIn(t) {
+  token = t;
+  try {
+    sessionStorage.setItem(KEY, JSON.stringify({ token }));
+  } catch {
+    // kept for this page only
+  }
+  $("signin").hidden = true;
+  $("board").hidden = false;
+  $("signout").hidden = false;
+  setConn("connecting", "Connecting…");
+  poll();
+}
+
+function signOut(message) {
+  token = null;
+  clearTimeout(timer);
+  try {
+    sessionStorage.removeItem(KEY);
+  } catch {
+    // nothing stored
+  }
+  $("signin").hidden = false;
+  $("board").hidden = true;
+  $("signout").hidden = true;
+  setConn("idle", "Signed out");
+  const err = $("signin-error");
+  err.textContent = message || "";
+  err.hidden = !message;
+  $("token").focus();
+}
+
+$("signin").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const t = $("token").value.trim();
+  if (t) signIn(t);
+});
+$("signout").addEventListener("click", () => signOut(""));
+const saved = readStore(sessionStorage, KEY, { token: "" }).token;
+if (saved) signIn(saved);
+else $("token").focus();
