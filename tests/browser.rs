@@ -537,6 +537,21 @@ async fn booth_typing_reaches_attendees(b: &Browser) {
         PAGE_TIMEOUT,
     )
     .await;
+    // A line in the wrong language is flagged in the booth.
+    input
+        .send_keys(&format!(
+            "我们今天讨论中小企业的数字化转型，以及政府如何支持它们。{}",
+            Key::Enter
+        ))
+        .await
+        .expect("type");
+    b.wait_eq(
+        "language mismatch flagged",
+        "const l = document.querySelector('#lines .bline.mismatch .warn'); return l && l.textContent",
+        json!("⚠ Detected 中文 (zh); this channel is English (en)"),
+        PAGE_TIMEOUT,
+    )
+    .await;
     // Audience feedback from the attendee page reaches the booth.
     b.client
         .switch_to_window(attendee.clone())

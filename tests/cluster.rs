@@ -483,6 +483,16 @@ async fn a_killed_node_restarts_and_its_listeners_resume_without_gap() {
     let mut listener = n2.listen("en", None).await;
     // Cara is on air on node 2's zh channel; Dan waits on node 1.
     let cara = bin_publish_as(&n2, "zh", "Cara").await;
+    let mut zh1 = n1.listen("zh", None).await;
+    let on_air = tokio::time::timeout(RECV_TIMEOUT, async {
+        while zh1.recv_type("status").await["on_air"] != true {}
+    });
+    if on_air.await.is_err() {
+        panic!(
+            "node 1 never saw Cara on air; node 2 log:\n{}",
+            n2.stderr.lock().unwrap()
+        );
+    }
     let mut dan = n1.publish_as("zh", "Dan").await;
     booth_until(&mut dan, |b| b["on_air"]["name"] == "Cara").await;
 

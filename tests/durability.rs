@@ -88,7 +88,9 @@ async fn a_restart_brings_back_seq_and_history() {
 async fn kill_9_mid_burst_loses_no_acked_line_and_reuses_no_seq() {
     const BURST: u64 = 3000;
     let tmp = tempfile::tempdir().unwrap();
-    let mut bin = BinServer::start(tmp.path()).await;
+    // No publisher rate limit: the burst is far beyond any booth's pace, on purpose.
+    let unlimited = "[limits]\npublisher_rate = 0.0\n";
+    let mut bin = BinServer::start_with(tmp.path(), unlimited).await;
     let p = bin.publish("en").await;
 
     // Pipeline the whole burst from a separate task; collect acks here.
@@ -157,7 +159,7 @@ async fn kill_9_mid_burst_loses_no_acked_line_and_reuses_no_seq() {
     }
     assert!(acked.len() as u64 >= kill_after);
 
-    let bin = BinServer::start(tmp.path()).await;
+    let bin = BinServer::start_with(tmp.path(), unlimited).await;
     let mut l = bin.listen("en", Some(0)).await;
     let last = l.hello["seq"].as_u64().unwrap();
     assert!(

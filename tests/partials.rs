@@ -16,7 +16,12 @@ fn partial(n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_that_does_not_read_gets_few_partials_and_the_newest_last() {
-    let s = TestServer::start_with(|c| c.limits.max_caption_chars = PARTIAL_CHARS).await;
+    let s = TestServer::start_with(|c| {
+        c.limits.max_caption_chars = PARTIAL_CHARS;
+        // A burst far beyond any typist's rate, on purpose.
+        c.limits.publisher_rate = 0.0;
+    })
+    .await;
     let mut slow = s.listen_slow("en", None).await;
     let mut p = s.publish("en").await;
     for n in 1..=PARTIALS {

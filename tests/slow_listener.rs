@@ -33,15 +33,17 @@ fn seq_and_text(v: &serde_json::Value) -> u64 {
 async fn a_listener_too_far_behind_is_closed_with_4001_and_resumes_without_gap() {
     let s = TestServer::start_with(|c| {
         c.limits.listener_queue = 16;
-        c.limits.history_in_memory = 32;
+        c.limits.history_in_memory = 200;
         c.limits.publisher_in_flight = 8;
         c.limits.max_caption_chars = LINE_CHARS;
+        c.limits.publisher_rate = 0.0;
     })
     .await;
     let mut slow = s.listen_slow("en", None).await;
 
     // A listener that keeps reading sees every line once, in order, and is never closed.
     let mut fast = s.listen("en", None).await;
+    let chx = s.server().hub().channel(EVENT, "en").unwrap();
     let fast = tokio::spawn(async move {
         let mut last = 0;
         while last < LINES {
@@ -56,7 +58,7 @@ async fn a_listener_too_far_behind_is_closed_with_4001_and_resumes_without_gap()
                     );
                     last = seq;
                 }
-                other => panic!("the reading listener got {other:?}"),
+                other => panic!("the reading listener got {other:?} at {last}, channel at {}", chx.last_seq()),
             }
         }
     });
@@ -147,6 +149,7 @@ async fn a_listener_behind_the_ring_is_caught_up_from_memory() {
         c.limits.listener_queue = 4;
         c.limits.history_in_memory = 1000;
         c.limits.max_caption_chars = LINE_CHARS;
+        c.limits.publisher_rate = 0.0;
     })
     .await;
     let mut slow = s.listen_slow("en", None).await;
@@ -196,6 +199,7 @@ async fn a_listener_that_never_reads_is_dropped_after_the_write_timeout() {
     let s = TestServer::start_with(|c| {
         c.limits.write_timeout_secs = 1;
         c.limits.max_caption_chars = 40_000;
+        c.limits.publisher_rate = 0.0;
     })
     .await;
     let mut p = s.publish("en").await;

@@ -33,6 +33,14 @@ pub(super) fn shared_of(r: &BoothRecord) -> SharedBooth {
     }
 }
 
+/// Shows the cluster's booth state on this node (publishers' booth frames, listeners' status).
+fn mirror(link: &Link, record: &BoothRecord) {
+    link.channel
+        .booth
+        .mirror(&shared_of(record), link.channel.listeners());
+    link.channel.refresh_status();
+}
+
 fn decode(entry: &kv::Entry) -> BoothRecord {
     match entry.operation {
         kv::Operation::Put => serde_json::from_slice(&entry.value).unwrap_or_default(),
@@ -174,7 +182,7 @@ async fn take_remote(node: &Node, link: &Link, known: &mut (u64, BoothRecord)) {
         }
         let _ = write(node, link, known, fixed).await;
     }
-    booth.mirror(&shared_of(&known.1), link.channel.listeners());
+    mirror(link, &known.1);
 }
 
 /// Takes holders whose node stopped refreshing its presence off air.
@@ -204,9 +212,7 @@ async fn drop_dead(node: &Node, link: &Link, known: &mut (u64, BoothRecord)) {
         fixed.request = None;
     }
     if write(node, link, known, fixed).await.is_ok() {
-        link.channel
-            .booth
-            .mirror(&shared_of(&known.1), link.channel.listeners());
+        mirror(link, &known.1);
     }
 }
 
@@ -248,7 +254,7 @@ async fn push_local(node: &Node, link: &Link, known: &mut (u64, BoothRecord)) ->
         Ok(true) => true,
         Ok(false) => {
             // Another node decided first: this booth takes the cluster's state.
-            booth.mirror(&shared_of(&known.1), link.channel.listeners());
+            mirror(link, &known.1);
             true
         }
         Err(()) => false,

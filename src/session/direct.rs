@@ -62,6 +62,27 @@ struct WriteState {
     rest: Bytes,
     /// The session's last write stopped inside its buffer: the wire is inside its frame.
     session_mid: bool,
+    /// The last partial and status frames the fan-out put on the wire (shared handles), so a
+    /// session that takes over does not send them again.
+    sent: [Option<Frame>; 2],
+}
+
+/// What one fan-out pass writes.
+#[derive(Clone, Copy)]
+enum What {
+    /// A line, edit or handover with its seq.
+    Event(u64),
+    /// The partial (0) or status (1) slot.
+    Slot(usize),
+}
+
+/// Where a session takes over from the fan-out.
+#[derive(Debug)]
+pub struct Takeover {
+    /// Seq of the last event on the wire.
+    pub last_sent: u64,
+    /// The last partial and status frames on the wire.
+    pub sent: [Option<Frame>; 2],
 }
 
 impl Shared {
@@ -78,9 +99,13 @@ impl Shared {
         self.0.kick.notified().await
     }
 
-    /// The seq of the last event the fan-out wrote.
-    pub fn last_sent(&self) -> u64 {
-        lock(&self.0.st).last_sent
+    /// What the fan-out had put on the wire when it handed this listener back.
+    pub fn takeover(&self) -> Takeover {
+        let mut st = lock(&self.0.st);
+        Takeover {
+            last_sent: st.last_sent,
+            sent: std::mem::take(&mut st.sent),
+        }
     }
 
     /// Writes the rest of a fan-out frame, if any; `Ready(Ok)` once the wire is at a frame
@@ -259,22 +284,20 @@ impl Fanout {
             .count()
     }
 
-    /// Writes `wire` to every direct listener; `seq` is set for lines and edits. Returns how
-    /// many sockets took the frame.
-    async fn write_all(&self, seq: Option<u64>, wire: &Bytes) -> u64 {
+    /// Writes `frame` to every direct listener. Returns how many sockets took it.
+    async fn write_all(&self, what: What, frame: &Frame) -> u64 {
+        let wire = &encode(frame);
         let mut written = 0;
         let mut i = 0;
         loop {
             {
                 let mut set = lock(&self.set);
-                if i == 0 {
-                    if let Some(seq) = seq {
-                        set.fanned = seq;
-                    }
+                if let (0, What::Event(seq)) = (i, what) {
+                    set.fanned = seq;
                 }
                 let end = (i + CHUNK).min(set.slots.len());
                 for conn in set.slots[i..end].iter().flatten() {
-                    if write_one(conn, seq, wire) {
+                    if write_one(conn, what, frame, wire) {
                         written += 1;
                     }
                 }
@@ -301,12 +324,12 @@ impl Fanout {
 }
 
 /// One non-blocking write of a whole frame, or hand the listener back to its session.
-fn write_one(conn: &Shared, seq: Option<u64>, wire: &Bytes) -> bool {
+fn write_one(conn: &Shared, what: What, frame: &Frame, wire: &Bytes) -> bool {
     let mut st = lock(&conn.0.st);
     if !st.direct {
         return false;
     }
-    if let Some(seq) = seq {
+    if let What::Event(seq) = what {
         if seq <= st.last_sent {
             return false; // the session sent it before joining
         }
@@ -319,8 +342,9 @@ fn write_one(conn: &Shared, seq: Option<u64>, wire: &Bytes) -> bool {
     }
     match conn.0.tcp.try_write(wire) {
         Ok(n) => {
-            if let Some(seq) = seq {
-                st.last_sent = seq;
+            match what {
+                What::Event(seq) => st.last_sent = seq,
+                What::Slot(i) => st.sent[i] = Some(frame.clone()),
             }
             if n == wire.len() {
                 true
@@ -346,15 +370,16 @@ fn kick(conn: &Shared, st: &mut WriteState) -> bool {
 /// only after the line is in the ring).
 async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
     'run: loop {
-        let first = tokio::select! {
+        // `changed()` marks the value seen: remember which slot woke us.
+        let (first, changed) = tokio::select! {
             biased;
-            r = feeds.events.recv() => Some(r),
+            r = feeds.events.recv() => (Some(r), [false, false]),
             r = feeds.partial.changed() => match r {
-                Ok(()) => None,
+                Ok(()) => (None, [true, false]),
                 Err(_) => break 'run,
             },
             r = feeds.status.changed() => match r {
-                Ok(()) => None,
+                Ok(()) => (None, [false, true]),
                 Err(_) => break 'run,
             },
         };
@@ -371,7 +396,7 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
             };
             match r {
                 Ok(c) => {
-                    let n = fanout.write_all(Some(c.seq), &encode(&c.frame)).await;
+                    let n = fanout.write_all(What::Event(c.seq), &c.frame).await;
                     feeds.frames_out.fetch_add(n, Ordering::Relaxed);
                 }
                 // Fell behind the ring: every listener catches up through its session.
@@ -379,10 +404,14 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
                 Err(RecvError::Closed) => break 'run,
             }
         }
-        for slot in [&mut feeds.partial, &mut feeds.status] {
-            if slot.has_changed().unwrap_or(false) {
+        for (i, (slot, woke)) in [&mut feeds.partial, &mut feeds.status]
+            .into_iter()
+            .zip(changed)
+            .enumerate()
+        {
+            if woke || slot.has_changed().unwrap_or(false) {
                 let frame = slot.borrow_and_update().clone();
-                let n = fanout.write_all(None, &encode(&frame)).await;
+                let n = fanout.write_all(What::Slot(i), &frame).await;
                 feeds.frames_out.fetch_add(n, Ordering::Relaxed);
             }
         }

@@ -207,7 +207,14 @@ where
                 // The socket was full: take over from where the fan-out stopped.
                 direct = false;
                 if let Some(c) = conn {
-                    last_sent = c.last_sent();
+                    let t = c.takeover();
+                    last_sent = t.last_sent;
+                    // What the fan-out already sent is not sent again.
+                    for (rx, sent) in [&mut sub.partial, &mut sub.status].into_iter().zip(t.sent) {
+                        if sent.is_some_and(|f| *rx.borrow() == f) {
+                            rx.borrow_and_update();
+                        }
+                    }
                 }
                 partials_seen = ch.stats.partial_updates.load(Ordering::Acquire);
                 sub.events = sub.events.resubscribe();

@@ -443,9 +443,15 @@ impl BinServer {
     /// Writes the test config into `dir` and starts `babelcast serve` on it (port 0), waiting
     /// for the `babelcast listening on http://ADDR` line.
     pub async fn start(dir: &Path) -> BinServer {
+        Self::start_with(dir, "").await
+    }
+
+    /// Like [`start`](Self::start), with `extra_toml` (whole tables, e.g. `[limits]`)
+    /// appended to the test config.
+    pub async fn start_with(dir: &Path, extra_toml: &str) -> BinServer {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
         let config = dir.join("babelcast-test.toml");
-        std::fs::write(&config, config_toml(dir)).expect("write config");
+        std::fs::write(&config, config_toml(dir) + extra_toml).expect("write config");
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
             .arg("serve")
             .arg("--config")
