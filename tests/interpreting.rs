@@ -255,7 +255,7 @@ async fn publishers_can_follow_their_source_and_the_relay_graph_is_public() {
     floor
         .final_line("Good morning and welcome to the conference.", None)
         .await;
-    let mut fr = s.publish_as("fr", "Claire").await;
+    let fr = s.publish_as("fr", "Claire").await;
     assert_eq!(fr.hello["source"], "en");
     let mut en = s.publish_as("en", "Anna").await;
     en.send_json(json!({"type": "follow_source", "on": true}))
