@@ -25,27 +25,23 @@ use tokio_tungstenite::tungstenite::Message;
 const TOKEN: &str = "bench-token-123";
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 fn config(dir: &Path) -> Config {
     let text = format!(
-        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = {:?}\nsync = \"normal\"\n[limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n\
+        "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = {:?}\nsync = \"normal\"\n[limits]\nper_ip_max_connections = 20000\n\
          [[events]]\nid = \"conf\"\n[[events.channels]]\nid = \"en\"\nlang = \"en\"\npublish_tokens = [\"{TOKEN}\"]\n",
         dir.display().to_string()
     );
-    Config::parse(&text, Path::new("bench.toml")).unwrap_or_else(|_| {
-        // Older configs without connection limits.
-        let text = format!(
-            "[server]\nbind = \"127.0.0.1:0\"\n[storage]\ndir = {:?}\nsync = \"normal\"\n\
-             [[events]]\nid = \"conf\"\n[[events.channels]]\nid = \"en\"\nlang = \"en\"\npublish_tokens = [\"{TOKEN}\"]\n",
-            dir.display().to_string()
-        );
-        Config::parse(&text, Path::new("bench.toml")).expect("bench config")
-    })
+    Config::parse(&text, Path::new("bench.toml")).expect("bench config")
 }
 
-struct Nats(std::process::Child, tempfile::TempDir, u16);
+/// nats-server, its store (removed on drop) and port.
+struct Nats(std::process::Child, #[allow(dead_code)] tempfile::TempDir, u16);
 
 impl Nats {
     fn start() -> Nats {
@@ -114,9 +110,16 @@ async fn run(nats: Option<&Nats>, listeners: usize, lines: usize, rate: f64) -> 
             let _ = ready.send(()).await;
             let mut lat = Vec::with_capacity(lines);
             while lat.len() < lines {
-                let Some(Ok(Message::Text(t))) = ws.next().await else { break };
-                let Some(at) = t.find("\"text\":\"t=") else { continue };
-                let digits: String = t[at + 10..].chars().take_while(char::is_ascii_digit).collect();
+                let Some(Ok(Message::Text(t))) = ws.next().await else {
+                    break;
+                };
+                let Some(at) = t.find("\"text\":\"t=") else {
+                    continue;
+                };
+                let digits: String = t[at + 10..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
                 if let Ok(sent) = digits.parse::<u64>() {
                     lat.push(now_us().saturating_sub(sent));
                 }
@@ -150,7 +153,10 @@ async fn run(nats: Option<&Nats>, listeners: usize, lines: usize, rate: f64) -> 
     let start = Instant::now();
     for i in 0..lines {
         tokio::time::sleep_until((start + every * i as u32).into()).await;
-        let msg = format!(r#"{{"type":"final","text":"t={} the delegate from Norway takes the floor, line {i}."}}"#, now_us());
+        let msg = format!(
+            r#"{{"type":"final","text":"t={} the delegate from Norway takes the floor, line {i}."}}"#,
+            now_us()
+        );
         tx.send(Message::Text(msg.into())).await.unwrap();
     }
     let _ = tokio::time::timeout(Duration::from_secs(30), acks).await;

@@ -51,7 +51,7 @@ pub enum FormatError {
     MissingSeq,
     #[error("seq must be a non-negative integer, not {0:?}")]
     BadSeq(String),
-    #[error("seq {got} is out of order: the last accepted seq is {last}, so the next must be {next} (a retry repeats {last})", next = last + 1)]
+    #[error("seq {got} is out of order: the last accepted seq is {last}, so the next must be {next} (a retry repeats {last})", next = last.saturating_add(1))]
     SeqOutOfOrder { last: u64, got: u64 },
     #[error("lang {0:?} is not a language code like en or en-US")]
     BadLang(String),
@@ -118,7 +118,8 @@ pub fn check_seq(last: Option<u64>, seq: u64, policy: SeqPolicy) -> Result<SeqCh
         return Ok(SeqCheck::Retry);
     }
     let ok = match policy {
-        SeqPolicy::ByOne => seq == last + 1,
+        // checked: a client may have sent u64::MAX as its last seq (found by fuzzing).
+        SeqPolicy::ByOne => last.checked_add(1) == Some(seq),
         SeqPolicy::Growing => seq > last,
     };
     if ok || seq <= 1 {
@@ -216,6 +217,17 @@ pub fn client_id(format: Format, seq: u64, index: usize, text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_last_seq_of_u64_max_does_not_overflow() {
+        // Found by fuzzing (fuzz/regressions/query_params): `last + 1` overflowed.
+        let err = check_seq(Some(u64::MAX), 42, SeqPolicy::ByOne).unwrap_err();
+        assert!(err.to_string().contains("out of order"));
+        assert_eq!(
+            check_seq(Some(u64::MAX), u64::MAX, SeqPolicy::ByOne),
+            Ok(SeqCheck::Retry)
+        );
+    }
 
     #[test]
     fn seq_moves_by_one_retries_and_restarts() {
