@@ -290,7 +290,10 @@ pub fn nofile_limit() -> Option<u64> {
     };
     // SAFETY: getrlimit writes into the struct we own and has no other effect.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur as u64)
+    // `rlim_t` is u64 on Linux but not on every unix.
+    #[allow(clippy::unnecessary_cast)]
+    let cur = lim.rlim_cur as u64;
+    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(cur)
 }
 
 #[cfg(not(unix))]

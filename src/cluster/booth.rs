@@ -130,6 +130,8 @@ pub(super) async fn reconcile(node: Arc<Node>, link: Arc<Link>) {
     let mut frames = booth.subscribe();
     let mut entries = link.booth_entry.subscribe();
     let mut known = entries.borrow_and_update().clone();
+    // A restarted node may find its previous run's publishers in the entry.
+    take_remote(&node, &link, &mut known).await;
     let mut tick = tokio::time::interval(node.cfg.presence_ttl() / 2);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = true;
@@ -154,6 +156,13 @@ pub(super) async fn reconcile(node: Arc<Node>, link: Arc<Link>) {
                 dirty = true;
             }
             _ = tick.tick() => {
+                // The watch is the fast path; this catches anything it missed (a NATS restart).
+                if let Ok(latest) = fetch(&node.booth_kv, &link.key).await {
+                    if latest.0 > known.0 {
+                        known = latest;
+                        take_remote(&node, &link, &mut known).await;
+                    }
+                }
                 drop_dead(&node, &link, &mut known).await;
             }
         }

@@ -477,7 +477,12 @@ impl Node {
     /// Stops the node: releases its publishers' air, stops every task, stores what the
     /// stream already delivered. Called after every connection closed.
     pub async fn shutdown(self: &Arc<Self>) {
-        booth::release_all(self).await;
+        if tokio::time::timeout(NATS_TIMEOUT, booth::release_all(self))
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not hand this node's publishers' air back in time; the presence TTL will");
+        }
         self.shutdown.cancel();
         self.tracker.close();
         if tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())

@@ -142,7 +142,7 @@ async fn commit(node: &Arc<Node>, hub: &Arc<Hub>, link: &Arc<Link>, mut reqs: Ve
                 let outcomes = match decided {
                     Ok(o) => o,
                     Err(e) => {
-                        tracing::error!(error = %e, "reading the store to sequence a batch failed");
+                        tracing::error!(error = %e, "sequencing a batch failed");
                         for req in reqs {
                             let _ = req.reply.send(Err(Refusal::new(
                                 ErrorCode::StorageUnavailable,
@@ -281,25 +281,26 @@ async fn decide_async(
     link: &Arc<Link>,
     at: Applied,
     reqs: Vec<Request>,
-) -> (Vec<Request>, Result<Vec<Outcome>, StoreError>) {
+) -> (Vec<Request>, Result<Vec<Outcome>, String>) {
     let reads = reqs.iter().any(|r| match &r.append {
         Append::Line { client_id, .. } => client_id.is_some(),
         Append::Edit { .. } => true,
         Append::Handover(_) => false,
     });
     if !reads {
-        let decided = decide(&hub.store, link, at, &reqs);
+        let decided = decide(&hub.store, link, at, &reqs).map_err(|e| e.to_string());
         return (reqs, decided);
     }
     let (hub, link) = (hub.clone(), link.clone());
     match tokio::task::spawn_blocking(move || {
-        let decided = decide(&hub.store, &link, at, &reqs);
+        let decided = decide(&hub.store, &link, at, &reqs).map_err(|e| e.to_string());
         (reqs, decided)
     })
     .await
     {
         Ok(done) => done,
-        Err(e) => panic!("sequencing task failed: {e}"),
+        // The submissions went down with the task: their publishers see `shutting_down`.
+        Err(e) => (Vec::new(), Err(format!("sequencing task failed: {e}"))),
     }
 }
 

@@ -320,8 +320,9 @@ impl TestServer {
         open_db(&self.dir)
     }
 
-    /// Connects a listener whose socket has a tiny receive buffer: a slow phone whose kernel
-    /// cannot absorb much of what the server writes while the client does not read.
+    /// Connects a listener whose socket has a small receive buffer (a slow phone): while the
+    /// client does not read, what the server writes soon stops fitting in the kernel (a few
+    /// MB on loopback, mostly the server's send buffer) and the server's session blocks.
     pub async fn listen_slow(&self, channel: &str, since: Option<u64>) -> WsClient {
         let mut url = self.ws(&Self::channel_path(channel, "listen"));
         if let Some(n) = since {
