@@ -41,7 +41,11 @@ fn config(dir: &Path) -> Config {
 }
 
 /// nats-server, its store (removed on drop) and port.
-struct Nats(std::process::Child, #[allow(dead_code)] tempfile::TempDir, u16);
+struct Nats(
+    std::process::Child,
+    #[allow(dead_code)] tempfile::TempDir,
+    u16,
+);
 
 impl Nats {
     fn start() -> Nats {
@@ -110,8 +114,10 @@ async fn run(nats: Option<&Nats>, listeners: usize, lines: usize, rate: f64) -> 
             let _ = ready.send(()).await;
             let mut lat = Vec::with_capacity(lines);
             while lat.len() < lines {
-                let Some(Ok(Message::Text(t))) = ws.next().await else {
-                    break;
+                let t = match ws.next().await {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(_)) => continue, // pings, answered by tungstenite
+                    _ => break,
                 };
                 let Some(at) = t.find("\"text\":\"t=") else {
                     continue;

@@ -75,8 +75,9 @@ pub struct LoadConfig {
     /// its socket at once and reconnects with `since=`.
     #[arg(long)]
     pub drop_at: Option<f64>,
-    /// Local source addresses 127.0.0.1, 127.0.0.2, ... to spread listeners over (each has
-    /// about 28,000 ephemeral ports); on port exhaustion a listener moves to the next one.
+    /// Local source addresses 127.0.0.1, 127.0.0.2, ... to spread listeners over, round-robin
+    /// (each has about 28,000 ephemeral ports); when one runs out of ports a listener moves on
+    /// to the next ones, up to 127.0.0.254. Loopback targets only.
     #[arg(long, default_value_t = 1)]
     pub source_addrs: usize,
     /// Connection attempts in flight at once.
@@ -171,7 +172,8 @@ struct Shared {
     run_id: String,
     addr: SocketAddr,
     host: String,
-    sources: Vec<IpAddr>,
+    /// Listeners bind to 127.0.0.x before connecting (loopback targets).
+    bind_loopback: bool,
     channels: Vec<ChannelTarget>,
     stop: CancellationToken,
     live: AtomicBool,
@@ -194,12 +196,17 @@ struct Shared {
 }
 
 impl Shared {
+    /// The source address of slot `slot`: 127.0.0.(1 + slot). A listener starts at slot
+    /// `index % --source-addrs` and moves on by `--source-addrs` when an address has no port.
     fn source(&self, slot: usize) -> Option<IpAddr> {
-        if self.sources.is_empty() {
-            None
-        } else {
-            Some(self.sources[slot % self.sources.len()])
-        }
+        self.bind_loopback.then(|| {
+            IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                0,
+                1 + (slot % LOOPBACK_SOURCES) as u8,
+            ))
+        })
     }
 
     fn mark_disconnected(&self) {
@@ -212,6 +219,9 @@ impl Shared {
         self.last_resume.fetch_max(t, Ordering::Relaxed);
     }
 }
+
+/// Source addresses 127.0.0.1 ..= 127.0.0.254.
+const LOOPBACK_SOURCES: usize = 254;
 
 /// Current wall-clock time in Unix microseconds.
 pub fn now_micros() -> u64 {
@@ -317,13 +327,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     if !addr.ip().is_loopback() && !cfg.allow_remote {
         return Err(LoadError::NotLoopback(addr));
     }
-    let sources = if addr.ip().is_loopback() && addr.is_ipv4() {
-        (0..cfg.source_addrs.clamp(1, 254))
-            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let bind_loopback = addr.ip().is_loopback() && addr.is_ipv4();
     let channels: Vec<ChannelTarget> = cfg
         .channels
         .iter()
@@ -353,7 +357,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         run_id: format!("{:x}", now_micros()),
         addr,
         host,
-        sources,
+        bind_loopback,
         channels,
         stop: CancellationToken::new(),
         live: AtomicBool::new(false),

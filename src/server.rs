@@ -159,7 +159,10 @@ impl Server {
             tls,
         };
         tracker.spawn(hub.clone().run_status_ticker(shutdown.clone()));
-        crate::forward::spawn_all(&hub, &tracker, &shutdown);
+        // In a cluster only the node holding the forwarding lease runs them (no double posts).
+        if hub.cluster.get().is_none() {
+            crate::forward::spawn_all(&hub, &tracker, &shutdown);
+        }
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Server {
             state,

@@ -62,22 +62,60 @@ pub(super) async fn announce(node: &Node) -> Result<u64, kv::PutError> {
     node.nodes_kv.put(&node.id, value.into()).await
 }
 
-/// Refreshes this node's presence and the stream length (for the lag gauge).
-pub(super) async fn heartbeat(node: Arc<Node>) {
+/// The nodes-bucket key of the forwarding lease (node ids cannot contain a dot).
+const FORWARD_LEASE: &str = "lease.forward";
+
+/// Refreshes this node's presence and the stream length (for the lag gauge), and holds or
+/// seeks the forwarding lease: exactly one node runs the egress forwarders
+/// (`[[events.channels.forward]]`), so Zoom or YouTube get every line once. The lease
+/// expires with the presence TTL; another node takes it over then.
+pub(super) async fn heartbeat(node: Arc<Node>, hub: Arc<crate::hub::Hub>) {
     let every = node.cfg.presence_ttl() / 3;
+    let mut lease: Option<(u64, tokio_util::sync::CancellationToken)> = None;
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = node.shutdown.cancelled() => return,
+        if !first {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = node.shutdown.cancelled() => break,
+            }
+            if let Err(e) = announce(&node).await {
+                tracing::warn!(error = %e, "cannot refresh this node's presence in NATS");
+            }
         }
-        if let Err(e) = announce(&node).await {
-            tracing::warn!(error = %e, "cannot refresh this node's presence in NATS");
-        }
+        first = false;
         if let Ok(info) = node.stream.get_info().await {
             node.stats
                 .stream_last
                 .store(info.state.last_sequence, Ordering::Relaxed);
         }
+        if hub.forwarders.is_empty() {
+            continue;
+        }
+        let value = bytes::Bytes::from(node.id.clone());
+        lease = match lease.take() {
+            Some((rev, stop)) => match node.nodes_kv.update(FORWARD_LEASE, value, rev).await {
+                Ok(rev) => Some((rev, stop)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the forwarding lease; this node's forwarders stop");
+                    stop.cancel();
+                    None
+                }
+            },
+            None => match node.nodes_kv.create(FORWARD_LEASE, value).await {
+                Ok(rev) => {
+                    tracing::info!("this node holds the forwarding lease; starting the forwarders");
+                    let stop = node.shutdown.child_token();
+                    crate::forward::spawn_all(&hub, &node.tracker, &stop);
+                    Some((rev, stop))
+                }
+                Err(_) => None,
+            },
+        };
+    }
+    if let Some((rev, stop)) = lease {
+        stop.cancel();
+        let _ = node.nodes_kv.delete_expect_revision(FORWARD_LEASE, Some(rev)).await;
     }
 }
 

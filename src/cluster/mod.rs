@@ -337,7 +337,7 @@ impl Joining {
         t.spawn(applier::run(node.clone(), cursor));
         t.spawn(applier::partials(node.clone(), partials));
         t.spawn(booth::watch(node.clone()));
-        t.spawn(booth::heartbeat(node.clone()));
+        t.spawn(booth::heartbeat(node.clone(), hub.clone()));
         node.catch_up().await;
         Ok(())
     }
@@ -481,7 +481,9 @@ impl Node {
             .await
             .is_err()
         {
-            tracing::warn!("could not hand this node's publishers' air back in time; the presence TTL will");
+            tracing::warn!(
+                "could not hand this node's publishers' air back in time; the presence TTL will"
+            );
         }
         self.shutdown.cancel();
         self.tracker.close();

@@ -185,7 +185,7 @@ pub(super) async fn listener(
     let mut drop_rx = shared.drop_all.subscribe();
     let mut disconnected: Option<Instant> = None;
     let mut backoff = BACKOFF_MIN;
-    let mut source_slot = idx;
+    let mut source_slot = idx % shared.cfg.source_addrs.max(1);
     'connect: loop {
         let since = track.contiguous();
         let path = format!("{}?since={since}", ch.path);
@@ -212,7 +212,7 @@ pub(super) async fn listener(
                         std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
                     ) {
                         // This source address ran out of ports: move on to the next one.
-                        source_slot += shared.sources.len().max(1);
+                        source_slot += shared.cfg.source_addrs.max(1);
                     }
                 }
                 shared
@@ -395,7 +395,7 @@ pub(super) async fn publisher(shared: Arc<Shared>, idx: usize, chan: usize) -> P
         if Instant::now() > ack_deadline || shared.stop.is_cancelled() {
             break;
         }
-        let mut ws = match connect(shared.addr, &shared.host, &path, shared.source(idx)).await {
+        let mut ws = match connect(shared.addr, &shared.host, &path, shared.source(0)).await {
             Ok((ws, _)) => ws,
             Err(e) => {
                 tracing::debug!(publisher = idx, error = %e, "publisher connect failed; retrying");

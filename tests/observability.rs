@@ -1,0 +1,181 @@
+//! Observability: `/metrics` has every series the operator's dashboard reads
+//! (docs/grafana-dashboard.json), the latency histograms fill, coalesced partials are counted,
+//! and `serve --log-json` logs JSON lines.
+mod common;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::raw;
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Metric names (histograms without their `_bucket`/`_sum`/`_count` suffix) in a text.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("babelcast_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        names.insert(base.to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_cover_the_dashboard_and_the_issue() {
+    // With a forwarder, so its series are there too (it posts to a closed loopback port).
+    let s = TestServer::start_with(|c| {
+        c.events[0].channels[1].forward.push(babelcast::config::ForwardConfig {
+            kind: babelcast::config::ForwardKind::Zoom,
+            url: "http://127.0.0.1:9/closedcaption?id=1".into(),
+            lang: None,
+        })
+    })
+    .await;
+    let mut l = s.listen("en", None).await;
+    let mut p = s.publish("en").await;
+    p.send_json(json!({"type": "partial", "text": "Good"})).await;
+    assert_eq!(p.final_line("Good morning.", None).await["seq"], 1);
+    loop {
+        let v = l.recv_event().await;
+        if v["type"] == "line" {
+            assert_eq!(v["seq"], 1);
+            break;
+        }
+    }
+    let body = raw::get(s.addr, "/metrics").await.body;
+    let have = metric_names(&body);
+    for want in [
+        "babelcast_listeners",
+        "babelcast_publishers",
+        "babelcast_lines_total",
+        "babelcast_frames_out_total",
+        "babelcast_partials_total",
+        "babelcast_partials_coalesced_total",
+        "babelcast_slow_listener_closes_total",
+        "babelcast_listener_catch_ups_total",
+        "babelcast_publish_to_send_seconds",
+        "babelcast_store_commit_seconds",
+        "babelcast_store_failures_total",
+        "babelcast_refusals_total",
+        "babelcast_http_connections",
+        "babelcast_max_connections",
+        "babelcast_idle_closes_total",
+        "babelcast_forward_state",
+    ] {
+        assert!(have.contains(want), "{want} missing from /metrics");
+    }
+    for reason in [
+        "not_found", "unauthorized", "bad_message", "too_big", "storage", "node_full",
+        "ip_connections", "ip_rate", "rate_limited", "timeout", "origin", "access_code",
+    ] {
+        assert!(
+            body.contains(&format!("babelcast_refusals_total{{reason=\"{reason}\"}}")),
+            "reason {reason}"
+        );
+    }
+    assert!(body.contains("babelcast_listeners{event=\"conf\",channel=\"en\"} 1"));
+    // The first listener is sampled: the line it was sent was timed.
+    let count = raw::metric(s.addr, "babelcast_publish_to_send_seconds_count").await;
+    assert!(count >= 1.0, "{count}");
+    assert!(raw::metric(s.addr, "babelcast_store_commit_seconds_count").await >= 1.0);
+
+    // Every series the dashboard graphs exists (cluster series only on cluster nodes).
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana-dashboard.json"),
+    )
+    .unwrap();
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    for name in metric_names(&dashboard) {
+        if !name.starts_with("babelcast_cluster_") {
+            assert!(have.contains(&name), "the dashboard graphs {name}, which /metrics lacks");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_falls_behind_gets_only_the_newest_partial() {
+    let s = TestServer::start().await;
+    let mut l = s.listen("en", None).await;
+    let mut p = s.publish("en").await;
+    // Fill the listener's socket (it reads nothing), then send partials while its session
+    // is blocked writing: it must skip to the newest.
+    for i in 1..=60 {
+        p.send_json(json!({"type": "final", "text": format!("{i} {}", "filler text ".repeat(300))}))
+            .await;
+    }
+    for _ in 1..=60 {
+        assert_eq!(p.recv_event().await["type"], "ack");
+    }
+    for i in 1..=30 {
+        p.send_json(json!({"type": "partial", "text": format!("partial {i}")}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Now read everything: all 60 lines, and partials ending with the newest.
+    let mut lines = 0;
+    let mut partials = Vec::new();
+    while lines < 60 || partials.last().map(String::as_str) != Some("partial 30") {
+        let v = l.recv_event().await;
+        match v["type"].as_str() {
+            Some("line") => lines += 1,
+            Some("partial") => partials.push(v["text"].as_str().unwrap().to_string()),
+            _ => {}
+        }
+    }
+    assert!(partials.len() < 30, "partials were not coalesced: {partials:?}");
+    // (Counted when the listener's own session skips them; the series always exists.)
+    raw::metric(s.addr, "babelcast_partials_coalesced_total{event=\"conf\",channel=\"en\"}").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_json_writes_one_json_object_per_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("c.toml");
+    std::fs::write(&config, config_toml(&tmp.path().join("data"))).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
+        .args(["serve", "--log-json", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "babelcast=info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = out.next_line().await.unwrap().expect("listening line");
+        if let Some(a) = line.strip_prefix("babelcast listening on http://") {
+            break a.trim().parse().unwrap();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+    let url = format!("ws://{addr}{}?name=Ana", TestServer::channel_path("en", "publish"));
+    let mut p = WsClient::connect(&url, Some(&token("en"))).await;
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(RECV_TIMEOUT, async {
+        loop {
+            let line = err.next_line().await.unwrap().expect("a log line");
+            if line.contains("publisher connected") {
+                return line;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["fields"]["message"], "publisher connected");
+    assert!(!line.contains(&token("en")));
+    p.ws.close(None).await.ok();
+}
