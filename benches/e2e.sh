@@ -134,25 +134,29 @@ slow() {
 }
 
 partial() {
-  local n=5000
+  local n=5000 args=(-n 5000 --rate 2 --partial-rate 30 --duration-secs "$DURATION")
   for r in $(seq "$REPS"); do
     start_server
-    load "partial-server-$r" "$SPORT" "$SERVER_PID" -n "$n" --rate 2 --partial-rate 30 \
-      --duration-secs "$DURATION" --slow-fraction 0.1
+    load "partial-server-$r" "$SPORT" "$SERVER_PID" "${args[@]}"
     stop_server
     start_ref
-    load "partial-ref-$r" "$RPORT" "$REF_PID" -n "$n" --rate 2 --partial-rate 30 \
-      --duration-secs "$DURATION"
+    load "partial-ref-$r" "$RPORT" "$REF_PID" "${args[@]}"
     stop_ref
+    # The same flood with 10% slow readers (server only: the reference drops them).
+    start_server
+    load "partial-slow-$r" "$SPORT" "$SERVER_PID" "${args[@]}" --slow-fraction 0.1 --drain-secs 120
+    stop_server
   done
   local scpu rcpu
   scpu=$(median .server.cpu_per_delivery_us "$OUT"/partial-server-*.json)
   rcpu=$(median .server.cpu_per_delivery_us "$OUT"/partial-ref-*.json)
-  printf 'partial flood 30/s + 2 lines/s, %d listeners: cpu/frame server %.2f us ref %.2f us ratio %s | partials to slow listeners %s of %s sent x slow | lost %s\n' \
+  printf 'partial flood 30/s + 2 lines/s, %d listeners: cpu/frame server %.2f us ref %.2f us ratio %s | partial frames delivered server %s ref %s | with 10%% slow: cpu/frame %.2f us, partials per slow listener %s vs per fast %s | lost %s\n' \
     "$n" "$scpu" "$rcpu" "$(ratio "$scpu" "$rcpu")" \
-    "$(median .slow_partial_frames "$OUT"/partial-server-*.json)" \
-    "$(median '.partials_sent * .slow_listeners' "$OUT"/partial-server-*.json)" \
-    "$(jq -s '[.[] | .missing + .duplicated + .out_of_order] | add' "$OUT"/partial-server-*.json)" | tee -a "$SUMMARY"
+    "$(median .partial_frames "$OUT"/partial-server-*.json)" "$(median .partial_frames "$OUT"/partial-ref-*.json)" \
+    "$(median .server.cpu_per_delivery_us "$OUT"/partial-slow-*.json)" \
+    "$(median '.slow_partial_frames / .slow_listeners | round' "$OUT"/partial-slow-*.json)" \
+    "$(median '(.partial_frames - .slow_partial_frames) / (.listeners - .slow_listeners) | round' "$OUT"/partial-slow-*.json)" \
+    "$(jq -s '[.[] | .missing + .duplicated + .out_of_order] | add' "$OUT"/partial-server-*.json "$OUT"/partial-slow-*.json)" | tee -a "$SUMMARY"
 }
 
 storm() {

@@ -62,10 +62,12 @@ impl Nats {
             .stderr(log)
             .spawn()
             .expect("nats-server on the PATH");
+        // Owned from here on: killed and reaped on drop, also if it never gets ready.
+        let nats = Nats(child, dir, port);
         for _ in 0..200 {
-            let log = std::fs::read_to_string(dir.path().join("nats.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(nats.1.path().join("nats.log")).unwrap_or_default();
             if log.contains("Server is ready") {
-                return Nats(child, dir, port);
+                return nats;
             }
             std::thread::sleep(Duration::from_millis(25));
         }

@@ -301,6 +301,7 @@ impl Channel {
             partial: self.partial.subscribe(),
             status: self.status.subscribe(),
             frames_out: self.stats.frames_out.clone(),
+            metrics: None,
         }
     }
 

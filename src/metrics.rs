@@ -127,8 +127,9 @@ pub struct Metrics {
     pub idle_closes: AtomicU64,
     /// Hands out "sample this listener's latency" to one listener in [`LATENCY_SAMPLE`].
     latency_sampler: AtomicU64,
-    /// From a publisher's final reaching the server to its line being written to a
-    /// listener (sampled listeners; includes the durable commit).
+    /// From a publisher's final reaching the server to its line being written: once per
+    /// event by the channel's direct fan-out (after every caught-up socket), and by one
+    /// listener session in [`LATENCY_SAMPLE`] otherwise. Includes the durable commit.
     pub publish_to_send: Histogram,
     refusals: [AtomicU64; Refused::ALL.len()],
 }
@@ -238,7 +239,7 @@ impl Metrics {
         self.publish_to_send.render(
             out,
             "babelcast_publish_to_send_seconds",
-            "From a final reaching the server to its line being written to a listener (sampled).",
+            "From a final reaching the server to its line being written to listeners (includes the durable commit).",
         );
     }
 }

@@ -238,7 +238,16 @@ pub enum ServerMsg<'a> {
         duplicate: bool,
     },
     /// A refused message; the connection stays open.
-    Error { code: ErrorCode, message: &'a str },
+    Error {
+        code: ErrorCode,
+        message: &'a str,
+        /// The refused final's client `id`, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+        /// The seq a refused edit referred to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        of: Option<u64>,
+    },
 }
 
 impl ServerMsg<'_> {
@@ -252,9 +261,17 @@ impl ServerMsg<'_> {
 impl Refusal {
     /// The refusal as an `error` frame.
     pub fn to_frame(&self) -> Frame {
+        self.to_frame_for(None, None)
+    }
+
+    /// The refusal of a final with client `id`, or of an edit of `of`, so a publisher that
+    /// pipelines messages knows which one was refused.
+    pub fn to_frame_for(&self, id: Option<&str>, of: Option<u64>) -> Frame {
         ServerMsg::Error {
             code: self.code,
             message: &self.message,
+            id,
+            of,
         }
         .to_frame()
     }

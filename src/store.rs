@@ -29,6 +29,8 @@ pub mod replica;
 pub const DB_FILE: &str = "transcripts.db";
 /// Requests that may wait for the writer; publishers wait (backpressure) beyond this.
 const QUEUE: usize = 8192;
+/// Reads from the store running at once; more wait their turn.
+const MAX_CONCURRENT_READS: usize = 8;
 /// Most events in one transaction.
 const MAX_BATCH: usize = 2048;
 
@@ -105,6 +107,9 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// Bounds concurrent reads (resumes reaching past memory, transcript exports, forwarder
+    /// catch-up), so a crowd downloading transcripts cannot exhaust threads or descriptors.
+    read_slots: tokio::sync::Semaphore,
     /// A page cap for the writer to apply before its next commit (see [`Store::set_page_limit`]).
     page_limit: Arc<AtomicU64>,
     /// Cluster mode: the sequencer that takes every submission instead of the writer thread.
@@ -198,6 +203,7 @@ impl Store {
             path,
             writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Vec::new()),
+            read_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_READS),
             page_limit,
             external: None,
         })
@@ -343,7 +349,16 @@ impl Store {
         })
     }
 
-    /// Events with `after < seq <= upto`, oldest first (blocking: call from `spawn_blocking`).
+    /// Waits for a read slot; hold it across the `spawn_blocking` read.
+    pub async fn read_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.read_slots
+            .acquire()
+            .await
+            .expect("the read semaphore is never closed")
+    }
+
+    /// Events with `after < seq <= upto`, oldest first (blocking: call from `spawn_blocking`,
+    /// holding a [`read_slot`](Self::read_slot)).
     pub fn range(
         &self,
         event: &str,
@@ -393,8 +408,11 @@ impl Drop for Store {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(handle) = handle {
-            let _ = self.tx.try_send(Msg::Shutdown);
-            let _ = handle.join();
+            // With a full queue, detach instead: the writer drains and exits once our sender
+            // is dropped, right after this.
+            if self.tx.try_send(Msg::Shutdown).is_ok() {
+                let _ = handle.join();
+            }
         }
     }
 }

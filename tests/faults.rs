@@ -1,18 +1,12 @@
-//! Faults: a full disk, a wall-clock jump, SIGTERM mid-burst. In each, nothing acked is lost,
-//! no seq is skipped or reused, and the relay recovers by itself. (`kill -9` mid-burst is in
-//! tests/durability.rs.)
+//! Faults: a full disk and a wall-clock jump. In each, nothing acked is lost, no seq is skipped
+//! or reused, and the relay recovers by itself. (`kill -9` mid-burst is in tests/durability.rs,
+//! SIGTERM mid-burst in tests/sigterm.rs.)
 mod common;
-use std::collections::HashMap;
-use std::path::Path;
-use std::time::Duration;
 
 use babelcast::store::Append;
 use common::raw::metric;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio_tungstenite::tungstenite::Message;
 
 /// A line long enough to need pages of its own (so a capped database cannot absorb it in
 /// free space left on existing pages).
@@ -161,129 +155,4 @@ async fn a_wall_clock_jump_breaks_neither_seq_nor_order() {
         .map(|i| text.find(&format!("Line {i}.")).expect("every line"))
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
-}
-
-/// The real binary as a child process, for signals.
-struct Child {
-    child: tokio::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Child {
-    async fn start(dir: &Path) -> Child {
-        let config = dir.join("faults.toml");
-        std::fs::write(&config, config_toml(dir)).unwrap();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "babelcast=warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn babelcast");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = tokio::time::timeout(RECV_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(a) = line.strip_prefix("babelcast listening on http://") {
-                    return a.trim().parse().unwrap();
-                }
-            }
-            panic!("babelcast exited before listening");
-        })
-        .await
-        .expect("listening line");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Child { child, addr }
-    }
-
-    fn ws(&self, channel: &str, what: &str) -> String {
-        format!(
-            "ws://{}{}",
-            self.addr,
-            TestServer::channel_path(channel, what)
-        )
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_acks_closes_with_1001_and_exits_cleanly() {
-    const BURST: usize = 500;
-    let tmp = tempfile::tempdir().unwrap();
-    let mut bin = Child::start(tmp.path()).await;
-    let mut l = WsClient::connect(&bin.ws("en", "listen"), None).await;
-    let p = WsClient::connect(&bin.ws("en", "publish"), Some(&token("en"))).await;
-    let (mut sink, mut stream) = p.ws.split();
-    let sender = tokio::spawn(async move {
-        for n in 1..=BURST {
-            let m = json!({"type": "final", "text": format!("Drained line {n}."), "id": format!("d{n}")});
-            if sink
-                .send(Message::Text(m.to_string().into()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        sink
-    });
-    // SIGTERM once the burst is flowing.
-    let mut acked: HashMap<String, u64> = HashMap::new();
-    let mut close_code = None;
-    let mut signalled = false;
-    loop {
-        let msg = tokio::time::timeout(RECV_TIMEOUT, stream.next())
-            .await
-            .expect("the publisher heard nothing");
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "ack" {
-                    acked.insert(v["id"].as_str().unwrap().into(), v["seq"].as_u64().unwrap());
-                    if !signalled && acked.len() >= 20 {
-                        let pid = bin.child.id().unwrap().to_string();
-                        let st = std::process::Command::new("kill")
-                            .args(["-TERM", &pid])
-                            .status()
-                            .unwrap();
-                        assert!(st.success());
-                        signalled = true;
-                    }
-                }
-            }
-            Some(Ok(Message::Close(c))) => {
-                close_code = c.map(|c| u16::from(c.code));
-                break;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => break,
-        }
-    }
-    let _ = sender.await;
-    assert!(signalled, "the burst ended before the signal");
-    assert_eq!(close_code, Some(1001), "publishers are told to reconnect");
-    // Listeners are closed with 1001 too (after whatever they were sent).
-    let close = l.closed().await.expect("listener close frame");
-    assert_eq!(u16::from(close.code), 1001);
-    let status = tokio::time::timeout(Duration::from_secs(15), bin.child.wait())
-        .await
-        .expect("exited within the grace period")
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
-
-    // Every ack names a stored line; seqs are contiguous.
-    let bin = Child::start(tmp.path()).await;
-    let mut l = WsClient::connect(&format!("{}?since=0", bin.ws("en", "listen")), None).await;
-    let last = l.hello["seq"].as_u64().unwrap();
-    assert!(last as usize >= acked.len());
-    let mut stored = HashMap::new();
-    for n in 1..=last {
-        let line = l.recv_type("line").await;
-        assert_eq!(line["seq"], n);
-        stored.insert(n, line["text"].as_str().unwrap().to_string());
-    }
-    for (id, seq) in &acked {
-        assert_eq!(stored[seq], format!("Drained line {}.", &id[1..]));
-    }
 }

@@ -34,16 +34,19 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 async fn metrics_cover_the_dashboard_and_the_issue() {
     // With a forwarder, so its series are there too (it posts to a closed loopback port).
     let s = TestServer::start_with(|c| {
-        c.events[0].channels[1].forward.push(babelcast::config::ForwardConfig {
-            kind: babelcast::config::ForwardKind::Zoom,
-            url: "http://127.0.0.1:9/closedcaption?id=1".into(),
-            lang: None,
-        })
+        c.events[0].channels[1]
+            .forward
+            .push(babelcast::config::ForwardConfig {
+                kind: babelcast::config::ForwardKind::Zoom,
+                url: "http://127.0.0.1:9/closedcaption?id=1".into(),
+                lang: None,
+            })
     })
     .await;
     let mut l = s.listen("en", None).await;
     let mut p = s.publish("en").await;
-    p.send_json(json!({"type": "partial", "text": "Good"})).await;
+    p.send_json(json!({"type": "partial", "text": "Good"}))
+        .await;
     assert_eq!(p.final_line("Good morning.", None).await["seq"], 1);
     loop {
         let v = l.recv_event().await;
@@ -75,8 +78,18 @@ async fn metrics_cover_the_dashboard_and_the_issue() {
         assert!(have.contains(want), "{want} missing from /metrics");
     }
     for reason in [
-        "not_found", "unauthorized", "bad_message", "too_big", "storage", "node_full",
-        "ip_connections", "ip_rate", "rate_limited", "timeout", "origin", "access_code",
+        "not_found",
+        "unauthorized",
+        "bad_message",
+        "too_big",
+        "storage",
+        "node_full",
+        "ip_connections",
+        "ip_rate",
+        "rate_limited",
+        "timeout",
+        "origin",
+        "access_code",
     ] {
         assert!(
             body.contains(&format!("babelcast_refusals_total{{reason=\"{reason}\"}}")),
@@ -97,7 +110,10 @@ async fn metrics_cover_the_dashboard_and_the_issue() {
     let _: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
     for name in metric_names(&dashboard) {
         if !name.starts_with("babelcast_cluster_") {
-            assert!(have.contains(&name), "the dashboard graphs {name}, which /metrics lacks");
+            assert!(
+                have.contains(&name),
+                "the dashboard graphs {name}, which /metrics lacks"
+            );
         }
     }
 }
@@ -110,8 +126,10 @@ async fn a_listener_that_falls_behind_gets_only_the_newest_partial() {
     // Fill the listener's socket (it reads nothing), then send partials while its session
     // is blocked writing: it must skip to the newest.
     for i in 1..=60 {
-        p.send_json(json!({"type": "final", "text": format!("{i} {}", "filler text ".repeat(300))}))
-            .await;
+        p.send_json(
+            json!({"type": "final", "text": format!("{i} {}", "filler text ".repeat(300))}),
+        )
+        .await;
     }
     for _ in 1..=60 {
         assert_eq!(p.recv_event().await["type"], "ack");
@@ -132,9 +150,16 @@ async fn a_listener_that_falls_behind_gets_only_the_newest_partial() {
             _ => {}
         }
     }
-    assert!(partials.len() < 30, "partials were not coalesced: {partials:?}");
+    assert!(
+        partials.len() < 30,
+        "partials were not coalesced: {partials:?}"
+    );
     // (Counted when the listener's own session skips them; the series always exists.)
-    raw::metric(s.addr, "babelcast_partials_coalesced_total{event=\"conf\",channel=\"en\"}").await;
+    raw::metric(
+        s.addr,
+        "babelcast_partials_coalesced_total{event=\"conf\",channel=\"en\"}",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +185,10 @@ async fn log_json_writes_one_json_object_per_line() {
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
-    let url = format!("ws://{addr}{}?name=Ana", TestServer::channel_path("en", "publish"));
+    let url = format!(
+        "ws://{addr}{}?name=Ana",
+        TestServer::channel_path("en", "publish")
+    );
     let mut p = WsClient::connect(&url, Some(&token("en"))).await;
     let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
     let line = tokio::time::timeout(RECV_TIMEOUT, async {

@@ -115,7 +115,10 @@ pub(super) async fn heartbeat(node: Arc<Node>, hub: Arc<crate::hub::Hub>) {
     }
     if let Some((rev, stop)) = lease {
         stop.cancel();
-        let _ = node.nodes_kv.delete_expect_revision(FORWARD_LEASE, Some(rev)).await;
+        let _ = node
+            .nodes_kv
+            .delete_expect_revision(FORWARD_LEASE, Some(rev))
+            .await;
     }
 }
 

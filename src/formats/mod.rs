@@ -208,10 +208,15 @@ pub fn text_hash(text: &str) -> u32 {
     h
 }
 
-/// The client id of the `index`-th line committed by post `seq` of a format: retries of the
-/// same post produce the same ids, so the store acks them as duplicates.
-pub fn client_id(format: Format, seq: u64, index: usize, text: &str) -> String {
-    format!("{}-{seq}-{index}-{:08x}", format.as_str(), text_hash(text))
+/// The client id of the `index`-th line committed by post `seq` of a format stream started at
+/// `epoch`: retries of the same post produce the same ids, so the store acks them as
+/// duplicates; a new run of the caption software (a new epoch) never collides with an old one.
+pub fn client_id(format: Format, epoch: i64, seq: u64, index: usize, text: &str) -> String {
+    format!(
+        "{}-{epoch:x}-{seq}-{index}-{:08x}",
+        format.as_str(),
+        text_hash(text)
+    )
 }
 
 #[cfg(test)]
@@ -286,10 +291,12 @@ mod tests {
 
     #[test]
     fn client_ids_are_stable_and_distinct() {
-        let a = client_id(Format::Zoom, 3, 0, "Hello.");
-        assert_eq!(a, client_id(Format::Zoom, 3, 0, "Hello."));
-        assert_ne!(a, client_id(Format::Zoom, 3, 0, "Goodbye."));
-        assert_ne!(a, client_id(Format::StreamText, 3, 0, "Hello."));
-        assert!(a.starts_with("zoom-3-0-"));
+        let a = client_id(Format::Zoom, 7, 3, 0, "Hello.");
+        assert_eq!(a, client_id(Format::Zoom, 7, 3, 0, "Hello."));
+        assert_ne!(a, client_id(Format::Zoom, 7, 3, 0, "Goodbye."));
+        assert_ne!(a, client_id(Format::StreamText, 7, 3, 0, "Hello."));
+        // A new run of the caption software never collides with an earlier one.
+        assert_ne!(a, client_id(Format::Zoom, 8, 3, 0, "Hello."));
+        assert!(a.starts_with("zoom-7-3-0-"), "{a}");
     }
 }

@@ -74,7 +74,8 @@ pub fn seq_url(caption_url: &str) -> String {
 
 /// Reads the answer of the seq URL: a plain integer.
 pub fn parse_seq_answer(body: &str) -> Option<u64> {
-    body.trim().parse().ok()
+    // A seq near the top of u64 cannot be followed by seq + 1: treat it as garbage.
+    body.trim().parse().ok().filter(|&n: &u64| n < u64::MAX / 2)
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ struct Slot {
     reply: String,
     /// The lines (client id, text) the last accepted post committed, resubmitted on retry.
     finals: Vec<(String, String)>,
+    /// Identifies this run of the caption software's seqs (the Unix ms it started): a
+    /// stream that starts over at seq 1 must not collide with an earlier run's ids, or a
+    /// repeated "[Applause]" would be acked as a duplicate and never shown.
+    epoch: i64,
 }
 
 /// The body of a post, parsed by its format.
@@ -112,6 +116,10 @@ impl FormatStreams {
             match check_seq(slot.last_seq, seq, format.seq_policy())? {
                 SeqCheck::Retry => (slot.finals.clone(), None, slot.reply.clone(), true),
                 SeqCheck::New => {
+                    if slot.last_seq.is_none_or(|last| seq <= 1 && last > seq) || slot.epoch == 0 {
+                        slot.epoch = now_ms();
+                    }
+                    let epoch = slot.epoch;
                     let (texts, partial) = match input {
                         Input::Text { text, corrections } => {
                             let applied = slot.line.push(text, corrections, max);
@@ -129,7 +137,7 @@ impl FormatStreams {
                     let finals: Vec<(String, String)> = texts
                         .into_iter()
                         .enumerate()
-                        .map(|(i, t)| (client_id(format, seq, i, &t), t))
+                        .map(|(i, t)| (client_id(format, epoch, seq, i, &t), t))
                         .collect();
                     let reply = timestamp::format(now_ms());
                     slot.last_seq = Some(seq);

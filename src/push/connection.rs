@@ -30,7 +30,11 @@ pub(super) async fn connect(opts: &PushOptions) -> Result<Ws, ConnectError> {
     let mut req = opts
         .connect_url()
         .into_client_request()
-        .map_err(|e| ConnectError::Fatal(format!("{}: {e}", opts.url)))?;
+        // Never echo the URL's query: it may carry ?token=.
+        .map_err(|e| {
+            let url = opts.url.split('?').next().unwrap_or_default();
+            ConnectError::Fatal(format!("{url}: {e}"))
+        })?;
     let bearer = format!("Bearer {}", opts.token)
         .parse()
         .map_err(|_| ConnectError::Fatal("the token is not a valid header value".into()))?;

@@ -424,6 +424,7 @@ async fn transcript_route(
     let upto = ch.last_seq();
     let hub = app.hub.clone();
     let (ev, id) = (event.clone(), channel.clone());
+    let slot = app.hub.store.read_slot().await;
     let records =
         match tokio::task::spawn_blocking(move || hub.store.range(&ev, &id, 0, upto)).await {
             Ok(Ok(r)) => r,
@@ -435,6 +436,7 @@ async fn transcript_route(
                 )
             }
         };
+    drop(slot);
     let body = transcript::render(format, version, &ch.info, &records);
     let filename = format!("{event}-{channel}.{}", format.extension());
     Response::builder()

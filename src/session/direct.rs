@@ -200,6 +200,9 @@ pub struct Feeds {
     pub status: watch::Receiver<Frame>,
     /// The channel's count of frames sent to listeners.
     pub frames_out: Arc<AtomicU64>,
+    /// Where to report publish-to-send latency (once per event, after every direct socket
+    /// was written).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// A server-to-client text frame, encoded once for every socket.
@@ -398,6 +401,11 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
                 Ok(c) => {
                     let n = fanout.write_all(What::Event(c.seq), &c.frame).await;
                     feeds.frames_out.fetch_add(n, Ordering::Relaxed);
+                    if let Some(m) = feeds.metrics.as_ref().filter(|_| n > 0) {
+                        let ms = (crate::ingest::now_ms() - c.ts).max(0) as u64;
+                        m.publish_to_send
+                            .observe(std::time::Duration::from_millis(ms));
+                    }
                 }
                 // Fell behind the ring: every listener catches up through its session.
                 Err(RecvError::Lagged(_)) => fanout.kick_all(),

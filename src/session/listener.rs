@@ -141,10 +141,12 @@ where
             while from < upto {
                 let to = (from + STORE_PAGE).min(upto);
                 let (hub2, event, id) = (hub.clone(), info.event.clone(), info.id.clone());
+                let slot = hub.store.read_slot().await;
                 let page =
                     tokio::task::spawn_blocking(move || hub2.store.range(&event, &id, from, to))
                         .await
                         .map_err(|_| End::Error)?;
+                drop(slot);
                 let page = page.map_err(|e| {
                     tracing::error!(error = %e, "reading history for a resume failed");
                     End::Error
@@ -189,9 +191,11 @@ where
                 && !sub.partial.has_changed().unwrap_or(true)
                 && !sub.status.has_changed().unwrap_or(true)
             {
-                direct = ch
-                    .fanout()
-                    .join(conn, slot, last_sent, || ch.fanout_feeds());
+                direct = ch.fanout().join(conn, slot, last_sent, || {
+                    let mut feeds = ch.fanout_feeds();
+                    feeds.metrics = Some(hub.metrics.clone());
+                    feeds
+                });
             }
         }
         let kicked = async {

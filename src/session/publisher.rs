@@ -47,7 +47,7 @@ fn ack_frame(id: Option<&str>, result: &AckResult) -> Frame {
             duplicate: ack.duplicate,
         }
         .to_frame(),
-        Err(r) => r.to_frame(),
+        Err(r) => r.to_frame_for(id, None),
     }
 }
 
@@ -205,14 +205,15 @@ where
                             follow_source(ws, hub, ch, on, &mut source).await?;
                         }
                         Ok(msg) => {
-                            let id = match &msg {
-                                ClientMsg::Final { id, .. } => id.clone(),
-                                _ => None,
+                            let (id, of) = match &msg {
+                                ClientMsg::Final { id, .. } => (id.clone(), None),
+                                ClientMsg::Edit { of, .. } => (None, Some(*of)),
+                                _ => (None, None),
                             };
                             match ingest::admit_from(hub, ch, msg, Some(me)).await {
                                 Ok(Admitted::Partial | Admitted::Control) => {}
                                 Ok(Admitted::Pending(rx)) => pending.push_back(pending_ack(id, rx)),
-                                Err(r) => feed(ws, r.to_frame()).await?,
+                                Err(r) => feed(ws, r.to_frame_for(id.as_deref(), of)).await?,
                             }
                         }
                     }
@@ -301,6 +302,8 @@ async fn next_source_frame(source: &mut Option<Subscription>) -> Frame {
     };
     loop {
         tokio::select! {
+            // Lines before partials: a partial cleared by its line must not overtake it.
+            biased;
             r = sub.events.recv() => match r {
                 Ok(c) => return c.frame,
                 // The booth view of the source may skip when far behind; it is a monitor.
@@ -310,6 +313,10 @@ async fn next_source_frame(source: &mut Option<Subscription>) -> Frame {
             r = sub.partial.changed() => {
                 if r.is_err() {
                     return std::future::pending().await;
+                }
+                // A line that arrived meanwhile goes first; the partial stays marked changed.
+                if let Ok(c) = sub.events.try_recv() {
+                    return c.frame;
                 }
                 return sub.partial.borrow_and_update().clone();
             }

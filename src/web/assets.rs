@@ -51,7 +51,7 @@ static ASSETS: &[Asset] = assets![
 ];
 
 /// Content security policy for every page: no inline script or style, same-origin everything.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Long-lived cache for versioned asset URLs: their content never changes.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
