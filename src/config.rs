@@ -128,7 +128,7 @@ impl Default for StorageConfig {
 }
 
 /// `[admin]`: the organiser's secret.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Admin token for the dashboard and admin API; random at start when empty.
@@ -227,7 +227,7 @@ impl Limits {
 }
 
 /// `[[events]]`: one conference (or hall).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventConfig {
     pub id: Spanned<String>,
@@ -241,7 +241,7 @@ pub struct EventConfig {
 }
 
 /// `[[events.channels]]`: one language stream.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     pub id: Spanned<String>,
@@ -285,7 +285,7 @@ impl ForwardKind {
 }
 
 /// `[[events.channels.forward]]`: one outside service the channel's lines are pushed to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardConfig {
     /// `zoom` or `youtube`.
@@ -622,5 +622,68 @@ mod tests {
         let mut c = Config::default();
         c.apply_env(|k| (k == "BABELCAST_BIND").then(|| "0.0.0.0:9".to_string()));
         assert_eq!(c.server.bind, "0.0.0.0:9");
+    }
+}
+
+// Config types holding secrets print them redacted: a `{:?}` in a log or a panic message must
+// never reveal a token, access code or caption-service URL (Zoom's carries its API token).
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("token", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for EventConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventConfig")
+            .field("id", self.id.get_ref())
+            .field("title", &self.title)
+            .field("access_code", &self.access_code.as_ref().map(|_| REDACTED))
+            .field("channels", &self.channels)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelConfig")
+            .field("id", self.id.get_ref())
+            .field("lang", self.lang.get_ref())
+            .field("label", &self.label)
+            .field("source", &self.source.as_ref().map(|s| s.get_ref()))
+            .field("publish_tokens", &self.publish_tokens.len())
+            .field("takeover_after_secs", &self.takeover_after_secs)
+            .field("forward", &self.forward)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ForwardConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let base = self.url.split('?').next().unwrap_or_default();
+        f.debug_struct("ForwardConfig")
+            .field("kind", &self.kind)
+            .field("url", &format!("{base}?{REDACTED}"))
+            .field("lang", &self.lang)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let text = "[admin]\ntoken = \"admin-secret-1\"\n[[events]]\nid = \"e\"\naccess_code = \"code-secret-2\"\n[[events.channels]]\nid = \"en\"\nlang = \"en\"\npublish_tokens = [\"publish-secret-3\"]\n";
+        let c = Config::parse(text, Path::new("t.toml")).unwrap();
+        let dbg = format!("{c:?}");
+        for secret in ["admin-secret-1", "code-secret-2", "publish-secret-3"] {
+            assert!(!dbg.contains(secret), "{dbg}");
+        }
     }
 }

@@ -31,8 +31,7 @@ pub struct EventInfo {
     pub channels: Vec<String>,
 }
 
-/// Shared server state.
-#[derive(Debug)]
+/// Shared server state. Its `Debug` never prints a token or access code.
 pub struct Hub {
     pub limits: Limits,
     pub store: Store,
@@ -51,6 +50,17 @@ pub struct Hub {
     pub forwarders: Vec<Arc<crate::forward::Forwarder>>,
     /// Cluster mode: this node's link to NATS, set once by the server at start.
     pub cluster: std::sync::OnceLock<Arc<crate::cluster::Node>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("events", &self.events)
+            .field("channels", &self.channels.len())
+            .field("store", &self.store)
+            .field("tokens", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 fn key(event: &str, channel: &str) -> String {

@@ -150,6 +150,20 @@ impl Metrics {
         self.refusals[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a refused publisher message by its error code (booth rules such as `not_on_air`
+    /// are answers, not refusals, and are not counted).
+    pub fn refuse_message(&self, code: crate::protocol::ErrorCode) {
+        use crate::protocol::ErrorCode as E;
+        let why = match code {
+            E::TextTooLong | E::IdTooLong => Refused::TooBig,
+            E::StorageUnavailable => Refused::Storage,
+            E::RateLimited | E::TooManyInFlight => Refused::RateLimited,
+            E::NotOnAir | E::HandoverRefused | E::ShuttingDown | E::NoSource => return,
+            _ => Refused::BadMessage,
+        };
+        self.refuse(why);
+    }
+
     /// Refusals so far for one reason.
     pub fn refusals(&self, why: Refused) -> u64 {
         self.refusals[why as usize].load(Ordering::Relaxed)

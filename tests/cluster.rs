@@ -578,6 +578,22 @@ async fn nats_restart_mid_stream_loses_nothing_acked() {
             _ => assert!(is_meta(&v), "{v}"),
         }
     }
+    let metrics = reqwest::get(n1.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retries = metrics
+        .lines()
+        .find(|l| l.starts_with("babelcast_cluster_publish_retries_total"))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!(
+        "through the NATS restart: {} acked, {} refused; {retries}",
+        acked.len(),
+        refused.len()
+    );
     // Publishers retry what was refused, with the same id: stored once.
     for &i in refused.iter().filter(|i| **i != usize::MAX) {
         let ack = p.final_line(&text(i), Some(&format!("r{i}"))).await;

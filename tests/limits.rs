@@ -196,6 +196,11 @@ async fn a_publisher_over_its_rate_is_refused_and_nothing_refused_is_stored() {
             Some("ack") => acks.push(v["id"].as_str().unwrap().to_string()),
             Some("error") => {
                 assert_eq!(v["code"], "rate_limited", "{v}");
+                // The refusal names the dropped final, in `id` and in the message.
+                assert!(
+                    v["id"].as_str().is_some_and(|id| id.starts_with('r')),
+                    "{v}"
+                );
                 limited.push(v["message"].as_str().unwrap().to_string());
             }
             _ => panic!("unexpected {v}"),
@@ -238,6 +243,10 @@ async fn caption_length_is_counted_in_characters() {
     assert_eq!(r.status(), 413);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], "text_too_long");
+    assert_eq!(
+        metric(s.addr, "babelcast_refusals_total{reason=\"too_big\"}").await,
+        2.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

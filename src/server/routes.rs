@@ -379,7 +379,7 @@ async fn captions(
             }
         },
         Err(r) => {
-            app.hub.metrics.refuse(Refused::BadMessage);
+            app.hub.metrics.refuse_message(r.code);
             refusal_response(&r)
         }
     }

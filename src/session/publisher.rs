@@ -200,7 +200,10 @@ where
                 };
                 if let Some(text) = text {
                     match parse_client(&text) {
-                        Err(r) => feed(ws, r.to_frame()).await?,
+                        Err(r) => {
+                            hub.metrics.refuse_message(r.code);
+                            feed(ws, r.to_frame()).await?
+                        }
                         Ok(ClientMsg::FollowSource { on }) => {
                             follow_source(ws, hub, ch, on, &mut source).await?;
                         }
@@ -213,7 +216,10 @@ where
                             match ingest::admit_from(hub, ch, msg, Some(me)).await {
                                 Ok(Admitted::Partial | Admitted::Control) => {}
                                 Ok(Admitted::Pending(rx)) => pending.push_back(pending_ack(id, rx)),
-                                Err(r) => feed(ws, r.to_frame_for(id.as_deref(), of)).await?,
+                                Err(r) => {
+                                    hub.metrics.refuse_message(r.code);
+                                    feed(ws, r.to_frame_for(id.as_deref(), of)).await?
+                                }
                             }
                         }
                     }
@@ -234,17 +240,17 @@ where
 /// The refusal for a message over `limits.publisher_rate`, naming a final's id so the
 /// publisher knows which line to send again.
 fn rate_limited(text: &str, rate: f64) -> Frame {
-    let what = match parse_client(text) {
-        Ok(ClientMsg::Final { id: Some(id), .. }) => format!("final {id:?}"),
-        Ok(ClientMsg::Final { .. }) => "final".to_string(),
-        Ok(ClientMsg::Edit { of, .. }) => format!("edit of {of}"),
-        _ => "message".to_string(),
+    let (what, id, of) = match parse_client(text) {
+        Ok(ClientMsg::Final { id: Some(id), .. }) => (format!("final {id:?}"), Some(id), None),
+        Ok(ClientMsg::Final { .. }) => ("final".to_string(), None, None),
+        Ok(ClientMsg::Edit { of, .. }) => (format!("edit of {of}"), None, Some(of)),
+        _ => ("message".to_string(), None, None),
     };
     Refusal::new(
         ErrorCode::RateLimited,
         format!("more than {rate} messages per second: this {what} was dropped, nothing stored; slow down and resend"),
     )
-    .to_frame()
+    .to_frame_for(id.as_deref(), of)
 }
 
 /// Starts or stops following the channel's source (the floor or a pivot): a `source` marker,
