@@ -12,8 +12,11 @@ use babelcast::formats::line::LineBuffer;
 use babelcast::formats::{self, timestamp, youtube, zoom};
 use babelcast::protocol::parse_client;
 
+/// A fuzz target's body.
+pub type Check = fn(&[u8]);
+
 /// Every target, by the name of its corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("client_message", client_message),
     ("config", config),
     ("youtube_body", youtube_body),

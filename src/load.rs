@@ -71,6 +71,10 @@ pub struct LoadConfig {
     /// Pause of a slow listener after every frame, in milliseconds, while publishing runs.
     #[arg(long, default_value_t = 200)]
     pub slow_delay_ms: u64,
+    /// Receive buffer of a slow listener's socket, in bytes (a phone on poor Wi-Fi has a small
+    /// window; a large one would hide slowness from the server for a long time). 0: default.
+    #[arg(long, default_value_t = 8192)]
+    pub slow_rcvbuf: u32,
     /// Client-side reconnect storm: after this many seconds of publishing every listener drops
     /// its socket at once and reconnects with `since=`.
     #[arg(long)]
@@ -115,6 +119,7 @@ impl Default for LoadConfig {
             settle_secs: 2.0,
             slow_fraction: 0.0,
             slow_delay_ms: 200,
+            slow_rcvbuf: 8192,
             drop_at: None,
             source_addrs: 1,
             connect_concurrency: 128,

@@ -27,6 +27,10 @@ use crate::protocol::{Frame, CLOSE_TOO_BIG};
 /// Read buffer per listener: listeners only send pings, closes and tiny feedback messages,
 /// and tungstenite's 128 KiB default would cost ~130 KB per idle phone.
 pub const LISTENER_READ_BUFFER: usize = 2 * 1024;
+/// Kernel send buffer per listener socket (the kernel doubles it). Captions need a few KB/s;
+/// without a bound, autotuning lets each slow phone pin up to 4 MiB of kernel memory and
+/// hides its slowness from the slow-consumer policy for minutes.
+pub const LISTENER_SEND_BUFFER: usize = 32 * 1024;
 /// Read buffer per publisher (captions are at most a few KiB).
 pub const PUBLISHER_READ_BUFFER: usize = 8 * 1024;
 /// Bytes of queued frames that trigger a write before the explicit flush: bounds the per-

@@ -542,26 +542,33 @@ async fn a_killed_node_restarts_and_its_listeners_resume_without_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restart_mid_stream_loses_nothing_acked() {
+    let _ = tracing_subscriber::fmt().with_env_filter("babelcast=info,async_nats=info").with_test_writer().try_init();
     let Some(mut nats) = Nats::start().await else {
         return;
     };
     let n1 = node(&nats, "n1").await;
     let n2 = node(&nats, "n2").await;
     let mut p = n1.publish("en").await;
+    let _ = &mut nats;
     const N: usize = 80;
     let text = |i: usize| format!("Line {i} through a NATS restart.");
     let mut acked: HashMap<usize, u64> = HashMap::new();
     let mut refused: Vec<usize> = Vec::new();
+    // NATS goes down while lines are being published, for longer than an ack may take: the
+    // node times out, publishes again (same message id) and the client library queues.
+    let restart = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        nats.stop();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        nats.spawn().await;
+        nats
+    });
     for i in 0..N {
         p.send_json(json!({"type": "final", "text": text(i), "id": format!("r{i}")}))
             .await;
-        if i == N / 2 {
-            nats.stop();
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            nats.spawn().await;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
     }
+    let _nats = restart.await.unwrap();
     while acked.len() + refused.len() < N {
         let v = tokio::time::timeout(Duration::from_secs(60), p.recv())
             .await

@@ -18,6 +18,8 @@ use crate::store::replica::Replicated;
 
 /// Longest pause before re-creating a consumer after an error.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often the reader checks that it is not stuck behind the stream.
+const STALL_CHECK: Duration = Duration::from_secs(2);
 
 /// Reads the stream from `cursor + 1` until shutdown.
 pub(super) async fn run(node: Arc<Node>, cursor: u64) {
@@ -64,10 +66,24 @@ async fn read(node: &Arc<Node>, next: &mut u64) -> Result<(), String> {
         .messages()
         .await
         .map_err(|e| format!("reading the consumer: {e}"))?;
+    let mut connections = node.connections.subscribe();
+    connections.borrow_and_update();
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + STALL_CHECK, STALL_CHECK);
+    let mut checked_at = *next;
     loop {
         let m = tokio::select! {
             _ = node.shutdown.cancelled() => return Ok(()),
             m = messages.next() => m,
+            // A consumer may not survive a NATS restart: start a new one at once.
+            _ = connections.changed() => return Err("reconnected to NATS".into()),
+            _ = check.tick() => {
+                let behind = node.stats.stream_last.load(Ordering::Relaxed) >= *next;
+                if behind && checked_at == *next {
+                    return Err("no progress while the stream is ahead".into());
+                }
+                checked_at = *next;
+                continue;
+            }
         };
         let m = match m {
             None => return Err("the consumer ended".into()),

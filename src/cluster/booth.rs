@@ -129,11 +129,15 @@ pub(super) async fn watch(node: Arc<Node>) {
         .values()
         .map(|l| (l.key.as_str(), l))
         .collect();
+    let mut connections = node.connections.subscribe();
     while !node.shutdown.is_cancelled() {
+        connections.borrow_and_update();
         match node.booth_kv.watch_all().await {
             Ok(mut w) => loop {
                 let e = tokio::select! {
                     _ = node.shutdown.cancelled() => return,
+                    // A watch may not survive a NATS restart: watch again at once.
+                    _ = connections.changed() => break,
                     e = w.next() => e,
                 };
                 match e {

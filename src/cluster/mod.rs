@@ -150,6 +150,8 @@ pub struct Node {
     replica: Replica,
     /// The last stream sequence stored here.
     cursor: watch::Sender<u64>,
+    /// Bumped on every (re)connection to NATS: readers start over from their cursor.
+    connections: watch::Sender<u64>,
     /// Distinguishes this run's batch ids from a previous run's.
     boot: String,
     batches: AtomicU64,
@@ -171,6 +173,7 @@ pub struct Joining {
     nodes_kv: kv::Store,
     tx: mpsc::Sender<Request>,
     rx: mpsc::Receiver<Request>,
+    connections: watch::Sender<u64>,
 }
 
 impl Joining {
@@ -187,8 +190,25 @@ impl Joining {
                     .map_err(|e| ClusterError::Url(format!("{u:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let connections = watch::Sender::new(0u64);
+        let events = connections.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("babelcast {id}"))
+            .event_callback(move |event| {
+                let events = events.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("connected to NATS");
+                            events.send_modify(|n| *n += 1);
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("lost the NATS connection; reconnecting")
+                        }
+                        other => tracing::info!(event = %other, "NATS"),
+                    }
+                }
+            })
             .connection_timeout(CONNECT_TIMEOUT)
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis(100 * (1 << attempts.min(4) as u64))
@@ -232,6 +252,7 @@ impl Joining {
             nodes_kv,
             tx,
             rx,
+            connections,
         })
     }
 
@@ -314,6 +335,7 @@ impl Joining {
                 .collect(),
             replica,
             cursor: watch::Sender::new(cursor),
+            connections: self.connections,
             boot: format!("{:08x}", rand::random::<u32>()),
             batches: AtomicU64::new(0),
             stats: Stats::default(),

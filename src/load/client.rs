@@ -55,12 +55,16 @@ async fn connect(
     host: &str,
     path: &str,
     source: Option<IpAddr>,
+    rcvbuf: Option<u32>,
 ) -> Result<(Ws, Hello), ConnectError> {
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
+    if let Some(n) = rcvbuf.filter(|&n| n > 0) {
+        sock.set_recv_buffer_size(n)?;
+    }
     if let Some(ip) = source {
         sock.bind(SocketAddr::new(ip, 0))?;
     }
@@ -97,7 +101,7 @@ pub(super) async fn probe(
     host: &str,
     path: &str,
 ) -> Result<(Ws, u64), ConnectError> {
-    let (ws, hello) = connect(addr, host, path, None).await?;
+    let (ws, hello) = connect(addr, host, path, None, None).await?;
     Ok((ws, hello.seq))
 }
 
@@ -194,7 +198,7 @@ pub(super) async fn listener(
         let source = shared.source(source_slot);
         let result = tokio::select! {
             _ = shared.stop.cancelled() => break 'connect,
-            r = connect(shared.addr, &shared.host, &path, source) => r,
+            r = connect(shared.addr, &shared.host, &path, source, slow.then_some(shared.cfg.slow_rcvbuf)) => r,
         };
         drop(permit);
         let mut ws = match result {
@@ -395,7 +399,7 @@ pub(super) async fn publisher(shared: Arc<Shared>, idx: usize, chan: usize) -> P
         if Instant::now() > ack_deadline || shared.stop.is_cancelled() {
             break;
         }
-        let mut ws = match connect(shared.addr, &shared.host, &path, shared.source(0)).await {
+        let mut ws = match connect(shared.addr, &shared.host, &path, shared.source(0), None).await {
             Ok((ws, _)) => ws,
             Err(e) => {
                 tracing::debug!(publisher = idx, error = %e, "publisher connect failed; retrying");

@@ -94,6 +94,11 @@ impl Shared {
         }))
     }
 
+    /// Bounds the kernel's send buffer of this socket.
+    pub fn set_send_buffer(&self, bytes: usize) -> io::Result<()> {
+        socket2::SockRef::from(&self.0.tcp).set_send_buffer_size(bytes)
+    }
+
     /// Resolves once the fan-out has taken this listener out of direct mode.
     pub async fn kicked(&self) {
         self.0.kick.notified().await

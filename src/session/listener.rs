@@ -56,6 +56,11 @@ where
         .downcast_ref::<WriteDeadline<Conn>>()
         .and_then(|w| w.get_ref().direct())
         .cloned();
+    if let Some(conn) = &direct {
+        if let Err(e) = conn.set_send_buffer(super::LISTENER_SEND_BUFFER) {
+            tracing::debug!(error = %e, "cannot bound the listener's send buffer");
+        }
+    }
     let mut slot = None;
     let end = match session(
         &mut ws,
