@@ -254,7 +254,11 @@ async fn accept_loop(listener: TcpListener, state: AppState) {
         let permit = match state.limiter.admit(peer.ip()) {
             Ok(p) => Arc::new(p),
             Err(denied) => {
-                refuse(stream, denied, &refusing);
+                // Over TLS a plain-text answer would be garbage to the client, and a TLS
+                // handshake is what a flood should not get: just close.
+                if state.tls.is_none() {
+                    refuse(stream, denied, &refusing);
+                }
                 continue;
             }
         };

@@ -422,6 +422,10 @@ async fn handover_across_nodes() {
     let mut anna = n1.publish_as("en", "Anna").await;
     let anna_id = anna.hello["publisher_id"].as_u64().unwrap();
     booth_until(&mut anna, |b| b["on_air"]["id"] == anna_id).await;
+    // Node 2 knows Anna is on air before Ben connects there (two publishers joining an idle
+    // channel on two nodes at once is a race one of them wins; not what this test is about).
+    let mut en2 = n2.listen("en", None).await;
+    while en2.recv_type("status").await["on_air"] != true {}
     let mut ben = n2.publish_as("en", "Ben").await;
     let ben_id = ben.hello["publisher_id"].as_u64().unwrap();
     assert_ne!(anna_id, ben_id, "publisher ids are unique across nodes");
@@ -542,14 +546,16 @@ async fn a_killed_node_restarts_and_its_listeners_resume_without_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restart_mid_stream_loses_nothing_acked() {
-    let _ = tracing_subscriber::fmt().with_env_filter("babelcast=info,async_nats=info").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("babelcast=info,async_nats=info")
+        .with_test_writer()
+        .try_init();
     let Some(mut nats) = Nats::start().await else {
         return;
     };
     let n1 = node(&nats, "n1").await;
     let n2 = node(&nats, "n2").await;
     let mut p = n1.publish("en").await;
-    let _ = &mut nats;
     const N: usize = 80;
     let text = |i: usize| format!("Line {i} through a NATS restart.");
     let mut acked: HashMap<usize, u64> = HashMap::new();
@@ -627,4 +633,53 @@ async fn nats_restart_mid_stream_loses_nothing_acked() {
     texts.sort();
     texts.dedup();
     assert_eq!(texts.len(), by_seq.len(), "a line was stored twice");
+}
+
+/// The newest booth frame a client has received within `quiet` of silence.
+async fn latest_booth(c: &mut WsClient, mut last: Value, quiet: Duration) -> Value {
+    while let Ok(v) = tokio::time::timeout(quiet, c.recv()).await {
+        if v["type"] == "booth" {
+            last = v;
+        }
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_joins_on_two_nodes_leave_exactly_one_on_air() {
+    let Some(nats) = Nats::start().await else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1").await, node(&nats, "n2").await);
+    let (mut a, mut b) = tokio::join!(n1.publish_as("fr", "Ana"), n2.publish_as("fr", "Bo"));
+    let ids = [
+        a.hello["publisher_id"].clone(),
+        b.hello["publisher_id"].clone(),
+    ];
+    let (mut fa, mut fb) = (Value::Null, Value::Null);
+    let deadline = tokio::time::Instant::now() + RECV_TIMEOUT;
+    loop {
+        fa = latest_booth(&mut a, fa, Duration::from_millis(300)).await;
+        fb = latest_booth(&mut b, fb, Duration::from_millis(300)).await;
+        let on_air = &fa["on_air"]["id"];
+        if !on_air.is_null() && *on_air == fb["on_air"]["id"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no agreement: {fa} / {fb}"
+        );
+    }
+    let winner = fa["on_air"]["id"].clone();
+    assert!(ids.contains(&winner), "{winner}");
+    let (on_air, standby) = if winner == ids[0] {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    standby
+        .send_json(json!({"type": "final", "text": "Me too."}))
+        .await;
+    assert_eq!(standby.recv_event().await["code"], "not_on_air");
+    assert_eq!(on_air.final_line("Only me.", None).await["type"], "ack");
 }

@@ -68,7 +68,8 @@ async fn read(node: &Arc<Node>, next: &mut u64) -> Result<(), String> {
         .map_err(|e| format!("reading the consumer: {e}"))?;
     let mut connections = node.connections.subscribe();
     connections.borrow_and_update();
-    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + STALL_CHECK, STALL_CHECK);
+    let mut check =
+        tokio::time::interval_at(tokio::time::Instant::now() + STALL_CHECK, STALL_CHECK);
     let mut checked_at = *next;
     loop {
         let m = tokio::select! {
