@@ -49,9 +49,9 @@ pub struct ChannelStats {
     pub catch_ups: AtomicU64,
     /// Changes of the partial slot (partials and clears), bumped before each change is
     /// visible: a listener compares it with what it sends to count coalesced partials.
-    pub partial_updates: AtomicU64,
+    pub partial_updates: std::sync::Arc<AtomicU64>,
     /// Partial updates listeners never received because a newer one replaced them first.
-    pub partials_coalesced: AtomicU64,
+    pub partials_coalesced: std::sync::Arc<AtomicU64>,
     /// Unix ms of the last committed line (0 = never).
     pub last_line_ts: AtomicI64,
     /// Lines committed over the last minute (dashboard "lines per minute").
@@ -301,6 +301,8 @@ impl Channel {
             partial: self.partial.subscribe(),
             status: self.status.subscribe(),
             frames_out: self.stats.frames_out.clone(),
+            partial_updates: self.stats.partial_updates.clone(),
+            partials_coalesced: self.stats.partials_coalesced.clone(),
             metrics: None,
         }
     }

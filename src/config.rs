@@ -618,6 +618,26 @@ mod tests {
     }
 
     #[test]
+    fn security_keys_are_validated_naming_the_key() {
+        let err = parse(
+            "[server]\nallowed_origins = [\"https://ok.example\", \"null\", \"https://e.org/path\"]\ntls_cert = \"c.pem\"\n[limits]\npublisher_rate = -1.0\nper_ip_connect_rate = inf\n[[events]]\nid = \"x\"\naccess_code = \" \"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "server.allowed_origins[1]",
+            "server.allowed_origins[2]",
+            "server.tls_key: required",
+            "limits.publisher_rate",
+            "limits.per_ip_connect_rate",
+            "events[0].access_code",
+        ] {
+            assert!(err.contains(key), "{key} not named in:\n{err}");
+        }
+        assert!(!err.contains("allowed_origins[0]"), "{err}");
+    }
+
+    #[test]
     fn env_overrides() {
         let mut c = Config::default();
         c.apply_env(|k| (k == "BABELCAST_BIND").then(|| "0.0.0.0:9".to_string()));

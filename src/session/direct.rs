@@ -205,6 +205,9 @@ pub struct Feeds {
     pub status: watch::Receiver<Frame>,
     /// The channel's count of frames sent to listeners.
     pub frames_out: Arc<AtomicU64>,
+    /// The channel's count of partial updates, and of partials its listeners never got.
+    pub partial_updates: Arc<AtomicU64>,
+    pub partials_coalesced: Arc<AtomicU64>,
     /// Where to report publish-to-send latency (once per event, after every direct socket
     /// was written).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
@@ -377,6 +380,9 @@ fn kick(conn: &Shared, st: &mut WriteState) -> bool {
 /// partial or status that changed at the same time (the partial a line completes is cleared
 /// only after the line is in the ring).
 async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
+    // Partial updates seen so far: those replaced before this task woke were never written
+    // to any direct listener (counted as coalesced).
+    let mut partials_seen = feeds.partial_updates.load(Ordering::Acquire);
     'run: loop {
         // `changed()` marks the value seen: remember which slot woke us.
         let (first, changed) = tokio::select! {
@@ -424,8 +430,21 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
         {
             if woke || slot.has_changed().unwrap_or(false) {
                 let frame = slot.borrow_and_update().clone();
+                let skipped = if i == 0 {
+                    let now = feeds.partial_updates.load(Ordering::Acquire);
+                    let skipped = now.saturating_sub(partials_seen + 1);
+                    partials_seen = now.max(partials_seen);
+                    skipped
+                } else {
+                    0
+                };
                 let n = fanout.write_all(What::Slot(i), &frame).await;
                 feeds.frames_out.fetch_add(n, Ordering::Relaxed);
+                if skipped > 0 && n > 0 {
+                    feeds
+                        .partials_coalesced
+                        .fetch_add(skipped * n, Ordering::Relaxed);
+                }
             }
         }
     }

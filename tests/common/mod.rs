@@ -60,6 +60,16 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
 }
 
+impl Drop for TestServer {
+    /// A test that ends without `stop()` still shuts its server down: every task sees the
+    /// cancellation, sockets get Close 1001 and the store writer drains.
+    fn drop(&mut self) {
+        if let Some(s) = &self.server {
+            s.shutdown_token().cancel();
+        }
+    }
+}
+
 impl TestServer {
     /// Starts a server with the test config.
     pub async fn start() -> TestServer {
