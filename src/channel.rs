@@ -296,8 +296,15 @@ impl Channel {
 
     /// Fresh receivers of events, partials and status for the fan-out task.
     pub fn fanout_feeds(&self) -> Feeds {
+        // Subscribed under the state lock, which `commit` holds while it sends: every seq up
+        // to `start_seq` was sent before this receiver existed, every later one reaches it.
+        let st = self.state();
+        let events = self.events.subscribe();
+        let start_seq = st.last_seq;
+        drop(st);
         Feeds {
-            events: self.events.subscribe(),
+            start_seq,
+            events,
             partial: self.partial.subscribe(),
             status: self.status.subscribe(),
             frames_out: self.stats.frames_out.clone(),

@@ -200,6 +200,9 @@ struct Set {
 
 /// What the fan-out task reads: the channel's ring and its partial and status slots.
 pub struct Feeds {
+    /// The channel's last seq when `events` was subscribed: the fan-out never sees it or
+    /// anything before it.
+    pub start_seq: u64,
     pub events: broadcast::Receiver<Committed>,
     pub partial: watch::Receiver<Frame>,
     pub status: watch::Receiver<Frame>,
@@ -244,6 +247,14 @@ impl Fanout {
         feeds: impl FnOnce() -> Feeds,
     ) -> bool {
         let mut set = lock(&self.set);
+        if !set.running {
+            // Start the fan-out before deciding: a line committed after the session found its
+            // queue empty may predate the fan-out's receiver, and must then stay the session's.
+            let feeds = feeds();
+            set.fanned = set.fanned.max(feeds.start_seq);
+            set.running = true;
+            tokio::spawn(run(self.clone(), feeds));
+        }
         if set.fanned > last_sent {
             return false;
         }
@@ -267,10 +278,6 @@ impl Fanout {
                 }
             };
             *slot = Some(i);
-        }
-        if !set.running {
-            set.running = true;
-            tokio::spawn(run(self.clone(), feeds()));
         }
         true
     }
