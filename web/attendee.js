@@ -16,6 +16,11 @@ const SIZE_STEP = 10;
 const $ = (id) => document.getElementById(id);
 const event = eventFromPath();
 const params = new URLSearchParams(location.search);
+// An event protected by an attendee access code: the link carries `?code=`, kept for the tab.
+const CODE_KEY = `babelcast.code.${event}`;
+const accessCode = params.get("code") || sessionStorage.getItem(CODE_KEY) || "";
+if (params.get("code")) sessionStorage.setItem(CODE_KEY, accessCode);
+
 const root = document.documentElement;
 const picker = $("channel");
 const conn = $("conn");
@@ -48,9 +53,15 @@ const floorSocket = new Socket(() => listenUrl(floor.id, floorFeed), {
   onState: (state) => { floorPane.dataset.state = state; },
 });
 
+/** Adds the access code (if any) to a URL that may already have a query. */
+function withCode(url) {
+  if (!accessCode) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}code=${encodeURIComponent(accessCode)}`;
+}
+
 function listenUrl(id, feed) {
   const since = feed.lastSeq === null ? "" : `?since=${feed.lastSeq}`;
-  return wsUrl(channelPath(event, id, "listen") + since);
+  return wsUrl(withCode(channelPath(event, id, "listen") + since));
 }
 
 // ---- settings -------------------------------------------------------------------------
@@ -151,7 +162,7 @@ function wireFeedback() {
 function transcriptLinks() {
   for (const a of document.querySelectorAll("a[data-format]")) {
     const f = a.dataset.format;
-    a.href = `${channelPath(event, channel, "transcript")}?format=${f}`;
+    a.href = withCode(`${channelPath(event, channel, "transcript")}?format=${f}`);
     a.setAttribute("download", `${event}-${channel}.${f}`);
   }
 }
