@@ -113,7 +113,8 @@ pub struct Subscription {
     pub reset: bool,
 }
 
-const EMPTY_PARTIAL: &str = r#"{"type":"partial","text":""}"#;
+/// The partial frame that clears the line in progress.
+pub const EMPTY_PARTIAL: &str = r#"{"type":"partial","text":""}"#;
 
 impl Channel {
     /// A channel whose store holds `recent` (oldest first) and whose last seq is `last_seq`.

@@ -226,10 +226,5 @@ fn publisher(from: Option<Publisher<'_>>) -> Result<Publisher<'_>, Refusal> {
 
 /// Waits for a pending store result, mapping a dropped writer to `shutting_down`.
 pub async fn resolve(rx: oneshot::Receiver<Result<Ack, Refusal>>) -> Result<Ack, Refusal> {
-    rx.await.unwrap_or_else(|_| {
-        Err(Refusal::new(
-            ErrorCode::ShuttingDown,
-            "the server is shutting down; nothing was stored",
-        ))
-    })
+    rx.await.unwrap_or_else(|_| Err(Refusal::shutting_down()))
 }

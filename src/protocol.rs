@@ -142,6 +142,14 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The refusal of anything that arrives while the server stops.
+    pub fn shutting_down() -> Self {
+        Refusal::new(
+            ErrorCode::ShuttingDown,
+            "the server is shutting down; nothing was stored",
+        )
+    }
+
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refusal {
             code,

@@ -56,6 +56,29 @@ pub enum Append {
     Handover(Handover),
 }
 
+/// Whether an edit of line `of` may be stored: `target` is the line's author (`None`: no
+/// committed line has that seq). Only the on-air publisher or the line's author may correct a
+/// line. Shared by the local writer and the cluster sequencer.
+pub fn check_edit(
+    of: u64,
+    target: Option<Option<String>>,
+    editor: Option<&Editor>,
+) -> Result<(), Refusal> {
+    let Some(author) = target else {
+        return Err(Refusal::new(
+            ErrorCode::UnknownSeq,
+            format!("no committed line with seq {of} in this channel"),
+        ));
+    };
+    match editor {
+        Some(e) if !e.on_air && author.as_deref() != Some(e.name.as_str()) => Err(Refusal::new(
+            ErrorCode::NotOnAir,
+            "only the on-air publisher or the line's author can correct it",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A booth publisher correcting a line.
 #[derive(Debug, Clone)]
 pub struct Editor {
@@ -254,19 +277,13 @@ impl Store {
         };
         if let Some(sequencer) = &self.external {
             if let Err(mpsc::error::SendError(req)) = sequencer.send(req).await {
-                let _ = req.reply.send(Err(Refusal::new(
-                    ErrorCode::ShuttingDown,
-                    "the server is shutting down; nothing was stored",
-                )));
+                let _ = req.reply.send(Err(Refusal::shutting_down()));
             }
             return rx;
         }
         if let Err(mpsc::error::SendError(Msg::Append(req))) = self.tx.send(Msg::Append(req)).await
         {
-            let _ = req.reply.send(Err(Refusal::new(
-                ErrorCode::ShuttingDown,
-                "the server is shutting down; nothing was stored",
-            )));
+            let _ = req.reply.send(Err(Refusal::shutting_down()));
         }
         rx
     }
@@ -280,12 +297,7 @@ impl Store {
         partial_gen: Option<u64>,
     ) -> Result<Ack, Refusal> {
         let rx = self.submit(channel, append, ts, partial_gen).await;
-        rx.await.unwrap_or_else(|_| {
-            Err(Refusal::new(
-                ErrorCode::ShuttingDown,
-                "the server is shutting down; nothing was stored",
-            ))
-        })
+        rx.await.unwrap_or_else(|_| Err(Refusal::shutting_down()))
     }
 
     /// Flushes everything queued and stops the writer. Later appends are refused.
@@ -467,10 +479,7 @@ impl Writer {
         self.commit_batch(&mut batch);
         rx.close();
         while let Ok(Msg::Append(r)) = rx.try_recv() {
-            let _ = r.reply.send(Err(Refusal::new(
-                ErrorCode::ShuttingDown,
-                "the server is shutting down; nothing was stored",
-            )));
+            let _ = r.reply.send(Err(Refusal::shutting_down()));
         }
     }
 
@@ -594,22 +603,12 @@ impl Writer {
                         let target: Option<(String, Option<String>)> = kind_of
                             .query_row(params![ev, cid, *of as i64], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()?;
-                        let Some((_, author)) = target.filter(|(k, _)| k == Kind::Line.as_str())
-                        else {
-                            outcomes.push(Outcome::Refused(Refusal::new(
-                                ErrorCode::UnknownSeq,
-                                format!("no committed line with seq {of} in this channel"),
-                            )));
+                        let target = target
+                            .filter(|(k, _)| k == Kind::Line.as_str())
+                            .map(|(_, author)| author);
+                        if let Err(r) = check_edit(*of, target, editor.as_ref()) {
+                            outcomes.push(Outcome::Refused(r));
                             continue;
-                        };
-                        if let Some(e) = editor {
-                            if !e.on_air && author.as_deref() != Some(e.name.as_str()) {
-                                outcomes.push(Outcome::Refused(Refusal::new(
-                                    ErrorCode::NotOnAir,
-                                    "only the on-air publisher or the line's author can correct it",
-                                )));
-                                continue;
-                            }
                         }
                         Record {
                             seq: counter.0 + 1,

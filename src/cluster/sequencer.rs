@@ -37,10 +37,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const APPLY_WAIT: Duration = Duration::from_secs(10);
 
 fn shutting_down() -> Refusal {
-    Refusal::new(
-        ErrorCode::ShuttingDown,
-        "the server is shutting down; nothing was stored",
-    )
+    Refusal::shutting_down()
 }
 
 /// Routes submissions to their channel's sequencer.
@@ -372,21 +369,9 @@ fn decide(
                         .filter(|(k, _)| *k == Kind::Line)
                         .map(|(_, a)| a)
                 };
-                let Some(author) = target else {
-                    out.push(Outcome::Refused(Refusal::new(
-                        ErrorCode::UnknownSeq,
-                        format!("no committed line with seq {of} in this channel"),
-                    )));
+                if let Err(r) = crate::store::check_edit(*of, target, editor.as_ref()) {
+                    out.push(Outcome::Refused(r));
                     continue;
-                };
-                if let Some(e) = editor {
-                    if !e.on_air && author.as_deref() != Some(e.name.as_str()) {
-                        out.push(Outcome::Refused(Refusal::new(
-                            ErrorCode::NotOnAir,
-                            "only the on-air publisher or the line's author can correct it",
-                        )));
-                        continue;
-                    }
                 }
                 Record {
                     seq: seq + 1,

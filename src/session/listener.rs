@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::direct::Shared;
 use super::{close, feed, flush, read_error, End, WriteDeadline};
-use crate::channel::{Backlog, Channel};
+use crate::channel::{Backlog, Channel, EMPTY_PARTIAL};
 use crate::event::Committed;
 use crate::hub::Hub;
 use crate::protocol::{
@@ -37,7 +37,6 @@ use crate::server::Conn;
 pub const FEEDBACK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 /// Events read from the store per page when a resume reaches past memory.
 const STORE_PAGE: u64 = 500;
-const EMPTY_PARTIAL: &str = r#"{"type":"partial","text":""}"#;
 
 /// Runs a listener until the client leaves, falls too far behind, or the server shuts down.
 pub async fn run<S>(
