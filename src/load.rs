@@ -264,6 +264,8 @@ pub struct Report {
     pub acked: u64,
     pub unacked: u64,
     pub publisher_errors: u64,
+    /// Publishers that never connected (nothing they should have sent was tested).
+    pub publishers_unconnected: u64,
     pub partials_sent: u64,
     /// Line deliveries every listener should have had (seqs after its join, up to the end).
     pub expected_deliveries: u64,
@@ -306,6 +308,7 @@ impl Report {
             || self.incomplete_listeners > 0
             || self.connected < self.listeners as u64
             || self.resets > 0
+            || self.publishers_unconnected > 0
     }
 }
 
@@ -503,6 +506,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         acked: pubs.iter().map(|p| p.acked).sum(),
         unacked: pubs.iter().map(|p| p.unacked).sum(),
         publisher_errors: pubs.iter().map(|p| p.errors).sum(),
+        publishers_unconnected: pubs.iter().filter(|p| p.never_connected).count() as u64,
         partials_sent: pubs.iter().map(|p| p.partials_sent).sum(),
         expected_deliveries,
         line_frames: c.line_frames.load(Ordering::Relaxed),
@@ -623,8 +627,18 @@ pub fn table(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "published        {} finals ({} acked, {} unacked, {} errors), {} partials in {:.1} s",
-        r.finals_sent, r.acked, r.unacked, r.publisher_errors, r.partials_sent, r.publish_secs
+        "published        {} finals ({} acked, {} unacked, {} errors), {} partials in {:.1} s{}",
+        r.finals_sent,
+        r.acked,
+        r.unacked,
+        r.publisher_errors,
+        r.partials_sent,
+        r.publish_secs,
+        if r.publishers_unconnected > 0 {
+            format!("; {} publisher(s) NEVER CONNECTED", r.publishers_unconnected)
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         s,

@@ -50,6 +50,34 @@ struct Hello {
 }
 
 /// Opens a WebSocket to `path` from `source` (when given) and reads the hello.
+/// Lets the kernel pick the source port at `connect` (by the whole address 4-tuple) rather
+/// than at `bind` (by the local address alone). Without it, a bound socket cannot reuse a port
+/// still in TIME_WAIT from an earlier run against another server port, and a 15,000-listener
+/// run right after another one exhausts the ephemeral range (EADDRINUSE).
+fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket fd and a c_int option value of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = sock;
+    Ok(())
+}
+
 async fn connect(
     addr: SocketAddr,
     host: &str,
@@ -66,6 +94,7 @@ async fn connect(
         sock.set_recv_buffer_size(n)?;
     }
     if let Some(ip) = source {
+        bind_no_port(&sock)?;
         sock.bind(SocketAddr::new(ip, 0))?;
     }
     let stream = sock.connect(addr).await?;
@@ -344,6 +373,8 @@ pub struct PublisherOutcome {
     pub partials_sent: u64,
     pub reconnects: u64,
     pub last_seq: u64,
+    /// The publisher never got a connection: nothing was published, so nothing was tested.
+    pub never_connected: bool,
 }
 
 /// Sample sentences the captions are cut from.
@@ -395,6 +426,7 @@ pub(super) async fn publisher(shared: Arc<Shared>, idx: usize, chan: usize) -> P
     let mut n = 0u64;
     let mut p = 0u64;
     let mut backoff = BACKOFF_MIN;
+    out.never_connected = true;
     'connect: loop {
         if Instant::now() > ack_deadline || shared.stop.is_cancelled() {
             break;
@@ -402,13 +434,14 @@ pub(super) async fn publisher(shared: Arc<Shared>, idx: usize, chan: usize) -> P
         let mut ws = match connect(shared.addr, &shared.host, &path, shared.source(0), None).await {
             Ok((ws, _)) => ws,
             Err(e) => {
-                tracing::debug!(publisher = idx, error = %e, "publisher connect failed; retrying");
+                tracing::warn!(publisher = idx, error = %e, "publisher connect failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
         backoff = BACKOFF_MIN;
+        out.never_connected = false;
         if n > 0 {
             out.reconnects += 1;
         }
