@@ -135,6 +135,8 @@ impl Hub {
         } else {
             config.admin.token.clone()
         };
+        let formats = crate::ingest::formats::FormatStreams::default();
+        formats.restore(store.format_states()?);
         Ok(Hub {
             limits: config.limits.clone(),
             store,
@@ -145,7 +147,7 @@ impl Hub {
             admin_token,
             access_codes,
             generated_tokens: generated,
-            formats: Default::default(),
+            formats,
             forwarders: crate::forward::from_config(config),
             cluster: Default::default(),
         })

@@ -625,7 +625,8 @@ pub fn table(r: &Report) -> String {
         r.connect_phase_secs,
         q(&r.connect_time)
     );
-    let _ = writeln!(
+    let _ =
+        writeln!(
         s,
         "published        {} finals ({} acked, {} unacked, {} errors), {} partials in {:.1} s{}",
         r.finals_sent,

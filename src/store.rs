@@ -6,14 +6,13 @@
 //! ([`Channel::commit`]) and acknowledges them. A failed commit assigns nothing, so seqs never
 //! have gaps and are never reused; a crash after commit loses nothing acked.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::booth::Handover;
@@ -24,6 +23,9 @@ use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, Refusal};
 
 pub mod replica;
+mod writer;
+
+use writer::{Msg, Writer};
 
 /// The database file inside `storage.dir`.
 pub const DB_FILE: &str = "transcripts.db";
@@ -79,6 +81,24 @@ pub fn check_edit(
     }
 }
 
+/// Where a caption format's stream on a channel stands (see `crate::ingest::formats`), kept so
+/// that a restart neither refuses the caption software's next seq nor stores a retried post
+/// twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatState {
+    pub event: String,
+    pub channel: String,
+    /// The format's name (`zoom`, `youtube`, `streamtext`).
+    pub format: String,
+    pub last_seq: u64,
+    /// The run of the caption software's seqs (part of the lines' client ids).
+    pub epoch: i64,
+    /// The line in progress.
+    pub line: String,
+    /// The answer to the last accepted post.
+    pub reply: String,
+}
+
 /// A booth publisher correcting a line.
 #[derive(Debug, Clone)]
 pub struct Editor {
@@ -117,11 +137,6 @@ pub struct Request {
     pub ts: i64,
     pub partial_gen: Option<u64>,
     pub reply: oneshot::Sender<Result<Ack, Refusal>>,
-}
-
-enum Msg {
-    Append(Request),
-    Shutdown,
 }
 
 /// Handle to the transcript store; cheap to share behind an `Arc`.
@@ -167,6 +182,16 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_client_id
     ON events (event, channel, client_id) WHERE client_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS format_state (
+    event TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    format TEXT NOT NULL,
+    last_seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    PRIMARY KEY (event, channel, format)
+) WITHOUT ROWID;
 ";
 
 fn open_conn(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
@@ -300,6 +325,37 @@ impl Store {
         rx.await.unwrap_or_else(|_| Err(Refusal::shutting_down()))
     }
 
+    /// Saves a caption format's stream state, durably, in order after everything submitted
+    /// before it.
+    pub async fn save_format_state(&self, state: FormatState) -> Result<(), Refusal> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::SaveFormat(state, reply)).await.is_err() {
+            return Err(Refusal::shutting_down());
+        }
+        rx.await.unwrap_or_else(|_| Err(Refusal::shutting_down()))
+    }
+
+    /// Every saved caption format stream state (read once at startup).
+    pub fn format_states(&self) -> Result<Vec<FormatState>, StoreError> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare(
+                "SELECT event, channel, format, last_seq, epoch, line, reply FROM format_state",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(FormatState {
+                    event: r.get(0)?,
+                    channel: r.get(1)?,
+                    format: r.get(2)?,
+                    last_seq: r.get::<_, i64>(3)? as u64,
+                    epoch: r.get(4)?,
+                    line: r.get(5)?,
+                    reply: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Flushes everything queued and stops the writer. Later appends are refused.
     pub fn close(&self) {
         let _ = self.tx.try_send(Msg::Shutdown).or_else(|e| match e {
@@ -426,221 +482,5 @@ impl Drop for Store {
                 let _ = handle.join();
             }
         }
-    }
-}
-
-/// The writer thread's state.
-struct Writer {
-    conn: Connection,
-    metrics: Arc<Metrics>,
-    page_limit: Arc<AtomicU64>,
-    /// SQLite's `max_page_count` when the store opened (what lifting a cap restores).
-    default_max_pages: i64,
-}
-
-/// An event decided inside a transaction, made visible after commit.
-enum Outcome {
-    Stored(Record),
-    Duplicate(u64),
-    Refused(Refusal),
-}
-
-impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>, commit_delay: Duration) {
-        let mut batch = Vec::with_capacity(64);
-        let mut stop = false;
-        while !stop {
-            match rx.blocking_recv() {
-                Some(Msg::Append(r)) => batch.push(r),
-                Some(Msg::Shutdown) | None => break,
-            }
-            if !commit_delay.is_zero() {
-                std::thread::sleep(commit_delay);
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(Msg::Append(r)) => batch.push(r),
-                    Ok(Msg::Shutdown) => {
-                        stop = true;
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.commit_batch(&mut batch);
-        }
-        // Drain what was queued before the shutdown request.
-        while let Ok(Msg::Append(r)) = rx.try_recv() {
-            batch.push(r);
-            if batch.len() == MAX_BATCH {
-                self.commit_batch(&mut batch);
-            }
-        }
-        self.commit_batch(&mut batch);
-        rx.close();
-        while let Ok(Msg::Append(r)) = rx.try_recv() {
-            let _ = r.reply.send(Err(Refusal::shutting_down()));
-        }
-    }
-
-    fn commit_batch(&mut self, batch: &mut Vec<Request>) {
-        if batch.is_empty() {
-            return;
-        }
-        let limit = self.page_limit.swap(PAGE_LIMIT_UNCHANGED, Ordering::SeqCst);
-        if limit != PAGE_LIMIT_UNCHANGED {
-            let pages = match limit {
-                PAGE_LIMIT_LIFT => self.default_max_pages,
-                n => n as i64,
-            };
-            let set = self
-                .conn
-                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
-                    r.get::<_, i64>(0)
-                });
-            tracing::info!(requested = pages, now = ?set, "store page cap changed");
-        }
-        let started = Instant::now();
-        let result = self.write(batch);
-        self.metrics.store_commit.observe(started.elapsed());
-        match result {
-            Ok(outcomes) => {
-                for (req, outcome) in batch.drain(..).zip(outcomes) {
-                    let reply = match outcome {
-                        Outcome::Stored(record) => {
-                            req.channel.commit(&record, req.partial_gen);
-                            Ok(Ack {
-                                seq: record.seq,
-                                duplicate: false,
-                            })
-                        }
-                        Outcome::Duplicate(seq) => Ok(Ack {
-                            seq,
-                            duplicate: true,
-                        }),
-                        Outcome::Refused(r) => Err(r),
-                    };
-                    let _ = req.reply.send(reply);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "transcript commit failed; nothing in this batch was stored");
-                self.metrics
-                    .store_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                for req in batch.drain(..) {
-                    let _ = req.reply.send(Err(Refusal::new(
-                        ErrorCode::StorageUnavailable,
-                        "the transcript store could not write; nothing was stored, retry later",
-                    )));
-                }
-            }
-        }
-    }
-
-    fn write(&mut self, batch: &[Request]) -> rusqlite::Result<Vec<Outcome>> {
-        let tx = self.conn.transaction()?;
-        let mut next: HashMap<*const Channel, (u64, i64)> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events (event, channel, seq, kind, ts, text, lang, of_seq, client_id, expected_lang, author)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            let mut by_id = tx.prepare_cached(
-                "SELECT seq FROM events WHERE event = ?1 AND channel = ?2 AND client_id = ?3",
-            )?;
-            let mut kind_of = tx.prepare_cached(
-                "SELECT kind, author FROM events WHERE event = ?1 AND channel = ?2 AND seq = ?3",
-            )?;
-            for req in batch {
-                let ch = &req.channel;
-                let (ev, cid) = (&ch.info.event, &ch.info.id);
-                let counter = next
-                    .entry(Arc::as_ptr(ch))
-                    .or_insert_with(|| (ch.last_seq(), ch.last_ts()));
-                let record = match &req.append {
-                    Append::Line {
-                        text,
-                        lang,
-                        expected_lang,
-                        client_id,
-                        author,
-                    } => {
-                        if let Some(id) = client_id {
-                            let existing: Option<i64> = by_id
-                                .query_row(params![ev, cid, id], |r| r.get(0))
-                                .optional()?;
-                            if let Some(seq) = existing {
-                                outcomes.push(Outcome::Duplicate(seq as u64));
-                                continue;
-                            }
-                        }
-                        Record {
-                            seq: counter.0 + 1,
-                            kind: Kind::Line,
-                            ts: req.ts.max(counter.1),
-                            text: text.clone(),
-                            lang: lang.clone(),
-                            of: None,
-                            client_id: client_id.clone(),
-                            expected_lang: expected_lang.clone(),
-                            author: author.clone(),
-                        }
-                    }
-                    Append::Handover(h) => Record {
-                        seq: counter.0 + 1,
-                        kind: Kind::Handover,
-                        ts: req.ts.max(counter.1),
-                        text: serde_json::to_string(h).expect("handover serialises"),
-                        lang: String::new(),
-                        of: None,
-                        client_id: None,
-                        expected_lang: None,
-                        author: None,
-                    },
-                    Append::Edit { of, text, editor } => {
-                        let target: Option<(String, Option<String>)> = kind_of
-                            .query_row(params![ev, cid, *of as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-                            .optional()?;
-                        let target = target
-                            .filter(|(k, _)| k == Kind::Line.as_str())
-                            .map(|(_, author)| author);
-                        if let Err(r) = check_edit(*of, target, editor.as_ref()) {
-                            outcomes.push(Outcome::Refused(r));
-                            continue;
-                        }
-                        Record {
-                            seq: counter.0 + 1,
-                            kind: Kind::Edit,
-                            ts: req.ts.max(counter.1),
-                            text: text.clone(),
-                            lang: String::new(),
-                            of: Some(*of),
-                            client_id: None,
-                            expected_lang: None,
-                            author: editor.as_ref().map(|e| e.name.clone()),
-                        }
-                    }
-                };
-                insert.execute(params![
-                    ev,
-                    cid,
-                    record.seq as i64,
-                    record.kind.as_str(),
-                    record.ts,
-                    record.text,
-                    record.lang,
-                    record.of.map(|v| v as i64),
-                    record.client_id,
-                    record.expected_lang,
-                    record.author,
-                ])?;
-                *counter = (record.seq, record.ts);
-                outcomes.push(Outcome::Stored(record));
-            }
-        }
-        tx.commit()?;
-        Ok(outcomes)
     }
 }

@@ -354,3 +354,56 @@ async fn formats_keep_their_own_state_per_channel() {
     assert_eq!(texts, ["Other", "English words."]);
     assert_eq!(ch.last_seq(), 2);
 }
+
+/// A Zoom stream survives `kill -9`: the next seq is accepted after the restart, a retry of
+/// the last post stores nothing twice, and the line in progress goes on where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoom_stream_state_survives_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zoom = |addr: std::net::SocketAddr, what: &str, seq: Option<u64>| {
+        let path = TestServer::channel_path("en", &format!("captions/{what}"));
+        let seq = seq
+            .map(|n| format!("seq={n}&lang=en-US&"))
+            .unwrap_or_default();
+        format!("http://{addr}{path}?{seq}token={}", token("en"))
+    };
+    let mut bin = BinServer::start(tmp.path()).await;
+    let (st, _) = post(&zoom(bin.addr, "zoom", Some(1)), "Good morning, ").await;
+    assert_eq!(st, 200);
+    let (st, reply2) = post(&zoom(bin.addr, "zoom", Some(2)), "everyone.\nOur first ").await;
+    assert_eq!(st, 200);
+    bin.kill9().await;
+
+    let bin = BinServer::start(tmp.path()).await;
+    let seq = reqwest::get(zoom(bin.addr, "zoom/seq", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        seq.text().await.unwrap(),
+        "2",
+        "the last seq survives the restart"
+    );
+    // The caption software did not see the answer to seq 2 and retries it.
+    let again = post(&zoom(bin.addr, "zoom", Some(2)), "everyone.\nOur first ").await;
+    assert_eq!(
+        again,
+        (200, reply2),
+        "a retry after the restart gets the first answer"
+    );
+    let (st, body) = post(&zoom(bin.addr, "zoom", Some(3)), "speaker is here.\n").await;
+    assert_eq!(st, 200, "{body}");
+
+    let db = open_db(tmp.path());
+    let lines: Vec<String> = db
+        .prepare("SELECT text FROM events WHERE channel = 'en' AND kind = 'line' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        lines,
+        ["Good morning, everyone.", "Our first speaker is here."],
+        "nothing lost, nothing doubled, the line in progress went on"
+    );
+}

@@ -27,6 +27,15 @@ pub struct LineBuffer {
 }
 
 impl LineBuffer {
+    /// A buffer whose line in progress is `line` (restored after a restart).
+    pub fn with_line(line: &str) -> LineBuffer {
+        LineBuffer {
+            line: line.to_string(),
+            chars: line.chars().count(),
+            after_cr: false,
+        }
+    }
+
     /// The line in progress.
     pub fn line(&self) -> &str {
         &self.line

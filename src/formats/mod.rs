@@ -31,6 +31,13 @@ impl Format {
         }
     }
 
+    /// The format named `name` (as [`Format::as_str`] gives it).
+    pub fn parse(name: &str) -> Option<Format> {
+        [Format::Zoom, Format::YouTube, Format::StreamText]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
+
     /// How the format's `seq` parameter must move.
     pub fn seq_policy(self) -> SeqPolicy {
         match self {

@@ -9,6 +9,13 @@
 //! (derived from format, seq, position and text), so whatever the first attempt already stored
 //! is acked as a duplicate and whatever it did not is stored now.
 //!
+//! Each stream's state (last seq, the run's epoch, the line in progress, the last answer) is
+//! saved in the store after the post's lines are stored, and restored at startup: after a
+//! restart the caption software's next seq is accepted, a retried post resubmits lines with
+//! the same client ids (acked as duplicates), and the line in progress goes on. A save that
+//! did not happen (crash in between) leaves the state one post behind, and that post, sent
+//! again, is applied again with the same ids: nothing is lost or stored twice.
+//!
 //! **Invariant:** the map guard is only held while the post is applied to the state, never
 //! across an `.await`.
 
@@ -23,7 +30,7 @@ use crate::formats::youtube::Cue;
 use crate::formats::{check_seq, client_id, timestamp, Format, FormatError, SeqCheck};
 use crate::hub::Hub;
 use crate::protocol::{ClientMsg, Refusal};
-use crate::store::Ack;
+use crate::store::{Ack, FormatState};
 
 /// One format's stream on one channel.
 #[derive(Debug, Default)]
@@ -84,6 +91,25 @@ fn key(ch: &Channel, format: Format) -> (String, Format) {
 }
 
 impl FormatStreams {
+    /// Restores the saved states (at startup, before any post).
+    pub fn restore(&self, states: Vec<FormatState>) {
+        for s in states {
+            let Some(format) = Format::parse(&s.format) else {
+                continue;
+            };
+            self.slots.insert(
+                (format!("{}/{}", s.event, s.channel), format),
+                Slot {
+                    line: LineBuffer::with_line(&s.line),
+                    last_seq: Some(s.last_seq),
+                    reply: s.reply,
+                    finals: Vec::new(),
+                    epoch: s.epoch,
+                },
+            );
+        }
+    }
+
     /// The last accepted seq of a format on a channel (0 before any).
     pub fn last_seq(&self, ch: &Channel, format: Format) -> u64 {
         self.slots
@@ -111,10 +137,10 @@ impl FormatStreams {
     ) -> Result<Posted, PostError> {
         let max = hub.limits.max_caption_chars;
         // Decide and apply under the map guard; no await until it is dropped.
-        let (finals, partial, reply, retry) = {
+        let (finals, partial, reply, retry, state) = {
             let mut slot = self.slots.entry(key(ch, format)).or_default();
             match check_seq(slot.last_seq, seq, format.seq_policy())? {
-                SeqCheck::Retry => (slot.finals.clone(), None, slot.reply.clone(), true),
+                SeqCheck::Retry => (slot.finals.clone(), None, slot.reply.clone(), true, None),
                 SeqCheck::New => {
                     if slot.last_seq.is_none_or(|last| seq <= 1 && last > seq) || slot.epoch == 0 {
                         slot.epoch = now_ms();
@@ -143,7 +169,16 @@ impl FormatStreams {
                     slot.last_seq = Some(seq);
                     slot.reply.clone_from(&reply);
                     slot.finals.clone_from(&finals);
-                    (finals, partial, reply, false)
+                    let state = FormatState {
+                        event: ch.info.event.clone(),
+                        channel: ch.info.id.clone(),
+                        format: format.as_str().to_string(),
+                        last_seq: seq,
+                        epoch,
+                        line: slot.line.line().to_string(),
+                        reply: reply.clone(),
+                    };
+                    (finals, partial, reply, false, Some(state))
                 }
             }
         };
@@ -177,6 +212,9 @@ impl FormatStreams {
         // cleared the partial, so an empty line after one needs nothing.
         if let Some(text) = partial.filter(|p| !(p.is_empty() && committed)) {
             admit(hub, ch, ClientMsg::Partial { text }).await?;
+        }
+        if let Some(state) = state {
+            hub.store.save_format_state(state).await?;
         }
         Ok(Posted { reply, retry, acks })
     }
