@@ -77,6 +77,9 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// PEM file of extra CA certificates the egress forwarders trust for `https://` URLs, on
+    /// top of the built-in Mozilla roots (a TLS-inspecting proxy's CA, a private CA).
+    pub forward_ca_file: Option<Spanned<PathBuf>>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +91,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            forward_ca_file: None,
         }
     }
 }
@@ -290,7 +294,7 @@ impl ForwardKind {
 pub struct ForwardConfig {
     /// `zoom` or `youtube`.
     pub kind: ForwardKind,
-    /// The caption URL, as the service gives it (`http://`; the built-in client has no TLS).
+    /// The caption URL, as the service gives it (`https://` or `http://`).
     pub url: String,
     /// Zoom only: the `lang` sent with every post (like `en-GB`); by default the channel's
     /// (or, on an `auto` channel, each line's) language in Zoom's codes (`jp-JP` for Japanese).
@@ -303,13 +307,11 @@ impl ForwardConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         match self.url.parse::<axum::http::Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {}
-            Ok(uri) if uri.scheme_str() == Some("https") => problems.push(format!(
-                "url: {:?}: https is not supported by the built-in HTTP client; forward to a local TLS proxy (see docs/integrations.md)",
-                self.url
-            )),
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some() => {}
             _ => problems.push(format!(
-                "url: {:?} is not an http:// URL with a host",
+                "url: {:?} is not an https:// or http:// URL with a host",
                 self.url
             )),
         }
@@ -414,6 +416,15 @@ impl Config {
                 problems.push("server.tls_cert: required with server.tls_key".into())
             }
             _ => {}
+        }
+        if let Some(ca) = &self.server.forward_ca_file {
+            if let Err(e) = crate::forward::load_ca_file(ca.get_ref()) {
+                problems.push(format!(
+                    "server.forward_ca_file (line {}): {}: {e}",
+                    at(ca.span()),
+                    ca.get_ref().display()
+                ));
+            }
         }
         let l = &self.limits;
         for (key, value) in [
@@ -635,6 +646,30 @@ mod tests {
             assert!(err.contains(key), "{key} not named in:\n{err}");
         }
         assert!(!err.contains("allowed_origins[0]"), "{err}");
+    }
+
+    #[test]
+    fn forward_ca_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = |path: &Path| {
+            format!(
+                "\n[server]\nforward_ca_file = {:?}\n",
+                path.display().to_string()
+            )
+        };
+        let missing = dir.path().join("missing.pem");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        for path in [&missing, &garbage] {
+            let err = parse(&toml(path)).unwrap_err().to_string();
+            assert!(err.contains("server.forward_ca_file (line 3)"), "{err}");
+            assert!(err.contains(&path.display().to_string()), "{err}");
+        }
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, ca.cert.pem()).unwrap();
+        let c = parse(&toml(&good)).unwrap();
+        assert_eq!(c.server.forward_ca_file.unwrap().into_inner(), good);
     }
 
     #[test]

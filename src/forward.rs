@@ -10,6 +10,8 @@
 //! 408, 429 and 5xx, with exponential backoff, so lines are never reordered; another answer
 //! drops that one line (counted). The cursor and remote seq are saved beside the transcripts,
 //! keyed by the URL, so a restart resumes where it stopped and a new URL starts from now.
+//! URLs may be `https://` (Zoom's and YouTube's are): certificates are verified against the
+//! Mozilla roots plus `server.forward_ca_file` (see [`HttpClient`]).
 //!
 //! **Invariant:** a forwarder never holds a channel lock or map guard across an `.await`; it
 //! only owns a broadcast receiver.
@@ -18,11 +20,12 @@ mod client;
 mod metrics;
 mod position;
 
-pub use client::{Answer, HttpClient, SendError};
+pub use client::{load_ca_file, Answer, HttpClient, SendError};
 pub use metrics::render_metrics;
 
 use position::{load_position, save_position, state_path, Position};
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +115,9 @@ pub struct Forwarder {
     pub kind: ForwardKind,
     url: String,
     lang: Option<String>,
+    /// `server.forward_ca_file`: extra CA certificates trusted for `https://` URLs (the same
+    /// for every forwarder).
+    ca_file: Option<PathBuf>,
     pub stats: ForwardStats,
 }
 
@@ -191,6 +197,11 @@ pub fn from_config(config: &Config) -> Vec<Arc<Forwarder>> {
                     kind: f.kind,
                     url: f.url.clone(),
                     lang: f.lang.clone(),
+                    ca_file: config
+                        .server
+                        .forward_ca_file
+                        .as_ref()
+                        .map(|p| p.get_ref().clone()),
                     stats: ForwardStats::default(),
                 }));
             }
@@ -204,7 +215,16 @@ pub fn spawn_all(hub: &Arc<Hub>, tracker: &TaskTracker, shutdown: &CancellationT
     if hub.forwarders.is_empty() {
         return;
     }
-    let client = HttpClient::new();
+    let ca_file = hub.forwarders[0].ca_file.as_deref();
+    let client = HttpClient::with_ca_file(ca_file).unwrap_or_else(|e| {
+        // Checked when the config was loaded; gone or changed since. Public CAs still work.
+        tracing::error!(
+            error = %e,
+            path = %ca_file.unwrap_or(std::path::Path::new("")).display(),
+            "server.forward_ca_file cannot be used; forwarders trust the Mozilla roots only"
+        );
+        HttpClient::new()
+    });
     for f in &hub.forwarders {
         tracker.spawn(run(
             hub.clone(),
@@ -428,6 +448,7 @@ mod tests {
             kind,
             url: "http://127.0.0.1:9/cc?id=1".into(),
             lang: lang.map(Into::into),
+            ca_file: None,
             stats: ForwardStats::default(),
         }
     }
@@ -492,17 +513,21 @@ mod tests {
         let fs = from_config(&c);
         assert_eq!(fs.len(), 1);
         assert_eq!(fs[0].kind, ForwardKind::Zoom);
-        let err = Config::parse(
-            &toml("https://wmcc.zoom.us/closedcaption", ""),
+        // Zoom's and YouTube's caption URLs are HTTPS.
+        let c = Config::parse(
+            &toml("https://wmcc.zoom.us/closedcaption?id=1", ""),
             Path::new("t.toml"),
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap();
+        assert_eq!(from_config(&c).len(), 1);
+        let err = Config::parse(&toml("ftp://wmcc.zoom.us/cc", ""), Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("events[0].channels[0].forward[0].url"),
             "{err}"
         );
-        assert!(err.contains("TLS"), "{err}");
+        assert!(err.contains("https:// or http://"), "{err}");
         let err = Config::parse(&toml("not a url", ""), Path::new("t.toml"))
             .unwrap_err()
             .to_string();

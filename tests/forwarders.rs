@@ -1,6 +1,8 @@
 //! Egress forwarders against local HTTP receivers that record the exact requests: Zoom seq and
 //! language, YouTube timestamped bodies, retries with the same seq on 503, lines dropped on
-//! 400, an outage that never blocks the channel, catch-up in order, resume after a restart.
+//! 400, an outage that never blocks the channel, catch-up in order, resume after a restart;
+//! and over HTTPS: a receiver whose certificate a test CA signed (`server.forward_ca_file`),
+//! and one whose certificate nobody trusts.
 mod common;
 use common::*;
 
@@ -12,7 +14,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use babelcast::config::{ForwardConfig, ForwardKind};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::Notify;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::TlsAcceptor;
 
 /// One request a receiver saw.
 #[derive(Debug, Clone)]
@@ -36,6 +43,8 @@ struct Receiver {
     fail_first: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
     seq: Arc<AtomicU64>,
+    /// HTTPS receivers: TLS handshakes that failed (the client refused the certificate).
+    handshake_failures: Arc<AtomicUsize>,
 }
 
 async fn handle(State(r): State<Receiver>, req: Request) -> axum::response::Response {
@@ -104,6 +113,40 @@ impl Receiver {
         (r, base)
     }
 
+    /// Like [`start`](Self::start), over HTTPS: the certificate (for localhost and
+    /// 127.0.0.1) is signed by a CA made here, whose PEM is returned with the base URL.
+    async fn start_https() -> (Receiver, String, String) {
+        let r = Receiver::default();
+        let app = axum::Router::new().fallback(handle).with_state(r.clone());
+        let (ca_pem, tls) = test_ca_and_server_config();
+        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}", listener.local_addr().unwrap());
+        let rx = r.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, app, rx) = (acceptor.clone(), app.clone(), rx.clone());
+                tokio::spawn(async move {
+                    match acceptor.accept(tcp).await {
+                        Ok(tls) => {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                                .await;
+                        }
+                        Err(_) => {
+                            rx.handshake_failures.fetch_add(1, Ordering::SeqCst);
+                            rx.notify.notify_waiters();
+                        }
+                    }
+                });
+            }
+        });
+        (r, base, ca_pem)
+    }
+
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -144,6 +187,37 @@ impl Receiver {
         .await
         .unwrap_or_else(|_| panic!("receiver did not get {n} requests: {:#?}", self.seen()))
     }
+}
+
+/// A CA (its PEM) and a rustls server config with a certificate for localhost and 127.0.0.1
+/// that the CA signed.
+fn test_ca_and_server_config() -> (String, ServerConfig) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, "babelcast test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+    let chain: Vec<CertificateDer<'static>> = vec![leaf.der().clone()];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+    (ca.pem(), config)
 }
 
 fn forward(c: &mut babelcast::Config, channel: &str, kind: ForwardKind, url: String) {
@@ -381,4 +455,111 @@ async fn a_restart_resumes_where_the_forwarder_stopped() {
     let last = seen.iter().rfind(|r| r.status == 200).unwrap();
     assert!(last.body.ends_with("\nAfter the restart.\n"));
     assert_eq!(query_value(&last.target, "seq"), Some("3"));
+}
+
+/// The value of the /metrics line starting with `series`, if any.
+async fn metric_value(s: &TestServer, series: &str) -> Option<f64> {
+    metrics(s)
+        .await
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoom_forwarder_posts_over_https_to_a_server_signed_by_the_extra_ca() {
+    let (rx, base, ca_pem) = Receiver::start_https().await;
+    rx.seq.store(41, Ordering::SeqCst);
+    let certs = tempfile::tempdir().unwrap();
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    // The file the config names passes the load-time check.
+    babelcast::forward::load_ca_file(&ca_file).expect("the test CA is a usable root");
+    let url = format!("{base}/closedcaption?id=200610693&ns=GZHkEA==&expire=86400");
+    let s = TestServer::start_with(|c| {
+        c.server.forward_ca_file = Some(toml::Spanned::new(0..0, ca_file.clone()));
+        forward(c, "zh", ForwardKind::Zoom, url.clone());
+    })
+    .await;
+    let first = rx.requests(1).await;
+    assert_eq!(first[0].method, "GET");
+    assert_eq!(
+        first[0].target,
+        "/closedcaption/seq?id=200610693&ns=GZHkEA==&expire=86400"
+    );
+    let lines = ["大家好。", "第二句话。", "谢谢。"];
+    publish_lines(&s, "zh", &lines).await;
+    let seen = rx.accepted(3).await;
+    let posts: Vec<_> = seen.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 3, "{seen:#?}");
+    for (i, (post, text)) in posts.iter().zip(lines).enumerate() {
+        assert_eq!(post.status, 200);
+        assert_eq!(
+            post.target,
+            format!(
+                "/closedcaption?id=200610693&ns=GZHkEA==&expire=86400&seq={}&lang=zh-CN",
+                42 + i
+            )
+        );
+        assert_eq!(post.content_type, "text/plain; charset=utf-8");
+        assert_eq!(post.body, format!("{text}\n"));
+    }
+    assert_eq!(rx.handshake_failures.load(Ordering::SeqCst), 0);
+    let labels = r#"{event="conf",channel="zh",kind="zoom",index="0""#;
+    metric(&s, &format!("babelcast_forward_posts_total{labels}}}"), "3").await;
+    metric(&s, &format!("babelcast_forward_remote_seq{labels}}}"), "44").await;
+    metric(
+        &s,
+        &format!("babelcast_forward_retries_total{labels}}}"),
+        "0",
+    )
+    .await;
+    metric(
+        &s,
+        &format!("babelcast_forward_state{labels},state=\"up_to_date\"}}"),
+        "1",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_https_certificate_never_delivers_and_never_blocks_the_channel() {
+    // The receiver's CA is not given to the server: only the Mozilla roots are trusted.
+    let (rx, base, _ca_pem) = Receiver::start_https().await;
+    let url = format!("{base}/closedcaption?cid=stream-key");
+    let s = TestServer::start_with(|c| forward(c, "en", ForwardKind::Youtube, url.clone())).await;
+    let mut l = s.listen("en", None).await;
+    let mut p = s.publish("en").await;
+    let lines = ["First line.", "Second line.", "Third line."];
+    for text in lines {
+        assert_eq!(p.final_line(text, None).await["type"], "ack");
+    }
+    for (i, text) in lines.iter().enumerate() {
+        let v = l.recv_type("line").await;
+        assert_eq!(v["seq"], i + 1);
+        assert_eq!(v["text"], *text);
+    }
+    let labels = r#"{event="conf",channel="en",kind="youtube",index="0""#;
+    metric(
+        &s,
+        &format!("babelcast_forward_state{labels},state=\"retrying\"}}"),
+        "1",
+    )
+    .await;
+    // Failed attempts are counted, and the forwarder kept knocking: each was a refused
+    // handshake, none reached the receiver's HTTP side.
+    let retries = poll_until("two counted retries", || async {
+        metric_value(&s, &format!("babelcast_forward_retries_total{labels}}}"))
+            .await
+            .filter(|&n| n >= 2.0)
+    })
+    .await;
+    assert!(retries >= 2.0);
+    assert!(rx.handshake_failures.load(Ordering::SeqCst) >= 2);
+    assert!(rx.seen().is_empty(), "{:#?}", rx.seen());
+    metric(&s, &format!("babelcast_forward_posts_total{labels}}}"), "0").await;
+    metric(&s, &format!("babelcast_forward_behind{labels}}}"), "3").await;
+    // The channel goes on while the forwarder retries.
+    assert_eq!(p.final_line("Fourth line.", None).await["type"], "ack");
+    assert_eq!(l.recv_type("line").await["text"], "Fourth line.");
 }

@@ -1,14 +1,22 @@
-//! The forwarders' HTTP client: hyper-util's pooled client over plain HTTP/1.1, with a
-//! deadline per request and a bounded answer body.
+//! The forwarders' HTTP client: hyper-util's pooled client over HTTP/1.1, plain or over TLS
+//! (rustls with the ring provider, via hyper-rustls), with a deadline per request and a
+//! bounded answer body. HTTPS servers are verified against the Mozilla roots (webpki-roots)
+//! plus the extra CA certificates of `server.forward_ca_file`, if any.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, Method, Request, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 /// Time to open a TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,10 +43,10 @@ pub enum SendError {
     Http(String),
 }
 
-/// A cheap-to-clone pooled HTTP client.
+/// A cheap-to-clone pooled HTTP and HTTPS client.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
@@ -48,14 +56,51 @@ impl Default for HttpClient {
 }
 
 impl HttpClient {
+    /// A client for `http://` and `https://` URLs trusting the Mozilla roots.
     pub fn new() -> HttpClient {
+        Self::with_extra_roots(Vec::new())
+            .expect("the Mozilla roots and ring's default protocol versions are valid")
+    }
+
+    /// Like [`new`](Self::new), also trusting `extra` (the CA certificates of
+    /// `server.forward_ca_file`: a TLS-inspecting proxy's, a private CA's).
+    pub fn with_extra_roots(extra: Vec<CertificateDer<'static>>) -> Result<HttpClient, String> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in extra {
+            roots
+                .add(cert)
+                .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
+        // The HTTPS connector checks the scheme; the TCP connector below it must let https pass.
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .build(connector);
-        HttpClient { inner }
+        Ok(HttpClient { inner })
+    }
+
+    /// A client trusting the Mozilla roots and the CA certificates in the PEM file `ca_file`
+    /// (`server.forward_ca_file`), when given.
+    pub fn with_ca_file(ca_file: Option<&Path>) -> Result<HttpClient, String> {
+        match ca_file {
+            None => Ok(Self::new()),
+            Some(path) => Self::with_extra_roots(load_ca_file(path)?),
+        }
     }
 
     /// Sends one request (a `text/plain; charset=utf-8` body when given) and reads the answer,
@@ -99,6 +144,32 @@ impl HttpClient {
             .await
             .unwrap_or(Err(SendError::Timeout(timeout)))
     }
+}
+
+/// The certificates of a PEM file of CA certificates, each checked to be usable as a trust
+/// anchor; an error (without the path) when the file cannot be read or holds none.
+pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    // Not a device or a FIFO: checking a config must never block or read without end.
+    if !std::fs::metadata(path)
+        .map_err(|e| e.to_string())?
+        .is_file()
+    {
+        return Err("not a regular file".into());
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block found".into());
+    }
+    let mut check = RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        check
+            .add(cert.clone())
+            .map_err(|e| format!("certificate {} is not a usable CA certificate: {e}", i + 1))?;
+    }
+    Ok(certs)
 }
 
 /// An error with its causes ("client error (Connect): tcp connect error: Connection refused").

@@ -174,11 +174,14 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer T` header (the scheme is case-insensitive, RFC 7235).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    v.strip_prefix("Bearer ")
-        .or_else(|| v.strip_prefix("bearer "))
-        .map(str::trim)
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Answers 401/403 unless the request may read the event as an attendee: the event has no
@@ -224,6 +227,23 @@ pub fn attendee(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        use axum::http::{header, HeaderMap, HeaderValue};
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(v));
+            h
+        };
+        for v in ["Bearer t0k", "bearer t0k", "BEARER  t0k "] {
+            assert_eq!(super::bearer(&with(v)), Some("t0k"), "{v}");
+        }
+        for v in ["Basic dXNlcg==", "Bearer", "Bearer  ", "Bearert0k"] {
+            assert_eq!(super::bearer(&with(v)), None, "{v}");
+        }
+        assert_eq!(super::bearer(&HeaderMap::new()), None);
+    }
+
     use super::*;
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {

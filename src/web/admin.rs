@@ -22,15 +22,7 @@ pub const SILENT_AFTER_MS: i64 = 30_000;
 /// A language mismatch this recent raises an alert.
 pub const MISMATCH_RECENT_MS: i64 = 120_000;
 
-/// The bearer token of a request.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
+use crate::server::guard::bearer;
 
 fn unauthorized() -> Response {
     (
