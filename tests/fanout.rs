@@ -1,10 +1,10 @@
 //! Fan-out: 500 listeners on one channel each receive every committed line exactly once, in
-//! seq order, with partials interleaved.
+//! seq order, with partials interleaved; and 2,500, which the channel's fan-out splits into
+//! shards written by several worker threads at once.
 mod common;
 use common::*;
 use serde_json::json;
 
-const LISTENERS: usize = 500;
 const FINALS: u64 = 50;
 
 fn text(n: u64) -> String {
@@ -13,23 +13,34 @@ fn text(n: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_listener_gets_every_line_once_in_order() {
+    fan_out(500).await;
+}
+
+/// More listeners than one fan-out shard takes (`SHARD_MIN`, 2,048): two worker threads write
+/// to halves of the channel at once, and every socket still gets every frame once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_fan_out_keeps_every_listener_in_order() {
+    fan_out(2_500).await;
+}
+
+async fn fan_out(n: usize) {
     let s = TestServer::start().await;
     let url = s.ws(&TestServer::channel_path("en", "listen"));
 
     // Connect everyone before publishing (each connect reads hello + status).
     let mut connects = tokio::task::JoinSet::new();
-    for _ in 0..LISTENERS {
+    for _ in 0..n {
         let url = url.clone();
         connects.spawn(async move { WsClient::connect(&url, None).await });
     }
-    let mut listeners = Vec::with_capacity(LISTENERS);
+    let mut listeners = Vec::with_capacity(n);
     while let Some(c) = connects.join_next().await {
         let c = c.expect("connect task");
         assert_eq!(c.hello["seq"], 0);
         listeners.push(c);
     }
     let channel = s.server().hub().channel(EVENT, "en").expect("channel");
-    assert_eq!(channel.listeners(), LISTENERS as u64);
+    assert_eq!(channel.listeners(), n as u64);
 
     // Each listener reads until the last line, recording the lines it saw.
     let mut readers = tokio::task::JoinSet::new();
@@ -80,5 +91,5 @@ async fn every_listener_gets_every_line_once_in_order() {
         );
         done += 1;
     }
-    assert_eq!(done, LISTENERS);
+    assert_eq!(done, n);
 }
