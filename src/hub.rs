@@ -46,6 +46,8 @@ pub struct Hub {
     pub generated_tokens: bool,
     /// State of the Zoom, YouTube and StreamText HTTP ingest formats, per channel.
     pub formats: crate::ingest::formats::FormatStreams,
+    /// State of the EBU-TT Live sequences published over WebSocket, per channel.
+    pub ebutt: crate::ingest::ebutt::EbuttStreams,
     /// Egress forwarders (`[[events.channels.forward]]`), started by the server.
     pub forwarders: Vec<Arc<crate::forward::Forwarder>>,
     /// Cluster mode: this node's link to NATS, set once by the server at start.
@@ -148,6 +150,7 @@ impl Hub {
             access_codes,
             generated_tokens: generated,
             formats,
+            ebutt: Default::default(),
             forwarders: crate::forward::from_config(config),
             cluster: Default::default(),
         })

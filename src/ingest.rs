@@ -1,7 +1,9 @@
 //! Admission of publisher messages, shared by every way of publishing (WebSocket, HTTP, demo):
 //! validation with specific error codes, language identification, and hand-off to the store.
-//! [`formats`] keeps the per-channel state of the Zoom, YouTube and StreamText HTTP formats.
+//! [`formats`] keeps the per-channel state of the Zoom, YouTube and StreamText HTTP formats,
+//! [`ebutt`] that of EBU-TT Live sequences.
 
+pub mod ebutt;
 pub mod formats;
 
 use std::sync::Arc;

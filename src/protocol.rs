@@ -93,6 +93,12 @@ pub enum ErrorCode {
     RateLimited,
     /// The channel has no source channel to follow.
     NoSource,
+    /// An EBU-TT Live frame that is not well-formed XML.
+    BadXml,
+    /// Well-formed XML that is not an EBU-TT Live document (root, sequence attributes).
+    BadDocument,
+    /// An EBU-TT Live `sequenceNumber` older than the last one accepted in its sequence.
+    SeqOutOfOrder,
 }
 
 impl ErrorCode {
@@ -114,6 +120,9 @@ impl ErrorCode {
             ErrorCode::HandoverRefused => "handover_refused",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::NoSource => "no_source",
+            ErrorCode::BadXml => "bad_xml",
+            ErrorCode::BadDocument => "bad_document",
+            ErrorCode::SeqOutOfOrder => "seq_out_of_order",
         }
     }
 

@@ -5,6 +5,7 @@
 //! across an `.await`.
 
 pub mod direct;
+pub mod ebutt;
 pub mod listener;
 pub mod publisher;
 

@@ -6,7 +6,9 @@
 //! - [`line`]: the line in progress of a text stream (append, corrections, CR/LF commits).
 //! - [`timestamp`]: the `YYYY-MM-DDTHH:MM:SS.mmm` UTC timestamps both Zoom and YouTube use.
 //! - [`zoom`], [`youtube`], [`streamtext`]: query parameters, bodies and URLs of each service.
+//! - [`ebutt`]: EBU-TT Live documents (TTML over WebSocket) and the screen they describe.
 
+pub mod ebutt;
 pub mod line;
 pub mod streamtext;
 pub mod timestamp;

@@ -37,6 +37,13 @@ pub fn router(state: AppState) -> Router {
             get(publish),
         )
         .route(
+            "/v1/events/{event}/channels/{channel}/ebu-tt/publish",
+            get(publish_ebutt),
+        )
+        // The EBU-TT Live toolkit's own shape: its WebSocket client takes the whole URL path
+        // as `{sequenceIdentifier}/publish`, so event and channel go in the query.
+        .route("/{sequence}/publish", get(publish_ebutt_toolkit))
+        .route(
             "/v1/events/{event}/channels/{channel}/captions",
             post(captions),
         )
@@ -175,15 +182,7 @@ fn find(app: &AppState, event: &str, channel: &str) -> Result<Arc<Channel>, ApiE
 
 /// The publish token from `Authorization: Bearer` or `?token=`.
 fn token<'a>(headers: &'a HeaderMap, q: &'a HashMap<String, String>) -> Option<&'a str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .or_else(|| q.get("token").map(String::as_str))
+    super::guard::bearer(headers).or_else(|| q.get("token").map(String::as_str))
 }
 
 /// Answers 401 unless the request carries a publish token for the channel.
@@ -264,17 +263,80 @@ fn count_end(hub: &crate::hub::Hub, end: session::End) {
     }
 }
 
+/// Which session a publish socket runs.
+#[derive(Debug, Clone, Copy)]
+enum Publishing {
+    /// The JSON protocol (docs/protocol.md).
+    Json,
+    /// EBU-TT Live documents (docs/integrations.md).
+    EbuTt,
+}
+
 async fn publish(
     State(app): State<AppState>,
     Path((event, channel)): Path<(String, String)>,
     Query(q): Query_,
     req: Request,
 ) -> Response {
-    let ch = match find(&app, &event, &channel) {
+    publish_socket(
+        &app,
+        &event,
+        &channel,
+        &q,
+        req,
+        Publishing::Json,
+        "publisher",
+    )
+}
+
+/// `GET …/ebu-tt/publish`: a publish socket taking EBU-TT Live documents.
+async fn publish_ebutt(
+    State(app): State<AppState>,
+    Path((event, channel)): Path<(String, String)>,
+    Query(q): Query_,
+    req: Request,
+) -> Response {
+    publish_socket(&app, &event, &channel, &q, req, Publishing::EbuTt, "ebu-tt")
+}
+
+/// `GET /{sequence}/publish?event=E&channel=C`: the same, in the URL shape of the EBU-TT Live
+/// toolkit. The sequence segment names the publisher unless `name` does; it is not checked
+/// against the documents.
+async fn publish_ebutt_toolkit(
+    State(app): State<AppState>,
+    Path(sequence): Path<String>,
+    Query(mut q): Query_,
+    req: Request,
+) -> Response {
+    let (Some(event), Some(channel)) = (q.get("event").cloned(), q.get("channel").cloned()) else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "unknown_channel",
+            "EBU-TT Live publishing at /{sequenceIdentifier}/publish needs ?event=E&channel=C",
+        );
+    };
+    if !q.contains_key("name") && crate::booth::check_name(&sequence).is_ok() {
+        q.insert("name".to_string(), sequence);
+    }
+    publish_socket(&app, &event, &channel, &q, req, Publishing::EbuTt, "ebu-tt")
+}
+
+/// A publisher socket: 404 for an unknown channel and 401 without its publish token before
+/// the upgrade, then the session of `kind` named `?name=` (or `{default_name}-xxxxxx`).
+fn publish_socket(
+    app: &AppState,
+    event: &str,
+    channel: &str,
+    q: &HashMap<String, String>,
+    req: Request,
+    kind: Publishing,
+    default_name: &str,
+) -> Response {
+    let ch = match find(app, event, channel) {
         Ok(ch) => ch,
         Err(r) => return r.into_response(),
     };
-    if let Err(r) = authorize(&app, &ch, req.headers(), &q) {
+    if let Err(r) = authorize(app, &ch, req.headers(), q) {
         return r.into_response();
     }
     let name = match q.get("name") {
@@ -282,17 +344,22 @@ async fn publish(
             Ok(()) => n.trim().to_string(),
             Err(r) => return refusal_response(&r),
         },
-        None => format!("publisher-{}", &crate::hub::random_token()[..6]),
+        None => format!("{default_name}-{}", &crate::hub::random_token()[..6]),
     };
     let config = session::ws_config(&app.hub.limits, PUBLISHER_READ_BUFFER);
     let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());
-    let span = tracing::info_span!("publisher", event = %ch.info.event, channel = %ch.info.id, name = %name);
+    let span = tracing::info_span!("publisher", event = %ch.info.event, channel = %ch.info.id, name = %name, ?kind);
     let write_timeout = app.hub.limits.write_timeout();
     upgrade::accept(req, config, write_timeout, &app.tracker, move |ws| {
         async move {
             tracing::info!("publisher connected");
             hub.metrics.opened();
-            let end = session::publisher::run(ws, hub.clone(), ch, name, shutdown).await;
+            let end = match kind {
+                Publishing::Json => {
+                    session::publisher::run(ws, hub.clone(), ch, name, shutdown).await
+                }
+                Publishing::EbuTt => session::ebutt::run(ws, hub.clone(), ch, shutdown).await,
+            };
             hub.metrics.closed();
             count_end(&hub, end);
             tracing::info!(?end, "publisher left");

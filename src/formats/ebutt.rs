@@ -1,0 +1,837 @@
+//! EBU-TT Live (EBU Tech 3370) documents: the TTML a live subtitle producer sends, one
+//! complete document per WebSocket text message, each carrying what is on screen now.
+//!
+//! - [`parse`] reads one document with a namespace-aware XML parser: the root must be `tt` in
+//!   the TTML namespace with `sequenceIdentifier` and `sequenceNumber` in the EBU-TT parameters
+//!   namespace (elements and attributes are matched by namespace URI, never by prefix). The
+//!   text is that of each `tt:p` of `tt:body`, in document order, `tt:span` text included, split
+//!   into rows at each `tt:br`, with XML whitespace collapsed as TTML displays it.
+//! - [`Screen`] turns the rows of successive documents of one sequence into caption lines: the
+//!   last row is the line in progress, every row above it is complete (see its docs).
+//!
+//! Timing (`begin`, `end`, `dur`), styling and layout are ignored: a document is shown when
+//! it arrives. Pure functions, no I/O; the WebSocket session is `crate::session::ebutt`.
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::{NsReader, XmlVersion};
+
+use crate::protocol::{ErrorCode, Refusal};
+
+/// The TTML namespace of `tt:tt`, `tt:body`, `tt:p`, `tt:span`, `tt:br`.
+pub const TTML_NS: &[u8] = b"http://www.w3.org/ns/ttml";
+/// The EBU-TT parameters namespace of `ebuttp:sequenceIdentifier` and `ebuttp:sequenceNumber`.
+pub const EBUTTP_NS: &[u8] = b"urn:ebu:tt:parameters";
+/// The namespace of `xml:id` and `xml:space`.
+const XML_NS: &[u8] = b"http://www.w3.org/XML/1998/namespace";
+/// Most rows of text one document may carry (a subtitle screen shows two or three).
+pub const MAX_ROWS: usize = 32;
+
+/// One EBU-TT Live document, as far as captions are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// `ebuttp:sequenceIdentifier`: which sequence (producer stream) the document belongs to.
+    pub sequence_identifier: String,
+    /// `ebuttp:sequenceNumber`: increases with every document of the sequence.
+    pub sequence_number: u64,
+    /// The `tt:p` elements of `tt:body` with text, in document order.
+    pub paragraphs: Vec<Paragraph>,
+}
+
+impl Document {
+    /// Every row of every paragraph, in document order: what the screen shows, top to bottom.
+    pub fn rows(&self) -> Vec<String> {
+        self.paragraphs
+            .iter()
+            .flat_map(|p| p.rows.iter().cloned())
+            .collect()
+    }
+}
+
+/// One `tt:p`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paragraph {
+    /// Its `xml:id`, if any (kept for logs; producers do not keep ids stable, see [`Screen`]).
+    pub id: Option<String>,
+    /// Its text rows (split at `tt:br`), whitespace collapsed and trimmed; never empty rows.
+    pub rows: Vec<String>,
+}
+
+/// Why a text message is not an acceptable EBU-TT Live document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocError {
+    #[error("not well-formed XML: {0}")]
+    NotXml(String),
+    #[error(
+        "the root element must be tt in the TTML namespace (http://www.w3.org/ns/ttml), found {0}"
+    )]
+    NotTtml(String),
+    #[error("tt:tt has no sequenceIdentifier attribute in the EBU-TT parameters namespace (urn:ebu:tt:parameters)")]
+    MissingSequenceIdentifier,
+    #[error("tt:tt has no sequenceNumber attribute in the EBU-TT parameters namespace (urn:ebu:tt:parameters)")]
+    MissingSequenceNumber,
+    #[error("sequenceNumber must be a positive integer, not {0:?}")]
+    BadSequenceNumber(String),
+    #[error("a line of the document is longer than {0} characters")]
+    TextTooLong(usize),
+    #[error("the document has more than {MAX_ROWS} lines of text")]
+    TooManyRows,
+}
+
+impl DocError {
+    /// The code clients branch on.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DocError::NotXml(_) => ErrorCode::BadXml,
+            DocError::TextTooLong(_) | DocError::TooManyRows => ErrorCode::TextTooLong,
+            _ => ErrorCode::BadDocument,
+        }
+    }
+
+    /// The refusal sent back as an `error` frame.
+    pub fn refusal(&self) -> Refusal {
+        Refusal::new(
+            self.code(),
+            format!("{self}; document ignored, nothing stored"),
+        )
+    }
+}
+
+fn not_xml(e: impl std::fmt::Display) -> DocError {
+    DocError::NotXml(e.to_string())
+}
+
+/// Whether a resolved name is in `ns`; an undeclared prefix is an error.
+fn in_ns(r: &ResolveResult<'_>, ns: &[u8]) -> Result<bool, DocError> {
+    match r {
+        ResolveResult::Bound(Namespace(n)) => Ok(*n == ns),
+        ResolveResult::Unbound => Ok(false),
+        ResolveResult::Unknown(p) => Err(DocError::NotXml(format!(
+            "undeclared namespace prefix {:?}",
+            String::from_utf8_lossy(p)
+        ))),
+    }
+}
+
+/// What an open element means for the text inside it.
+#[derive(Debug, Clone, Copy)]
+struct Ctx {
+    /// Inside `tt:body`.
+    body: bool,
+    /// Its text is caption text (a `tt:p` or a `tt:span` inside one).
+    text: bool,
+    /// This element is the `tt:p` being read.
+    para: bool,
+    /// `xml:space="preserve"` applies.
+    preserve: bool,
+}
+
+/// Accumulates the rows of one `tt:p`.
+#[derive(Debug, Default)]
+struct Rows {
+    rows: Vec<String>,
+    row: String,
+    /// Whitespace seen since the last character (collapsed to one space before the next).
+    space: bool,
+}
+
+impl Rows {
+    fn push_str(&mut self, text: &str, preserve: bool) {
+        for c in text.chars() {
+            self.push(c, preserve);
+        }
+    }
+
+    fn push(&mut self, c: char, preserve: bool) {
+        match c {
+            '\n' if preserve => self.end_row(),
+            ' ' | '\t' | '\r' | '\n' if !preserve => self.space = true,
+            ' ' | '\t' | '\r' => self.row.push(' '),
+            c => {
+                if std::mem::take(&mut self.space) && !self.row.is_empty() {
+                    self.row.push(' ');
+                }
+                self.row.push(c);
+            }
+        }
+    }
+
+    fn end_row(&mut self) {
+        let row = std::mem::take(&mut self.row);
+        self.space = false;
+        let t = row.trim();
+        if !t.is_empty() {
+            self.rows.push(if t.len() == row.len() {
+                row
+            } else {
+                t.to_string()
+            });
+        }
+    }
+}
+
+/// The header attributes of the root element.
+fn header(reader: &NsReader<&[u8]>, e: &BytesStart<'_>) -> Result<(String, u64), DocError> {
+    let (mut ident, mut number) = (None, None);
+    for a in e.attributes() {
+        let a = a.map_err(not_xml)?;
+        let (ns, local) = reader.resolver().resolve_attribute(a.key);
+        if !in_ns(&ns, EBUTTP_NS)? {
+            continue;
+        }
+        let value = || {
+            a.normalized_value(XmlVersion::Implicit1_0)
+                .map(|v| v.into_owned())
+                .map_err(not_xml)
+        };
+        match local.as_ref() {
+            b"sequenceIdentifier" => ident = Some(value()?),
+            b"sequenceNumber" => number = Some(value()?),
+            _ => {}
+        }
+    }
+    let ident = ident
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(DocError::MissingSequenceIdentifier)?;
+    let raw = number.ok_or(DocError::MissingSequenceNumber)?;
+    let digits = raw.trim();
+    let digits = digits.strip_prefix('+').unwrap_or(digits);
+    let n = digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse::<u64>().ok())
+        .flatten()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| DocError::BadSequenceNumber(raw.chars().take(40).collect()))?;
+    Ok((ident.trim().to_string(), n))
+}
+
+/// The `xml:id` and `xml:space` of an element.
+fn xml_attrs(
+    reader: &NsReader<&[u8]>,
+    e: &BytesStart<'_>,
+) -> Result<(Option<String>, Option<bool>), DocError> {
+    let (mut id, mut preserve) = (None, None);
+    for a in e.attributes() {
+        let a = a.map_err(not_xml)?;
+        let (ns, local) = reader.resolver().resolve_attribute(a.key);
+        if !in_ns(&ns, XML_NS)? {
+            continue;
+        }
+        let v = a
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(not_xml)?;
+        match local.as_ref() {
+            b"id" => id = Some(v.into_owned()),
+            b"space" => preserve = Some(v.trim() == "preserve"),
+            _ => {}
+        }
+    }
+    Ok((id, preserve))
+}
+
+/// Parses one EBU-TT Live document. Rows longer than `max_chars` characters, or more than
+/// [`MAX_ROWS`] rows, refuse the whole document.
+pub fn parse(xml: &str, max_chars: usize) -> Result<Document, DocError> {
+    let mut reader = NsReader::from_str(xml);
+    let mut stack: Vec<Ctx> = Vec::new();
+    let mut head: Option<(String, u64)> = None;
+    let mut closed = false;
+    let mut paragraphs = Vec::new();
+    let mut para: Option<(Option<String>, Rows)> = None;
+    let mut rows = 0usize;
+    loop {
+        let (ns, event) = reader.read_resolved_event().map_err(not_xml)?;
+        let tt = match &event {
+            Event::Start(_) | Event::Empty(_) => in_ns(&ns, TTML_NS)?,
+            _ => false,
+        };
+        drop(ns);
+        let top = stack.last().copied();
+        match event {
+            Event::Start(e) | Event::Empty(e) if closed => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                return Err(DocError::NotXml(format!(
+                    "element <{name}> after the root element"
+                )));
+            }
+            Event::Start(ref e) | Event::Empty(ref e) if top.is_none() => {
+                if !tt || e.local_name().as_ref() != b"tt" {
+                    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    return Err(DocError::NotTtml(format!("<{name}>")));
+                }
+                head = Some(header(&reader, e)?);
+                let (_, preserve) = xml_attrs(&reader, e)?;
+                if matches!(event, Event::Start(_)) {
+                    stack.push(Ctx {
+                        body: false,
+                        text: false,
+                        para: false,
+                        preserve: preserve.unwrap_or(false),
+                    });
+                } else {
+                    closed = true;
+                }
+            }
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let top = top.expect("root is open");
+                let local = e.local_name();
+                let (id, preserve) = xml_attrs(&reader, e)?;
+                let preserve = preserve.unwrap_or(top.preserve);
+                let mut ctx = Ctx {
+                    body: top.body,
+                    text: false,
+                    para: false,
+                    preserve,
+                };
+                match (tt, local.as_ref()) {
+                    (true, b"body") => ctx.body = true,
+                    (true, b"p") if top.body && para.is_none() => {
+                        ctx.text = true;
+                        ctx.para = true;
+                        para = Some((id, Rows::default()));
+                    }
+                    (true, b"span") => ctx.text = top.text,
+                    (true, b"br") if top.text => {
+                        if let Some((_, r)) = para.as_mut() {
+                            r.end_row();
+                        }
+                    }
+                    _ => {}
+                }
+                if matches!(event, Event::Start(_)) {
+                    stack.push(ctx);
+                } else if ctx.para {
+                    // An empty <tt:p/> has no text.
+                    para = None;
+                }
+            }
+            Event::End(_) => {
+                let ctx = stack.pop().ok_or_else(|| not_xml("unexpected end tag"))?;
+                if ctx.para {
+                    if let Some((id, mut r)) = para.take() {
+                        r.end_row();
+                        // Cheap byte bound first: a char is at least one byte.
+                        if r.rows
+                            .iter()
+                            .any(|t| t.len() > max_chars && t.chars().count() > max_chars)
+                        {
+                            return Err(DocError::TextTooLong(max_chars));
+                        }
+                        rows += r.rows.len();
+                        if rows > MAX_ROWS {
+                            return Err(DocError::TooManyRows);
+                        }
+                        if !r.rows.is_empty() {
+                            paragraphs.push(Paragraph { id, rows: r.rows });
+                        }
+                    }
+                }
+                if stack.is_empty() {
+                    closed = true;
+                }
+            }
+            Event::Text(t) => {
+                let text = t.xml10_content().map_err(not_xml)?;
+                match top {
+                    Some(ctx) if ctx.text => {
+                        if let Some((_, r)) = para.as_mut() {
+                            r.push_str(&text, ctx.preserve);
+                        }
+                    }
+                    None if !text.trim().is_empty() => {
+                        return Err(not_xml("text outside the root element"));
+                    }
+                    _ => {}
+                }
+            }
+            Event::CData(t) => {
+                let text = t.xml10_content().map_err(not_xml)?;
+                match top {
+                    Some(ctx) if ctx.text => {
+                        if let Some((_, r)) = para.as_mut() {
+                            r.push_str(&text, ctx.preserve);
+                        }
+                    }
+                    None => return Err(not_xml("CDATA outside the root element")),
+                    _ => {}
+                }
+            }
+            Event::GeneralRef(r) => {
+                let name = r.decode().map_err(not_xml)?;
+                let resolved = match r.resolve_char_ref().map_err(not_xml)? {
+                    Some(c) => c.to_string(),
+                    None => quick_xml::escape::resolve_predefined_entity(&name)
+                        .ok_or_else(|| DocError::NotXml(format!("unknown entity &{name};")))?
+                        .to_string(),
+                };
+                match top {
+                    Some(ctx) if ctx.text => {
+                        if let Some((_, r)) = para.as_mut() {
+                            r.push_str(&resolved, ctx.preserve);
+                        }
+                    }
+                    None => return Err(not_xml("a reference outside the root element")),
+                    _ => {}
+                }
+            }
+            Event::DocType(_) => {
+                return Err(not_xml("a DOCTYPE is not allowed"));
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(not_xml(
+            "the document ends before its root element is closed",
+        ));
+    }
+    let (sequence_identifier, sequence_number) = head.ok_or_else(|| not_xml("no root element"))?;
+    Ok(Document {
+        sequence_identifier,
+        sequence_number,
+        paragraphs,
+    })
+}
+
+/// What a new document changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shown {
+    /// Lines to commit, in order.
+    pub finals: Vec<String>,
+    /// The line in progress now (empty: none), when it changed.
+    pub partial: Option<String>,
+}
+
+/// The screen of one sequence: which rows of the last document were committed and which row
+/// is the line in progress.
+///
+/// Each document carries the complete current screen. Its **last row is the line in
+/// progress** (a partial); **every row above it is complete** and is committed once, however
+/// many documents keep showing it (rows are recognised by their text). The previous line in
+/// progress is committed when the new document does not continue it, that is when no new row
+/// (the first one not committed yet) equals it or starts with it: it was replaced or cleared.
+/// So an empty document (a clear) commits the line in progress.
+///
+/// This fits the ways live producers fill a screen: a growing line ("Good" → "Good evening"),
+/// rows that roll up (`[A, B…]` → `[B, C…]`: A and B committed once each), and whole
+/// subtitles replaced by the next one. Rows, not `xml:id`s, identify lines because producers
+/// do not keep ids stable: some number every document afresh, others reuse one id for every
+/// subtitle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Screen {
+    /// Rows of the last document that are committed (all but its last).
+    committed: Vec<String>,
+    /// The last row of the last document, not committed yet.
+    in_progress: Option<String>,
+}
+
+impl Screen {
+    /// The line in progress (empty: none).
+    pub fn in_progress(&self) -> &str {
+        self.in_progress.as_deref().unwrap_or("")
+    }
+
+    /// Shows the rows of a new document.
+    pub fn show(&mut self, rows: &[String]) -> Shown {
+        let before = self.in_progress().to_string();
+        let mut already = std::mem::take(&mut self.committed);
+        let mut fresh = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(k) = already.iter().position(|a| a == row) {
+                // Still on screen and committed: never again.
+                already.swap_remove(k);
+                self.committed.push(row.clone());
+            } else {
+                fresh.push(i);
+            }
+        }
+        let mut finals = Vec::new();
+        if let Some(prev) = self.in_progress.take() {
+            let continued = fresh
+                .first()
+                .is_some_and(|&i| rows[i].starts_with(prev.as_str()));
+            if !continued {
+                finals.push(prev);
+            }
+        }
+        let last = rows.len().checked_sub(1);
+        for &i in &fresh {
+            if Some(i) == last {
+                self.in_progress = Some(rows[i].clone());
+            } else {
+                finals.push(rows[i].clone());
+                self.committed.push(rows[i].clone());
+            }
+        }
+        let now = self.in_progress();
+        Shown {
+            partial: (now != before).then(|| now.to_string()),
+            finals,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<tt:tt xmlns:tt="http://www.w3.org/ns/ttml" xmlns:ebuttp="urn:ebu:tt:parameters" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:timeBase="clock" ttp:clockMode="local" xml:lang="en" ebuttp:sequenceIdentifier="TestSequence1" ebuttp:sequenceNumber="7">"#;
+
+    fn doc(body: &str) -> String {
+        format!(
+            "{HEAD}<tt:head/><tt:body dur=\"00:00:05\"><tt:div>{body}</tt:div></tt:body></tt:tt>"
+        )
+    }
+
+    fn rows(xml: &str) -> Vec<String> {
+        parse(xml, 4000).expect("valid document").rows()
+    }
+
+    #[test]
+    fn reads_the_header_and_the_paragraphs() {
+        let d = parse(
+            &doc(r#"<tt:p xml:id="ID001">It only took me six days.</tt:p><tt:p xml:id="ID002">Then</tt:p>"#),
+            4000,
+        )
+        .unwrap();
+        assert_eq!(d.sequence_identifier, "TestSequence1");
+        assert_eq!(d.sequence_number, 7);
+        assert_eq!(
+            d.paragraphs,
+            vec![
+                Paragraph {
+                    id: Some("ID001".into()),
+                    rows: vec!["It only took me six days.".into()]
+                },
+                Paragraph {
+                    id: Some("ID002".into()),
+                    rows: vec!["Then".into()]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_toolkit_sample_parses() {
+        // As the EBU-TT Live toolkit writes it: the xml prefix declared, timing on the body.
+        let xml = r#"<?xml version="1.0" ?>
+<tt:tt ebuttp:sequenceIdentifier="TestSequence1" ebuttp:sequenceNumber="1" ttp:clockMode="local" ttp:timeBase="clock" xml:lang="en-GB" xmlns:ebuttm="urn:ebu:tt:metadata" xmlns:ebuttp="urn:ebu:tt:parameters" xmlns:tt="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" xmlns:xml="http://www.w3.org/XML/1998/namespace">
+  <tt:head>
+    <tt:metadata>
+      <ebuttm:documentMetadata/>
+    </tt:metadata>
+  </tt:head>
+  <tt:body tt:begin="49403721ms" tt:dur="00:00:01">
+    <tt:div>
+      <tt:p xml:id="ID001">It only took me six days.</tt:p>
+    </tt:div>
+  </tt:body>
+</tt:tt>
+"#;
+        let d = parse(xml, 4000).unwrap();
+        assert_eq!(d.sequence_number, 1);
+        assert_eq!(d.rows(), vec!["It only took me six days."]);
+    }
+
+    #[test]
+    fn spans_nest_whitespace_collapses_and_br_splits_rows() {
+        let xml = doc(r#"<tt:p xml:id="sub1" region="bottom">
+                <tt:span style="textWhite">A </tt:span>
+                <tt:span style="textRed">red<tt:span> nested</tt:span></tt:span>
+                <tt:span style="textWhite"> Word</tt:span>
+                <tt:br/>
+                <tt:span style="textWhite">in a   two row
+                    subtitle</tt:span>
+            </tt:p>"#);
+        assert_eq!(
+            rows(&xml),
+            vec!["A red nested Word", "in a two row subtitle"]
+        );
+        // Adjacent spans join without a space, as XML text does.
+        assert_eq!(
+            rows(&doc(
+                "<tt:p>Hel<tt:span>lo</tt:span><tt:br/><tt:br/>  <tt:br/>you</tt:p>"
+            )),
+            vec!["Hello", "you"]
+        );
+    }
+
+    #[test]
+    fn entities_character_references_and_cdata() {
+        assert_eq!(
+            rows(&doc(
+                "<tt:p>Tom &amp; Jerry &lt;3 &quot;hi&quot; &apos;x&apos; &#169; &#x4F60;<![CDATA[ <b>&amp;</b>]]></tt:p>"
+            )),
+            vec!["Tom & Jerry <3 \"hi\" 'x' © 你 <b>&amp;</b>"]
+        );
+        let err = parse(&doc("<tt:p>&nbsp;</tt:p>"), 4000).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadXml, "{err}");
+    }
+
+    #[test]
+    fn chinese_and_arabic_text() {
+        assert_eq!(
+            rows(&doc("<tt:p>女士们，先生们，<tt:span>早上好。</tt:span></tt:p><tt:p>مرحبا بكم في المؤتمر</tt:p>")),
+            vec!["女士们，先生们，早上好。", "مرحبا بكم في المؤتمر"]
+        );
+    }
+
+    #[test]
+    fn namespaces_are_matched_by_uri_not_prefix() {
+        // The default namespace and other prefixes work.
+        let xml = r#"<tt xmlns="http://www.w3.org/ns/ttml" xmlns:p="urn:ebu:tt:parameters" p:sequenceIdentifier="s" p:sequenceNumber="3"><body><div><p>Default namespace</p></div></body></tt>"#;
+        let d = parse(xml, 4000).unwrap();
+        assert_eq!(
+            (d.sequence_number, d.rows()),
+            (3, vec!["Default namespace".to_string()])
+        );
+        // A tt: prefix bound to another namespace is not TTML.
+        let xml = r#"<tt:tt xmlns:tt="urn:other" xmlns:ebuttp="urn:ebu:tt:parameters" ebuttp:sequenceIdentifier="s" ebuttp:sequenceNumber="1"/>"#;
+        assert!(matches!(parse(xml, 4000), Err(DocError::NotTtml(_))));
+        // A p of another namespace, and text outside p, are not caption text.
+        let xml = doc(
+            r#"<x:p xmlns:x="urn:x">hidden</x:p>stray<tt:p>shown<tt:metadata>meta</tt:metadata><x:b xmlns:x="urn:x">foreign</x:b></tt:p>"#,
+        );
+        assert_eq!(rows(&xml), vec!["shown"]);
+        // Sequence attributes without the EBU-TT namespace do not count.
+        let xml = r#"<tt:tt xmlns:tt="http://www.w3.org/ns/ttml" sequenceIdentifier="s" sequenceNumber="1"/>"#;
+        assert_eq!(parse(xml, 4000), Err(DocError::MissingSequenceIdentifier));
+    }
+
+    #[test]
+    fn xml_space_preserve_keeps_spaces_and_breaks_rows_at_newlines() {
+        let xml = doc("<tt:p xml:space=\"preserve\">two  spaces\nnext row</tt:p>");
+        assert_eq!(rows(&xml), vec!["two  spaces", "next row"]);
+    }
+
+    #[test]
+    fn text_outside_body_is_ignored_and_an_empty_body_is_a_clear() {
+        let xml = format!(
+            "{HEAD}<tt:head><tt:metadata>not shown</tt:metadata></tt:head><tt:body/></tt:tt>"
+        );
+        assert_eq!(rows(&xml), Vec::<String>::new());
+        let xml = format!("{HEAD}</tt:tt>");
+        assert_eq!(rows(&xml), Vec::<String>::new());
+        assert_eq!(
+            rows(&doc("<tt:p xml:id=\"a\"/><tt:p>  </tt:p>")),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn malformed_documents_are_refused_with_specific_errors() {
+        let cases: Vec<(String, ErrorCode)> = vec![
+            ("".into(), ErrorCode::BadXml),
+            ("hello".into(), ErrorCode::BadXml),
+            ("{\"type\":\"final\"}".into(), ErrorCode::BadXml),
+            (doc("<tt:p>unclosed</tt:span></tt:p>"), ErrorCode::BadXml),
+            (format!("{HEAD}<tt:body>"), ErrorCode::BadXml),
+            (format!("{}<extra/>", doc("")), ErrorCode::BadXml),
+            (doc("<u:p>undeclared</u:p>"), ErrorCode::BadXml),
+            (
+                format!(
+                    "<!DOCTYPE tt [<!ENTITY x \"boom\">]>{}",
+                    doc("<tt:p>&x;</tt:p>")
+                ),
+                ErrorCode::BadXml,
+            ),
+            (
+                "<html><body><p>hi</p></body></html>".into(),
+                ErrorCode::BadDocument,
+            ),
+        ];
+        for (xml, code) in cases {
+            let err = parse(&xml, 4000).expect_err(&xml);
+            assert_eq!(err.code(), code, "{xml:?}: {err}");
+            assert!(err.refusal().message.contains("nothing stored"));
+        }
+        let head = |attrs: &str| {
+            format!(
+                r#"<tt:tt xmlns:tt="http://www.w3.org/ns/ttml" xmlns:ebuttp="urn:ebu:tt:parameters" {attrs}/>"#
+            )
+        };
+        assert_eq!(
+            parse(&head(r#"ebuttp:sequenceIdentifier="s""#), 4000),
+            Err(DocError::MissingSequenceNumber)
+        );
+        assert_eq!(
+            parse(&head(r#"ebuttp:sequenceNumber="1""#), 4000),
+            Err(DocError::MissingSequenceIdentifier)
+        );
+        assert_eq!(
+            parse(
+                &head(r#"ebuttp:sequenceIdentifier=" " ebuttp:sequenceNumber="1""#),
+                4000
+            ),
+            Err(DocError::MissingSequenceIdentifier)
+        );
+        for bad in ["0", "-3", "x", "1.5", "", "99999999999999999999999"] {
+            let xml = head(&format!(
+                r#"ebuttp:sequenceIdentifier="s" ebuttp:sequenceNumber="{bad}""#
+            ));
+            assert!(
+                matches!(parse(&xml, 4000), Err(DocError::BadSequenceNumber(_))),
+                "{bad:?}"
+            );
+        }
+        // A timestamp-like sequence number (as some producers send) is fine.
+        let xml =
+            head(r#"ebuttp:sequenceIdentifier=" s " ebuttp:sequenceNumber=" 1636064848635 ""#);
+        let d = parse(&xml, 4000).unwrap();
+        assert_eq!(
+            (d.sequence_identifier.as_str(), d.sequence_number),
+            ("s", 1636064848635)
+        );
+    }
+
+    #[test]
+    fn oversize_text_and_too_many_rows_are_refused() {
+        assert_eq!(rows(&doc("<tt:p>éééé</tt:p>")), vec!["éééé"]);
+        assert_eq!(
+            parse(&doc("<tt:p>éééé</tt:p>"), 3),
+            Err(DocError::TextTooLong(3))
+        );
+        let many = "<tt:p>row</tt:p>".repeat(MAX_ROWS + 1);
+        let err = parse(&doc(&many), 4000).unwrap_err();
+        assert_eq!(
+            (err.clone(), err.code()),
+            (DocError::TooManyRows, ErrorCode::TextTooLong)
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_an_error_or_a_document_never_a_panic() {
+        let xml = doc(
+            "<tt:p xml:id=\"a\">Tom &amp; <tt:span>Jerry</tt:span><tt:br/>你好 &#x4F60;</tt:p>\
+             <tt:p><![CDATA[x]]></tt:p>",
+        );
+        for (i, _) in xml.char_indices() {
+            assert!(parse(&xml[..i], 4000).is_err(), "truncated at {i}");
+        }
+        let bytes = xml.as_bytes();
+        for i in 0..bytes.len() {
+            for b in [b'<', b'>', b'&', b'"', b'/', b':', b' ', b'x'] {
+                let mut m = bytes.to_vec();
+                m[i] = b;
+                if let Ok(m) = std::str::from_utf8(&m) {
+                    let _ = parse(m, 4000);
+                }
+            }
+        }
+    }
+
+    fn show(s: &mut Screen, rows: &[&str]) -> (Vec<String>, Option<String>) {
+        let rows: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+        let shown = s.show(&rows);
+        (shown.finals, shown.partial)
+    }
+
+    fn v(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn a_growing_line_is_a_partial_until_replaced_or_cleared() {
+        let mut s = Screen::default();
+        assert_eq!(show(&mut s, &["Good"]), (v(&[]), Some("Good".into())));
+        assert_eq!(
+            show(&mut s, &["Good evening"]),
+            (v(&[]), Some("Good evening".into()))
+        );
+        // A refresh of the same screen changes nothing.
+        assert_eq!(show(&mut s, &["Good evening"]), (v(&[]), None));
+        // A new subtitle that does not continue the line commits it first.
+        assert_eq!(
+            show(&mut s, &["Welcome"]),
+            (v(&["Good evening"]), Some("Welcome".into()))
+        );
+        // A clear commits the line in progress.
+        assert_eq!(show(&mut s, &[]), (v(&["Welcome"]), Some(String::new())));
+        assert_eq!(show(&mut s, &[]), (v(&[]), None));
+    }
+
+    #[test]
+    fn rows_above_the_last_are_committed_once_as_they_roll_up() {
+        let mut s = Screen::default();
+        assert_eq!(show(&mut s, &["A"]), (v(&[]), Some("A".into())));
+        assert_eq!(show(&mut s, &["A", "B"]), (v(&["A"]), Some("B".into())));
+        assert_eq!(
+            show(&mut s, &["A", "B more"]),
+            (v(&[]), Some("B more".into()))
+        );
+        assert_eq!(
+            show(&mut s, &["B more", "C"]),
+            (v(&["B more"]), Some("C".into()))
+        );
+        assert_eq!(
+            show(&mut s, &["B more", "C", "D"]),
+            (v(&["C"]), Some("D".into()))
+        );
+        assert_eq!(show(&mut s, &["D"]), (v(&[]), None));
+        assert_eq!(show(&mut s, &[]), (v(&["D"]), Some(String::new())));
+    }
+
+    #[test]
+    fn whole_subtitles_replaced_by_the_next() {
+        let mut s = Screen::default();
+        assert_eq!(
+            show(&mut s, &["A red Word", "in a two row subtitle"]),
+            (v(&["A red Word"]), Some("in a two row subtitle".into()))
+        );
+        assert_eq!(
+            show(&mut s, &["Next one", "two rows"]),
+            (
+                v(&["in a two row subtitle", "Next one"]),
+                Some("two rows".into())
+            )
+        );
+        // The last row went away while the row above stays: it is committed, nothing is
+        // in progress, and the committed row is not committed again.
+        assert_eq!(
+            show(&mut s, &["Next one"]),
+            (v(&["two rows"]), Some(String::new()))
+        );
+        assert_eq!(show(&mut s, &["Next one"]), (v(&[]), None));
+        assert_eq!(show(&mut s, &[]), (v(&[]), None));
+    }
+
+    #[test]
+    fn the_example_of_the_integration_guide() {
+        // docs/integrations.md, "What becomes a line".
+        let mut s = Screen::default();
+        assert_eq!(show(&mut s, &["Good"]), (v(&[]), Some("Good".into())));
+        assert_eq!(
+            show(&mut s, &["Good evening"]),
+            (v(&[]), Some("Good evening".into()))
+        );
+        assert_eq!(
+            show(&mut s, &["Good evening", "and welcome to"]),
+            (v(&["Good evening"]), Some("and welcome to".into()))
+        );
+        assert_eq!(
+            show(&mut s, &["and welcome to the", "news"]),
+            (v(&["and welcome to the"]), Some("news".into()))
+        );
+        assert_eq!(
+            show(&mut s, &["Tom & Jerry"]),
+            (v(&["news"]), Some("Tom & Jerry".into()))
+        );
+        assert_eq!(
+            show(&mut s, &[]),
+            (v(&["Tom & Jerry"]), Some(String::new()))
+        );
+    }
+
+    #[test]
+    fn a_rewritten_line_in_progress_is_committed_as_it_was() {
+        let mut s = Screen::default();
+        show(&mut s, &["I scream"]);
+        assert_eq!(
+            show(&mut s, &["Ice cream"]),
+            (v(&["I scream"]), Some("Ice cream".into()))
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! An EBU-TT Live publisher's connection: one TTML document per message in (text frames, or
+//! binary frames holding UTF-8); `hello`, then an `ack` per committed line and an `error` per
+//! refused document or line out. Like the HTTP caption formats, the producer is not a booth
+//! member (see [`crate::ingest::ebutt`]).
+//!
+//! Documents are applied one at a time, each once its lines are stored: a producer sends a few
+//! documents a second at most, and the listeners then see every line before the partial that
+//! follows it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{close, feed, flush, read_error, End};
+use crate::channel::Channel;
+use crate::formats::ebutt;
+use crate::hub::Hub;
+use crate::limiter::TokenBucket;
+use crate::metrics::Refused;
+use crate::protocol::{ErrorCode, Frame, Refusal, ServerMsg, CLOSE_GOING_AWAY, CLOSE_IDLE};
+
+/// Runs an EBU-TT Live publisher until the client leaves or the server shuts down.
+pub async fn run<S>(
+    mut ws: WebSocketStream<S>,
+    hub: Arc<Hub>,
+    ch: Arc<Channel>,
+    shutdown: CancellationToken,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let end = match session(&mut ws, &hub, &ch, &shutdown).await {
+        Ok(end) | Err(end) => end,
+    };
+    let _ = flush(&mut ws, hub.limits.write_timeout()).await;
+    match end {
+        End::Shutdown => close(&mut ws, CLOSE_GOING_AWAY, "server restarting; reconnect").await,
+        End::Idle => close(&mut ws, CLOSE_IDLE, "idle: no pong").await,
+        _ => {}
+    }
+    end
+}
+
+async fn session<S>(
+    ws: &mut WebSocketStream<S>,
+    hub: &Hub,
+    ch: &Arc<Channel>,
+    shutdown: &CancellationToken,
+) -> Result<End, End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limits = &hub.limits;
+    let write_timeout = limits.write_timeout();
+    let info = &ch.info;
+    let hello = ServerMsg::Hello {
+        event: &info.event,
+        channel: &info.id,
+        lang: &info.lang,
+        label: &info.label,
+        role: "publish",
+        seq: ch.last_seq(),
+        reset: false,
+        publisher_id: None,
+        source: info.source.as_deref(),
+    }
+    .to_frame();
+    feed(ws, hello).await?;
+    flush(ws, write_timeout).await?;
+
+    let ping_every = limits.ping_interval();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut rate = (limits.publisher_rate > 0.0).then(|| {
+        TokenBucket::new(
+            limits.publisher_rate,
+            limits.publisher_burst as f64,
+            Instant::now(),
+        )
+    });
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(End::Shutdown),
+            msg = ws.next() => {
+                last_heard = Instant::now();
+                let frames = match msg {
+                    None | Some(Ok(Message::Close(_))) => return Ok(End::ClientClosed),
+                    Some(Err(e)) => {
+                        let (end, code) = read_error(&e);
+                        if let Some((code, reason)) = code {
+                            close(ws, code, reason).await;
+                        }
+                        return Ok(end);
+                    }
+                    Some(Ok(Message::Text(t))) => {
+                        document(hub, ch, t.as_str(), &mut rate).await
+                    }
+                    Some(Ok(Message::Binary(b))) => match std::str::from_utf8(&b) {
+                        Ok(t) => document(hub, ch, t, &mut rate).await,
+                        Err(_) => vec![refuse(hub, &Refusal::new(
+                            ErrorCode::BadXml,
+                            "a binary frame that is not UTF-8; send each EBU-TT Live document as UTF-8 text",
+                        ))],
+                    },
+                    Some(Ok(_)) => Vec::new(),
+                };
+                for frame in frames {
+                    feed(ws, frame).await?;
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 2 {
+                    return Ok(End::Idle);
+                }
+                use futures_util::SinkExt;
+                ws.feed(Message::Ping(Default::default())).await.map_err(|_| End::Error)?;
+            }
+        }
+        flush(ws, write_timeout).await?;
+    }
+}
+
+/// Counts a refusal and makes its `error` frame.
+fn refuse(hub: &Hub, r: &Refusal) -> Frame {
+    hub.metrics.refuse_message(r.code);
+    r.to_frame()
+}
+
+/// Parses and applies one document; the frames to answer (acks and errors), in order.
+async fn document(
+    hub: &Hub,
+    ch: &Arc<Channel>,
+    xml: &str,
+    rate: &mut Option<TokenBucket>,
+) -> Vec<Frame> {
+    if rate.as_mut().is_some_and(|b| !b.try_take(Instant::now())) {
+        hub.metrics.refuse(Refused::RateLimited);
+        let r = Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} documents per second: this document was dropped, nothing stored; slow down",
+                hub.limits.publisher_rate
+            ),
+        );
+        return vec![r.to_frame()];
+    }
+    let doc = match ebutt::parse(xml, hub.limits.max_caption_chars) {
+        Ok(doc) => doc,
+        Err(e) => return vec![refuse(hub, &e.refusal())],
+    };
+    let applied = match hub.ebutt.apply(hub, ch, &doc).await {
+        Ok(a) => a,
+        Err(r) => return vec![refuse(hub, &r)],
+    };
+    tracing::debug!(
+        sequence = %doc.sequence_identifier,
+        number = doc.sequence_number,
+        lines = applied.lines.len(),
+        resend = applied.resend,
+        "ebu-tt document"
+    );
+    let mut frames = Vec::with_capacity(applied.lines.len() + 1);
+    for (id, result) in &applied.lines {
+        frames.push(match result {
+            Ok(ack) => ServerMsg::Ack {
+                seq: ack.seq,
+                id: Some(id),
+                duplicate: ack.duplicate,
+            }
+            .to_frame(),
+            Err(r) => {
+                hub.metrics.refuse_message(r.code);
+                r.to_frame_for(Some(id), None)
+            }
+        });
+    }
+    if let Some(r) = &applied.partial {
+        frames.push(refuse(hub, r));
+    }
+    frames
+}
