@@ -13,7 +13,9 @@
 //! - Each change of on-air publisher between two people is a [`Handover`] that the caller
 //!   stores as a channel event with its own seq.
 //!
-//! The booth mutex is never held across an `.await`; state changes publish one shared frame.
+//! The booth mutex is never held across an `.await`; state changes publish one shared frame
+//! (a [`BoothMsg`]). In cluster mode the on-air state is decided cluster-wide and mirrored
+//! here: see [`SharedBooth`] (`booth/shared.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -22,7 +24,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::protocol::{ErrorCode, FeedbackKind, Frame, Refusal};
+pub use crate::protocol::FeedbackCounts;
+use crate::protocol::{BoothMember, BoothMsg, ErrorCode, FeedbackKind, Frame, MsgType, Refusal};
+
+mod shared;
+pub use shared::SharedBooth;
 
 /// Length of the audience feedback window.
 pub const FEEDBACK_WINDOW_SECS: u64 = 60;
@@ -42,7 +48,7 @@ pub struct Handover {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 struct Member {
     id: u64,
     name: String,
@@ -68,7 +74,6 @@ struct State {
     mismatch_streak: u32,
     /// Detected language while the language alert is raised.
     language_alert: Option<String>,
-    last_frame: String,
     /// Cluster mode: the on-air publisher and the requester when they are connected to
     /// another node (see [`Booth::mirror`]).
     remote: Vec<Member>,
@@ -94,29 +99,20 @@ pub struct BoothView {
     pub language_alert: Option<String>,
 }
 
-/// Audience feedback over the last minute.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct FeedbackCounts {
-    pub slower: u32,
-    pub unclear: u32,
-    pub lost: u32,
-}
-
 impl Booth {
     pub fn new(takeover_after: Option<Duration>) -> Booth {
-        let (frame, _) = watch::channel(Frame::from_static(r#"{"type":"booth","on_air":null}"#));
-        let b = Booth {
-            state: Mutex::new(State {
-                feedback: vec![(0, [0; 3]); FEEDBACK_WINDOW_SECS as usize],
-                ..State::default()
-            }),
+        let state = State {
+            feedback: vec![(0, [0; 3]); FEEDBACK_WINDOW_SECS as usize],
+            ..State::default()
+        };
+        let (frame, _) = watch::channel(booth_frame(&state, 0, 0));
+        Booth {
+            state: Mutex::new(state),
             takeover_after,
             frame,
             next_id: AtomicU64::new(1),
             epoch: Instant::now(),
-        };
-        b.publish_frame(&mut b.state(), 0);
-        b
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -146,7 +142,7 @@ impl Booth {
         } else {
             None
         };
-        self.publish_frame(&mut st, listeners);
+        self.publish_frame(&st, listeners);
         (id, handover)
     }
 
@@ -160,7 +156,7 @@ impl Booth {
         if st.on_air.as_ref().is_some_and(|o| o.id == id) {
             st.on_air = None;
         }
-        self.publish_frame(&mut st, listeners);
+        self.publish_frame(&st, listeners);
     }
 
     /// Whether publisher `id` is on air.
@@ -196,7 +192,7 @@ impl Booth {
             )),
             None => {
                 let h = self.put_on_air(&mut st, id, "take");
-                self.publish_frame(&mut st, listeners);
+                self.publish_frame(&st, listeners);
                 Ok(h)
             }
         }
@@ -231,7 +227,7 @@ impl Booth {
             },
         };
         let h = self.put_on_air(&mut st, id, reason);
-        self.publish_frame(&mut st, listeners);
+        self.publish_frame(&st, listeners);
         Ok(h)
     }
 
@@ -245,7 +241,7 @@ impl Booth {
             )),
             Some(_) => {
                 st.request = Some(id);
-                self.publish_frame(&mut st, listeners);
+                self.publish_frame(&st, listeners);
                 Ok(())
             }
             None => Err(Refusal::new(
@@ -271,7 +267,7 @@ impl Booth {
             ));
         };
         let h = self.put_on_air(&mut st, to, "request");
-        self.publish_frame(&mut st, listeners);
+        self.publish_frame(&st, listeners);
         Ok(h)
     }
 
@@ -282,7 +278,7 @@ impl Booth {
             return Err(Refusal::new(ErrorCode::NotOnAir, "you are not on air"));
         }
         st.on_air = None;
-        self.publish_frame(&mut st, listeners);
+        self.publish_frame(&st, listeners);
         Ok(())
     }
 
@@ -353,7 +349,7 @@ impl Booth {
             if let Some(lang) = &st.language_alert {
                 tracing::warn!(detected = %lang, "language alert raised: lines keep arriving in another language");
             }
-            self.publish_frame(&mut st, listeners);
+            self.publish_frame(&st, listeners);
         }
         changed
     }
@@ -378,113 +374,46 @@ impl Booth {
     /// Re-publishes the booth frame if anything changed (called by the status ticker for
     /// listener counts and the feedback window).
     pub fn refresh(&self, listeners: u64) {
-        self.publish_frame(&mut self.state(), listeners);
+        self.publish_frame(&self.state(), listeners);
     }
 
-    fn publish_frame(&self, st: &mut State, listeners: u64) {
-        let on_air = st.on_air.as_ref().map(|o| Member {
+    /// Publishes the booth frame to the publishers if it changed.
+    fn publish_frame(&self, st: &State, listeners: u64) {
+        let frame = booth_frame(st, self.now_sec(), listeners);
+        self.frame.send_if_modified(|current| {
+            let changed = current.as_str() != frame.as_str();
+            if changed {
+                *current = frame;
+            }
+            changed
+        });
+    }
+}
+
+/// The `booth` message for the state at second `now` of the feedback window.
+fn booth_frame(st: &State, now: u64, listeners: u64) -> Frame {
+    fn member(m: &Member) -> BoothMember<'_> {
+        BoothMember {
+            id: m.id,
+            name: &m.name,
+        }
+    }
+    let partners = || st.members.iter().chain(&st.remote);
+    BoothMsg {
+        feedback: counts(st, now),
+        language_alert: st.language_alert.as_deref(),
+        listeners,
+        on_air: st.on_air.as_ref().map(|o| BoothMember {
             id: o.id,
-            name: o.name.clone(),
-        });
-        let request = st.request.and_then(|id| {
-            st.members
-                .iter()
-                .chain(&st.remote)
-                .find(|m| m.id == id)
-                .cloned()
-        });
-        let publishers: Vec<&Member> = st.members.iter().chain(&st.remote).collect();
-        let json = serde_json::json!({
-            "type": "booth",
-            "on_air": on_air,
-            "publishers": publishers,
-            "request": request,
-            "listeners": listeners,
-            "feedback": counts(st, self.now_sec()),
-            "language_alert": st.language_alert,
-        })
-        .to_string();
-        if json != st.last_frame {
-            st.last_frame = json.clone();
-            self.frame.send_replace(Frame::from(json));
-        }
+            name: &o.name,
+        }),
+        publishers: partners().map(member).collect(),
+        request: st
+            .request
+            .and_then(|id| partners().find(|m| m.id == id).map(member)),
+        kind: MsgType::Booth,
     }
-}
-
-/// Cluster mode: the part of a booth every node shares — `(publisher id, name)` of the
-/// on-air publisher and of the requester, and who was last on air (see `crate::cluster`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SharedBooth {
-    pub on_air: Option<(u64, String)>,
-    pub request: Option<(u64, String)>,
-    pub last_on_air: Option<String>,
-}
-
-/// Cluster mode: the booth is decided cluster-wide; these keep the local copy in step.
-impl Booth {
-    /// Makes publisher ids start at `first`, so ids are unique across the nodes of a cluster.
-    pub fn start_ids_at(&self, first: u64) {
-        self.next_id.store(first, Ordering::Relaxed);
-    }
-
-    /// Whether publisher `id` is connected to this node.
-    pub fn is_member(&self, id: u64) -> bool {
-        self.state().members.iter().any(|m| m.id == id)
-    }
-
-    /// The shared part of this booth.
-    pub fn shared(&self) -> SharedBooth {
-        let st = self.state();
-        let name_of = |id: u64| {
-            st.members
-                .iter()
-                .chain(&st.remote)
-                .find(|m| m.id == id)
-                .map(|m| (id, m.name.clone()))
-        };
-        SharedBooth {
-            on_air: st.on_air.as_ref().map(|o| (o.id, o.name.clone())),
-            request: st.request.and_then(name_of),
-            last_on_air: st.last_on_air.clone(),
-        }
-    }
-
-    /// Sets the shared part as the cluster decided it (publishers on other nodes included).
-    /// Not a handover: the node that decided the change stores it.
-    pub fn mirror(&self, shared: &SharedBooth, listeners: u64) {
-        let mut st = self.state();
-        let remote: Vec<Member> = [&shared.on_air, &shared.request]
-            .into_iter()
-            .flatten()
-            .filter(|(id, _)| !st.members.iter().any(|m| m.id == *id))
-            .map(|(id, name)| Member {
-                id: *id,
-                name: name.clone(),
-            })
-            .collect();
-        st.remote = remote;
-        let keep = st.on_air.as_ref().map(|o| (o.id, o.last_active));
-        st.on_air = shared.on_air.as_ref().map(|(id, name)| OnAir {
-            id: *id,
-            name: name.clone(),
-            last_active: match keep {
-                Some((kept, at)) if kept == *id => at,
-                _ => Instant::now(),
-            },
-        });
-        st.request = shared.request.as_ref().map(|(id, _)| *id);
-        if shared.last_on_air.is_some() {
-            st.last_on_air = shared.last_on_air.clone();
-        }
-        self.publish_frame(&mut st, listeners);
-    }
-
-    /// The on-air publisher, connected to another node, was just heard (the silence rule).
-    pub fn mark_active(&self) {
-        if let Some(o) = &mut self.state().on_air {
-            o.last_active = Instant::now();
-        }
-    }
+    .to_frame()
 }
 
 fn counts(st: &State, now: u64) -> FeedbackCounts {

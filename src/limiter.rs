@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::config::Limits;
 use crate::metrics::{Metrics, Refused};
+use crate::protocol::ErrorCode;
 
 /// File descriptors kept back from `max_connections = 0` (auto): the store, its readers,
 /// the listening socket, logs and connections refused while full.
@@ -92,11 +93,11 @@ impl Denied {
     }
 
     /// The error code in the JSON body.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            Denied::NodeFull => "server_full",
-            Denied::IpConnections => "too_many_connections",
-            Denied::IpRate => "connecting_too_fast",
+            Denied::NodeFull => ErrorCode::ServerFull,
+            Denied::IpConnections => ErrorCode::TooManyConnections,
+            Denied::IpRate => ErrorCode::ConnectingTooFast,
         }
     }
 

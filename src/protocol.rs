@@ -3,13 +3,24 @@
 //! This is the only module that knows the shape of the JSON on the wire; the rest of the
 //! crate builds [`ServerMsg`] values and calls [`ServerMsg::to_frame`] once per event, so a
 //! caption is serialised exactly once however many listeners receive it. The full protocol is
-//! documented for client authors in `docs/protocol.md`.
+//! documented for client authors in `docs/protocol.md`. Refusals ([`ErrorCode`], [`Refusal`])
+//! are in `protocol/error.rs`, the JSON bodies of the HTTP API in [`api`].
+//!
+//! Key order: [`ServerMsg`] frames start with `"type"`. The `booth` message ([`BoothMsg`]) and
+//! the HTTP bodies in [`api`] were first built with `serde_json::json!`, which sorts keys; their
+//! types declare fields in that alphabetical order (`"type"` last, see [`MsgType`]) so the
+//! bytes on the wire stayed the same. Clients must not depend on key order either way.
 
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
 /// A pre-serialised text frame, shared by reference count between every recipient.
 pub type Frame = Utf8Bytes;
+
+pub mod api;
+mod error;
+
+pub use error::{ErrorCode, Refusal};
 
 /// Close code sent when the server shuts down or restarts: reconnect with `since=`.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -59,113 +70,8 @@ pub enum FeedbackKind {
     Lost = 2,
 }
 
-/// Why a client message was refused; sent as `{"type":"error","code":…}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The frame is not valid JSON.
-    BadJson,
-    /// The JSON has no known `type`, or a field is missing or of the wrong type.
-    BadMessage,
-    /// A binary frame; the protocol is text only.
-    BinaryNotSupported,
-    /// A final or edit with empty (or whitespace-only) text.
-    EmptyText,
-    /// Text longer than `limits.max_caption_chars`.
-    TextTooLong,
-    /// A client `id` longer than [`MAX_CLIENT_ID_CHARS`].
-    IdTooLong,
-    /// An edit whose `of` is not the seq of a committed line in this channel.
-    UnknownSeq,
-    /// The connection may not send this message (e.g. a listener sending a final).
-    NotAllowed,
-    /// The transcript store refused the write; nothing was stored, retry later.
-    StorageUnavailable,
-    /// The server is shutting down; the message was not stored.
-    ShuttingDown,
-    /// Too many unacknowledged finals in flight on this connection.
-    TooManyInFlight,
-    /// This publisher is on standby: another booth partner is on air.
-    NotOnAir,
-    /// A take, handover request or accept that the booth rules do not allow now.
-    HandoverRefused,
-    /// Too many messages of this kind from this connection (e.g. feedback).
-    RateLimited,
-    /// The channel has no source channel to follow.
-    NoSource,
-    /// An EBU-TT Live frame that is not well-formed XML.
-    BadXml,
-    /// Well-formed XML that is not an EBU-TT Live document (root, sequence attributes).
-    BadDocument,
-    /// An EBU-TT Live `sequenceNumber` older than the last one accepted in its sequence.
-    SeqOutOfOrder,
-}
-
-impl ErrorCode {
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadJson => "bad_json",
-            ErrorCode::BadMessage => "bad_message",
-            ErrorCode::BinaryNotSupported => "binary_not_supported",
-            ErrorCode::EmptyText => "empty_text",
-            ErrorCode::TextTooLong => "text_too_long",
-            ErrorCode::IdTooLong => "id_too_long",
-            ErrorCode::UnknownSeq => "unknown_seq",
-            ErrorCode::NotAllowed => "not_allowed",
-            ErrorCode::StorageUnavailable => "storage_unavailable",
-            ErrorCode::ShuttingDown => "shutting_down",
-            ErrorCode::TooManyInFlight => "too_many_in_flight",
-            ErrorCode::NotOnAir => "not_on_air",
-            ErrorCode::HandoverRefused => "handover_refused",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::NoSource => "no_source",
-            ErrorCode::BadXml => "bad_xml",
-            ErrorCode::BadDocument => "bad_document",
-            ErrorCode::SeqOutOfOrder => "seq_out_of_order",
-        }
-    }
-
-    /// The HTTP status the same refusal gets on the HTTP ingest routes.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::StorageUnavailable | ErrorCode::ShuttingDown => 503,
-            ErrorCode::TooManyInFlight | ErrorCode::RateLimited => 429,
-            ErrorCode::NotAllowed | ErrorCode::NotOnAir => 403,
-            ErrorCode::HandoverRefused => 409,
-            ErrorCode::TextTooLong => 413,
-            _ => 400,
-        }
-    }
-}
-
 /// Longest accepted client `id` on a final, in characters.
 pub const MAX_CLIENT_ID_CHARS: usize = 128;
-
-/// A refusal: a code callers branch on and a message people read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code:?}: {message}")]
-pub struct Refusal {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl Refusal {
-    /// The refusal of anything that arrives while the server stops.
-    pub fn shutting_down() -> Self {
-        Refusal::new(
-            ErrorCode::ShuttingDown,
-            "the server is shutting down; nothing was stored",
-        )
-    }
-
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            message: message.into(),
-        }
-    }
-}
 
 /// On-air state of a channel, as listeners and publishers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,6 +171,8 @@ pub enum ServerMsg<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         of: Option<u64>,
     },
+    /// HTTP publishing: a partial or a control message was taken (nothing stored, no seq).
+    Accepted,
 }
 
 impl ServerMsg<'_> {
@@ -275,22 +183,58 @@ impl ServerMsg<'_> {
     }
 }
 
-impl Refusal {
-    /// The refusal as an `error` frame.
-    pub fn to_frame(&self) -> Frame {
-        self.to_frame_for(None, None)
-    }
+/// The `"type"` of the messages whose keys are in alphabetical order ([`BoothMsg`], the
+/// transcript's events in [`api`]): written last, after the other fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MsgType {
+    Booth,
+    Line,
+    Edit,
+    Handover,
+}
 
-    /// The refusal of a final with client `id`, or of an edit of `of`, so a publisher that
-    /// pipelines messages knows which one was refused.
-    pub fn to_frame_for(&self, id: Option<&str>, of: Option<u64>) -> Frame {
-        ServerMsg::Error {
-            code: self.code,
-            message: &self.message,
-            id,
-            of,
-        }
-        .to_frame()
+/// A booth partner as the `booth` message names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BoothMember<'a> {
+    /// The `publisher_id` of the partner's `hello`.
+    pub id: u64,
+    /// The display name (`?name=`).
+    pub name: &'a str,
+}
+
+/// Audience feedback over the last minute, per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FeedbackCounts {
+    pub lost: u32,
+    pub slower: u32,
+    pub unclear: u32,
+}
+
+/// The `booth` message to publishers: who is on air, the partners, the pending handover
+/// request, listeners, feedback and the language alert (docs/interpreting.md). Keys in
+/// alphabetical order, `"type":"booth"` last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoothMsg<'a> {
+    pub feedback: FeedbackCounts,
+    /// The detected language while the language alert is raised.
+    pub language_alert: Option<&'a str>,
+    pub listeners: u64,
+    pub on_air: Option<BoothMember<'a>>,
+    /// Every booth partner, on this node and (cluster mode) the on-air one and the requester
+    /// on other nodes.
+    pub publishers: Vec<BoothMember<'a>>,
+    /// The standby partner asking to take over.
+    pub request: Option<BoothMember<'a>>,
+    /// Always [`MsgType::Booth`].
+    #[serde(rename = "type")]
+    pub kind: MsgType,
+}
+
+impl BoothMsg<'_> {
+    /// Serialises the message once into a shareable frame.
+    pub fn to_frame(&self) -> Frame {
+        Frame::from(serde_json::to_string(self).expect("booth messages always serialise"))
     }
 }
 
@@ -347,6 +291,53 @@ mod tests {
         assert_eq!(
             parse_client(r#"{"type":"final"}"#).unwrap_err().code,
             ErrorCode::BadMessage
+        );
+    }
+
+    #[test]
+    fn booth_message_is_unchanged() {
+        // The bytes of the `serde_json::json!` value it replaced (keys sorted).
+        let anna = BoothMember {
+            id: 1,
+            name: "Anna",
+        };
+        let ben = BoothMember { id: 2, name: "Ben" };
+        let feedback = FeedbackCounts {
+            lost: 1,
+            slower: 2,
+            unclear: 0,
+        };
+        let msg = BoothMsg {
+            feedback,
+            language_alert: Some("fr"),
+            listeners: 7,
+            on_air: Some(anna),
+            publishers: vec![anna, ben],
+            request: Some(ben),
+            kind: MsgType::Booth,
+        };
+        let old = serde_json::json!({
+            "type": "booth",
+            "on_air": anna,
+            "publishers": [anna, ben],
+            "request": ben,
+            "listeners": 7,
+            "feedback": feedback,
+            "language_alert": "fr",
+        });
+        assert_eq!(&*msg.to_frame(), old.to_string());
+        let idle = BoothMsg {
+            feedback: FeedbackCounts::default(),
+            language_alert: None,
+            listeners: 0,
+            on_air: None,
+            publishers: vec![],
+            request: None,
+            kind: MsgType::Booth,
+        };
+        assert_eq!(
+            &*idle.to_frame(),
+            r#"{"feedback":{"lost":0,"slower":0,"unclear":0},"language_alert":null,"listeners":0,"on_air":null,"publishers":[],"request":null,"type":"booth"}"#
         );
     }
 

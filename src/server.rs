@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::limiter::{ConnLimiter, ConnPermit, Denied};
 use crate::metrics::{Metrics, Refused};
+use crate::protocol::Refusal;
 use crate::store::{Store, StoreError};
 
 /// Largest request head (request line and headers) a client may send; 431 above it.
@@ -344,12 +345,9 @@ fn refuse(stream: TcpStream, denied: Denied, refusing: &Arc<AtomicUsize>) {
     let refusing = refusing.clone();
     tokio::spawn(async move {
         let service = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
-            let body = serde_json::json!({
-                "type": "error",
-                "code": denied.code(),
-                "message": denied.message(),
-            })
-            .to_string();
+            let body = Refusal::new(denied.code(), denied.message())
+                .to_frame()
+                .to_string();
             Response::builder()
                 .status(
                     StatusCode::from_u16(denied.http_status())

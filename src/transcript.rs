@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use serde_json::json;
-
 use crate::channel::ChannelInfo;
 use crate::event::{Kind, Record};
+use crate::protocol::api::{Transcript, TranscriptEvent, TranscriptLine};
+use crate::protocol::MsgType;
 
 /// Shortest time a cue stays up, in milliseconds.
 const MIN_CUE_MS: i64 = 1_000;
@@ -218,37 +218,66 @@ pub fn render(format: Format, version: Version, info: &ChannelInfo, records: &[R
             }
         }
         Format::Json => {
-            let lines: Vec<_> = cues
+            let lines = cues
                 .iter()
-                .map(|c| {
-                    json!({"seq": c.seq, "start_ms": c.start_ms, "end_ms": c.end_ms,
-                           "text": c.text, "lang": c.lang, "edited": c.edited})
+                .map(|c| TranscriptLine {
+                    edited: c.edited,
+                    end_ms: c.end_ms,
+                    lang: c.lang,
+                    seq: c.seq,
+                    start_ms: c.start_ms,
+                    text: c.text,
                 })
                 .collect();
-            let events: Vec<_> = records
-                .iter()
-                .map(|r| match r.kind {
-                    Kind::Line => json!({"seq": r.seq, "type": "line", "ts": r.ts, "text": r.text,
-                                         "lang": r.lang, "expected_lang": r.expected_lang}),
-                    Kind::Edit => json!({"seq": r.seq, "type": "edit", "ts": r.ts, "of": r.of, "text": r.text}),
-                    Kind::Handover => {
-                        let h = r.handover();
-                        json!({"seq": r.seq, "type": "handover", "ts": r.ts,
-                               "from": h.as_ref().and_then(|h| h.from.clone()),
-                               "to": h.as_ref().and_then(|h| h.to.clone()),
-                               "reason": h.as_ref().map(|h| h.reason.clone())})
-                    }
-                })
-                .collect();
-            out = json!({
-                "event": info.event, "channel": info.id, "lang": info.lang, "label": info.label,
-                "version": if version == Version::Corrected { "corrected" } else { "as-shown" },
-                "lines": lines, "events": events,
-            })
-            .to_string();
+            let events = records.iter().map(transcript_event).collect();
+            let transcript = Transcript {
+                channel: &info.id,
+                event: &info.event,
+                events,
+                label: &info.label,
+                lang: &info.lang,
+                lines,
+                version: match version {
+                    Version::Corrected => "corrected",
+                    Version::AsShown => "as-shown",
+                },
+            };
+            out = serde_json::to_string(&transcript).expect("transcripts always serialise");
         }
     }
     out
+}
+
+/// A stored event as the JSON transcript lists it.
+fn transcript_event(r: &Record) -> TranscriptEvent<'_> {
+    match r.kind {
+        Kind::Line => TranscriptEvent::Line {
+            expected_lang: r.expected_lang.as_deref(),
+            lang: &r.lang,
+            seq: r.seq,
+            text: &r.text,
+            ts: r.ts,
+            kind: MsgType::Line,
+        },
+        Kind::Edit => TranscriptEvent::Edit {
+            of: r.of,
+            seq: r.seq,
+            text: &r.text,
+            ts: r.ts,
+            kind: MsgType::Edit,
+        },
+        Kind::Handover => {
+            let h = r.handover();
+            TranscriptEvent::Handover {
+                from: h.as_ref().and_then(|h| h.from.clone()),
+                reason: h.as_ref().map(|h| h.reason.clone()),
+                seq: r.seq,
+                to: h.as_ref().and_then(|h| h.to.clone()),
+                ts: r.ts,
+                kind: MsgType::Handover,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

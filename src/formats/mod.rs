@@ -15,6 +15,8 @@ pub mod timestamp;
 pub mod youtube;
 pub mod zoom;
 
+use crate::protocol::ErrorCode;
+
 /// Which outside format a request speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -76,16 +78,16 @@ pub enum FormatError {
 
 impl FormatError {
     /// The code clients branch on (the `code` of the JSON error body).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            FormatError::MissingSeq => "missing_seq",
-            FormatError::BadSeq(_) => "bad_seq",
-            FormatError::SeqOutOfOrder { .. } => "seq_out_of_order",
-            FormatError::BadLang(_) => "bad_lang",
-            FormatError::NotUtf8 => "not_utf8",
-            FormatError::BadTimestamp { .. } => "bad_timestamp",
-            FormatError::TextBeforeTimestamp { .. } => "text_before_timestamp",
-            FormatError::CaptionTooLong { .. } => "text_too_long",
+            FormatError::MissingSeq => ErrorCode::MissingSeq,
+            FormatError::BadSeq(_) => ErrorCode::BadSeq,
+            FormatError::SeqOutOfOrder { .. } => ErrorCode::SeqOutOfOrder,
+            FormatError::BadLang(_) => ErrorCode::BadLang,
+            FormatError::NotUtf8 => ErrorCode::NotUtf8,
+            FormatError::BadTimestamp { .. } => ErrorCode::BadTimestamp,
+            FormatError::TextBeforeTimestamp { .. } => ErrorCode::TextBeforeTimestamp,
+            FormatError::CaptionTooLong { .. } => ErrorCode::TextTooLong,
         }
     }
 

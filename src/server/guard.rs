@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::routes::ApiError;
 use super::AppState;
 use crate::metrics::Refused;
+use crate::protocol::ErrorCode;
 
 /// The header an attendee page may use instead of `?code=`.
 pub const ACCESS_CODE_HEADER: &str = "x-access-code";
@@ -118,7 +119,7 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
         metrics.refuse(Refused::Origin);
         ApiError::new(
             StatusCode::FORBIDDEN,
-            "origin_not_allowed",
+            ErrorCode::OriginNotAllowed,
             "this page's origin may not publish or administer here (server.allowed_origins)",
         )
         .into_response()
@@ -129,7 +130,7 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
                 metrics.refuse(Refused::Timeout);
                 ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
+                    ErrorCode::RequestTimeout,
                     format!(
                         "the request took longer than {} s",
                         app.hub.limits.request_timeout().as_secs()
@@ -162,7 +163,7 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
 fn too_large(max: usize) -> Response {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!("body is larger than {max} bytes"),
     )
     .into_response()
@@ -214,12 +215,12 @@ pub fn attendee(
     Err(match code {
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "access_code_required",
+            ErrorCode::AccessCodeRequired,
             "this event needs its access code: add ?code=… from the event's link or QR code",
         ),
         Some(_) => ApiError::new(
             StatusCode::FORBIDDEN,
-            "wrong_access_code",
+            ErrorCode::WrongAccessCode,
             "that access code does not open this event",
         ),
     })

@@ -9,7 +9,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::json;
 use tracing::Instrument;
 
 use super::upgrade;
@@ -17,6 +16,7 @@ use super::AppState;
 use crate::channel::Channel;
 use crate::ingest::{self, Admitted};
 use crate::metrics::Refused;
+use crate::protocol::api::{ChannelSummary, EventList, EventSummary};
 use crate::protocol::{parse_client, ClientMsg, ErrorCode, Refusal, ServerMsg};
 use crate::session::{self, LISTENER_READ_BUFFER, PUBLISHER_READ_BUFFER};
 use crate::transcript;
@@ -56,21 +56,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A refused HTTP request: a status, a code clients branch on, and a message for people.
+/// A refused HTTP request: a status and the protocol's `error` body (a code clients branch on
+/// and a message for people).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
-    message: String,
+    refusal: Refusal,
     www_authenticate: bool,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code,
-            message: message.into(),
+            refusal: Refusal::new(code, message),
             www_authenticate: false,
         }
     }
@@ -81,7 +80,7 @@ impl IntoResponse for ApiError {
         let mut r = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
-            json!({"type": "error", "code": self.code, "message": self.message}).to_string(),
+            self.refusal.to_frame().to_string(),
         )
             .into_response();
         if self.www_authenticate {
@@ -95,7 +94,7 @@ impl IntoResponse for ApiError {
 }
 
 /// A JSON error body in the protocol's `error` shape, with an HTTP status.
-pub fn api_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+pub fn api_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     ApiError::new(status, code, message).into_response()
 }
 
@@ -123,39 +122,37 @@ async fn metrics(State(app): State<AppState>) -> Response {
 
 async fn events(State(app): State<AppState>) -> Response {
     let hub = &app.hub;
-    let events: Vec<_> = hub
+    let channels: Vec<_> = hub.events.iter().map(|e| hub.channels_of(e)).collect();
+    let events = hub
         .events
         .iter()
-        .map(|e| {
-            let channels: Vec<_> = hub
-                .channels_of(e)
+        .zip(&channels)
+        .map(|(e, chans)| EventSummary {
+            channels: chans
                 .iter()
                 .map(|c| {
                     let st = c.status();
-                    json!({
-                        "id": c.info.id,
-                        "lang": c.info.lang,
-                        "label": c.info.label,
-                        "source": c.info.source,
-                        "listeners": st.listeners,
-                        "publishers": st.publishers,
-                        "on_air": st.on_air,
-                        "last_seq": c.last_seq(),
-                        "listen": format!("/v1/events/{}/channels/{}/listen", e.id, c.info.id),
-                    })
+                    ChannelSummary {
+                        id: &c.info.id,
+                        label: &c.info.label,
+                        lang: &c.info.lang,
+                        last_seq: c.last_seq(),
+                        listen: format!("/v1/events/{}/channels/{}/listen", e.id, c.info.id),
+                        listeners: st.listeners,
+                        on_air: st.on_air,
+                        publishers: st.publishers,
+                        source: c.info.source.as_deref(),
+                    }
                 })
-                .collect();
-            json!({
-                "id": e.id,
-                "title": e.title,
-                "needs_code": hub.needs_access_code(&e.id),
-                "channels": channels,
-            })
+                .collect(),
+            id: &e.id,
+            needs_code: hub.needs_access_code(&e.id),
+            title: &e.title,
         })
         .collect();
     (
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({ "events": events })),
+        axum::Json(EventList { events }),
     )
         .into_response()
 }
@@ -166,7 +163,7 @@ fn find(app: &AppState, event: &str, channel: &str) -> Result<Arc<Channel>, ApiE
         app.hub.metrics.refuse(Refused::NotFound);
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_event",
+            ErrorCode::UnknownEvent,
             format!("no event {event:?}"),
         ));
     }
@@ -174,7 +171,7 @@ fn find(app: &AppState, event: &str, channel: &str) -> Result<Arc<Channel>, ApiE
         app.hub.metrics.refuse(Refused::NotFound);
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_channel",
+            ErrorCode::UnknownChannel,
             format!("no channel {channel:?} in event {event:?}"),
         )
     })
@@ -201,7 +198,7 @@ fn authorize(
             } else {
                 "a publish token is required (Authorization: Bearer T or ?token=T)"
             };
-            let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+            let mut e = ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message);
             e.www_authenticate = true;
             Err(e)
         }
@@ -227,7 +224,7 @@ async fn listen(
         Some(Err(_)) => {
             return api_error(
                 StatusCode::BAD_REQUEST,
-                "bad_since",
+                ErrorCode::BadSince,
                 "since must be a non-negative integer seq",
             )
         }
@@ -311,7 +308,7 @@ async fn publish_ebutt_toolkit(
     let (Some(event), Some(channel)) = (q.get("event").cloned(), q.get("channel").cloned()) else {
         return api_error(
             StatusCode::NOT_FOUND,
-            "unknown_channel",
+            ErrorCode::UnknownChannel,
             "EBU-TT Live publishing at /{sequenceIdentifier}/publish needs ?event=E&channel=C",
         );
     };
@@ -387,7 +384,7 @@ async fn captions(
         app.hub.metrics.refuse(Refused::TooBig);
         return api_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             &format!(
                 "body is larger than {} bytes",
                 app.hub.limits.max_body_bytes
@@ -423,7 +420,7 @@ async fn captions(
         Ok(Admitted::Partial | Admitted::Control) => (
             StatusCode::ACCEPTED,
             [(header::CONTENT_TYPE, "application/json")],
-            r#"{"type":"accepted"}"#,
+            ServerMsg::Accepted.to_frame().to_string(),
         )
             .into_response(),
         Ok(Admitted::Pending(rx)) => match ingest::resolve(rx).await {
@@ -471,7 +468,7 @@ async fn transcript_route(
             None => {
                 return api_error(
                     StatusCode::BAD_REQUEST,
-                    "bad_format",
+                    ErrorCode::BadFormat,
                     "format must be txt, vtt, srt or json",
                 )
             }
@@ -483,7 +480,7 @@ async fn transcript_route(
         None => {
             return api_error(
                 StatusCode::BAD_REQUEST,
-                "bad_version",
+                ErrorCode::BadVersion,
                 "version must be corrected or as-shown",
             )
         }
@@ -498,7 +495,7 @@ async fn transcript_route(
             _ => {
                 return api_error(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
+                    ErrorCode::StorageUnavailable,
                     "the transcript could not be read",
                 )
             }

@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
 
 use crate::channel::Channel;
 use crate::ingest::now_ms;
+use crate::protocol::api::{AdminChannel, AdminChannels, Alert, AlertKind};
+use crate::protocol::{ErrorCode, Refusal};
 use crate::server::AppState;
 
 /// A source with a line this recent counts as live.
@@ -32,8 +33,12 @@ fn unauthorized() -> Response {
             (header::WWW_AUTHENTICATE, "Bearer realm=\"babelcast admin\""),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        json!({"type": "error", "code": "unauthorized", "message": "the admin token is required (Authorization: Bearer T)"})
-            .to_string(),
+        Refusal::new(
+            ErrorCode::Unauthorized,
+            "the admin token is required (Authorization: Bearer T)",
+        )
+        .to_frame()
+        .to_string(),
     )
         .into_response()
 }
@@ -50,16 +55,20 @@ pub async fn channels(State(app): State<AppState>, headers: HeaderMap) -> Respon
     }
     let now = now_ms();
     let hub = &app.hub;
-    let mut out = Vec::new();
-    for ev in &hub.events {
-        let chans = hub.channels_of(ev);
-        for c in &chans {
+    let events: Vec<_> = hub
+        .events
+        .iter()
+        .map(|ev| (ev, hub.channels_of(ev)))
+        .collect();
+    let mut channels = Vec::new();
+    for (ev, chans) in &events {
+        for c in chans {
             let source = c
                 .info
                 .source
                 .as_deref()
                 .and_then(|s| chans.iter().find(|x| x.info.id == s));
-            out.push(channel_json(
+            channels.push(admin_channel(
                 &ev.id,
                 &ev.title,
                 c,
@@ -70,18 +79,18 @@ pub async fn channels(State(app): State<AppState>, headers: HeaderMap) -> Respon
     }
     (
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({ "now": now, "channels": out })),
+        axum::Json(AdminChannels { channels, now }),
     )
         .into_response()
 }
 
-fn channel_json(
-    event: &str,
-    title: &str,
-    c: &Channel,
+fn admin_channel<'a>(
+    event: &'a str,
+    title: &'a str,
+    c: &'a Channel,
     source: Option<&Channel>,
     now: i64,
-) -> Value {
+) -> AdminChannel<'a> {
     let st = c.status();
     let last = c.stats.last_line_ts.load(Ordering::Relaxed);
     let last_age = age(now, last);
@@ -96,39 +105,42 @@ fn channel_json(
             } else {
                 format!("nobody on air while {} is live", src.info.label)
             };
-            alerts.push(json!({"kind": "silent_booth", "message": message}));
+            alerts.push(Alert {
+                kind: AlertKind::SilentBooth,
+                message,
+            });
         }
     }
     let booth = c.booth.view();
     let mismatch_age = age(now, c.stats.last_mismatch_ts.load(Ordering::Relaxed));
     if let Some(lang) = &booth.language_alert {
-        alerts.push(json!({
-            "kind": "lang_mismatch",
-            "message": format!("lines keep arriving in {lang}, not {}", c.info.lang),
-        }));
+        alerts.push(Alert {
+            kind: AlertKind::LangMismatch,
+            message: format!("lines keep arriving in {lang}, not {}", c.info.lang),
+        });
     } else if mismatch_age.is_some_and(|a| a <= MISMATCH_RECENT_MS) {
-        alerts.push(json!({
-            "kind": "lang_mismatch",
-            "message": format!("a recent line was not in {}", c.info.lang),
-        }));
+        alerts.push(Alert {
+            kind: AlertKind::LangMismatch,
+            message: format!("a recent line was not in {}", c.info.lang),
+        });
     }
-    json!({
-        "event": event,
-        "event_title": title,
-        "id": c.info.id,
-        "label": c.info.label,
-        "lang": c.info.lang,
-        "source": c.info.source,
-        "on_air": st.on_air,
-        "on_air_name": booth.on_air.as_ref().map(|(_, name)| name),
-        "feedback": booth.feedback,
-        "publishers": st.publishers,
-        "listeners": st.listeners,
-        "lines_per_minute": c.stats.line_rate.per_minute(now),
-        "last_seq": c.last_seq(),
-        "last_line_ts": (last > 0).then_some(last),
-        "last_line_age_ms": last_age,
-        "lang_mismatches": c.stats.lang_mismatches.load(Ordering::Relaxed),
-        "alerts": alerts,
-    })
+    AdminChannel {
+        alerts,
+        event,
+        event_title: title,
+        feedback: booth.feedback,
+        id: &c.info.id,
+        label: &c.info.label,
+        lang: &c.info.lang,
+        lang_mismatches: c.stats.lang_mismatches.load(Ordering::Relaxed),
+        last_line_age_ms: last_age,
+        last_line_ts: (last > 0).then_some(last),
+        last_seq: c.last_seq(),
+        lines_per_minute: c.stats.line_rate.per_minute(now),
+        listeners: st.listeners,
+        on_air: st.on_air,
+        on_air_name: booth.on_air.map(|(_, name)| name),
+        publishers: st.publishers,
+        source: c.info.source.as_deref(),
+    }
 }

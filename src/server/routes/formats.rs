@@ -74,7 +74,7 @@ fn admit_request<'b>(
         app.hub.metrics.refuse(Refused::TooBig);
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!(
                 "body is larger than {} bytes",
                 app.hub.limits.max_body_bytes
