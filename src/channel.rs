@@ -10,6 +10,9 @@
 //!
 //! **Invariant:** only the store writer calls [`Channel::commit`], in seq order, after the
 //! event is durable. The state mutex is never held across an `.await`.
+//!
+//! `backlog`: what a joining or lagging listener is sent from the history ring; `presence`:
+//! the listener and publisher counts, their guards and the status frame.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -17,7 +20,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
+mod backlog;
+mod presence;
 mod rate;
+pub use backlog::Backlog;
+use backlog::{history_after, last_lines};
+pub use presence::CountGuard;
 pub use rate::LineRate;
 
 use crate::booth::Booth;
@@ -89,15 +97,6 @@ struct State {
     partial_gen: u64,
     partial_empty: bool,
     last_status: Status,
-}
-
-/// What a joining listener must be sent before live events.
-#[derive(Debug)]
-pub enum Backlog {
-    /// Everything needed is in memory.
-    Memory(Vec<Committed>),
-    /// Events with `after < seq <= upto` must be read from the store.
-    Store { after: u64, upto: u64 },
 }
 
 /// A listener's view of the channel at the moment it joined.
@@ -321,135 +320,6 @@ impl Channel {
         match history_after(&st.history, seq, st.last_seq) {
             Backlog::Memory(v) => Some(v),
             Backlog::Store { .. } => None,
-        }
-    }
-
-    /// Listener joined; returns a guard that counts it until dropped.
-    pub fn listener_guard(self: &std::sync::Arc<Self>) -> CountGuard {
-        self.listeners.fetch_add(1, Ordering::Relaxed);
-        CountGuard {
-            channel: self.clone(),
-            publisher: None,
-        }
-    }
-
-    /// Publisher joined; returns a guard that counts it until dropped. Publishing changes the
-    /// on-air state at once.
-    pub fn publisher_guard(self: &std::sync::Arc<Self>) -> CountGuard {
-        self.publisher_join("publisher").0
-    }
-
-    /// A booth publisher named `name` joined: counted until the guard drops, on air if the
-    /// channel was idle. The handover (if any) must be stored by the caller.
-    pub fn publisher_join(
-        self: &std::sync::Arc<Self>,
-        name: &str,
-    ) -> (CountGuard, Option<crate::booth::Handover>) {
-        self.publishers.fetch_add(1, Ordering::Relaxed);
-        let (id, handover) = self.booth.join(name, self.listeners());
-        self.refresh_status();
-        (
-            CountGuard {
-                channel: self.clone(),
-                publisher: Some(id),
-            },
-            handover,
-        )
-    }
-
-    pub fn listeners(&self) -> u64 {
-        self.listeners.load(Ordering::Relaxed)
-    }
-
-    pub fn publishers(&self) -> u64 {
-        self.publishers.load(Ordering::Relaxed)
-    }
-
-    /// The current status.
-    pub fn status(&self) -> Status {
-        Status {
-            listeners: self.listeners(),
-            publishers: self.publishers(),
-            on_air: self.booth.any_on_air(),
-        }
-    }
-
-    /// Publishes a status frame if it changed since the last one. Called on on-air changes
-    /// and by the periodic status ticker, so a thousand joins make one message, not a thousand.
-    pub fn refresh_status(&self) {
-        self.booth.refresh(self.listeners());
-        let now = self.status();
-        let mut st = self.state();
-        if st.last_status != now {
-            st.last_status = now;
-            self.status.send_replace(ServerMsg::Status(now).to_frame());
-        }
-    }
-
-    /// A receiver of status frames (publishers watch it without subscribing to events).
-    pub fn status_receiver(&self) -> watch::Receiver<Frame> {
-        self.status.subscribe()
-    }
-}
-
-fn history_after(history: &VecDeque<Committed>, after: u64, last_seq: u64) -> Backlog {
-    if after >= last_seq {
-        return Backlog::Memory(Vec::new());
-    }
-    match history.front() {
-        Some(first) if first.seq <= after + 1 => Backlog::Memory(
-            history
-                .iter()
-                .skip((after + 1 - first.seq) as usize)
-                .cloned()
-                .collect(),
-        ),
-        _ => Backlog::Store {
-            after,
-            upto: last_seq,
-        },
-    }
-}
-
-/// The last `n` lines in memory and every edit after the first of them.
-fn last_lines(history: &VecDeque<Committed>, n: usize) -> Backlog {
-    let mut lines = 0;
-    let mut start = history.len();
-    for (i, c) in history.iter().enumerate().rev() {
-        if lines == n {
-            break;
-        }
-        if c.kind == Kind::Line {
-            lines += 1;
-        }
-        start = i;
-    }
-    Backlog::Memory(history.iter().skip(start).cloned().collect())
-}
-
-/// Counts a connection on a channel for as long as it lives.
-#[derive(Debug)]
-pub struct CountGuard {
-    channel: std::sync::Arc<Channel>,
-    /// The booth id of a publisher; `None` for a listener.
-    publisher: Option<u64>,
-}
-
-impl CountGuard {
-    /// The publisher's booth id (0 for a listener).
-    pub fn id(&self) -> u64 {
-        self.publisher.unwrap_or(0)
-    }
-}
-
-impl Drop for CountGuard {
-    fn drop(&mut self) {
-        if let Some(id) = self.publisher {
-            self.channel.publishers.fetch_sub(1, Ordering::Relaxed);
-            self.channel.booth.leave(id, self.channel.listeners());
-            self.channel.refresh_status();
-        } else {
-            self.channel.listeners.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -14,6 +14,7 @@
 //!   into the local store and [`Channel::commit`]; relays partials over core NATS.
 //! - [`booth`]: the on-air state in a key-value bucket (revision compare-and-set), node
 //!   presence with a TTL so a dead node's publisher goes off air.
+//! - [`join`]: connecting to NATS, the stream and buckets, and starting a node's tasks.
 //! - [`wire`]: what nodes send each other.
 //!
 //! **Invariant:** a seq reaches listeners only after the stream has stored the event, and a
@@ -23,10 +24,12 @@
 mod applier;
 mod booth;
 mod config;
+mod join;
 mod sequencer;
 pub mod wire;
 
 pub use config::ClusterConfig;
+pub use join::Joining;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -40,22 +43,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::Channel;
-use crate::config::{Config, SyncMode};
-use crate::hub::Hub;
 use crate::metrics::Histogram;
 use crate::store::replica::Replica;
 use crate::store::{Request, StoreError};
 
-/// Submissions waiting for the dispatcher (publishers wait beyond this: backpressure).
-const SUBMIT_QUEUE: usize = 8192;
-/// Submissions waiting for one channel's sequencer.
-const CHANNEL_QUEUE: usize = 1024;
 /// How long a NATS request (publish ack, stream lookup, key-value write) may take.
 const NATS_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long connecting to NATS may take at start.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The stream's duplicate window: a batch re-published within it is stored once.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Why a node could not join the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -73,14 +66,6 @@ pub enum ClusterError {
          (a single-node store?); give every cluster node its own empty storage.dir, or the one it used in this cluster"
     )]
     Foreign { event: String, channel: String },
-}
-
-fn js_err(what: impl Into<String>) -> impl FnOnce(&dyn std::fmt::Display) -> ClusterError {
-    let what = what.into();
-    move |e| ClusterError::JetStream {
-        what,
-        message: e.to_string(),
-    }
 }
 
 /// Where the stream left a channel on this node.
@@ -158,249 +143,6 @@ pub struct Node {
     stats: Stats,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-}
-
-/// A node that reached NATS and is about to start.
-#[derive(Debug)]
-pub struct Joining {
-    cfg: ClusterConfig,
-    id: String,
-    sync: SyncMode,
-    client: async_nats::Client,
-    js: jetstream::Context,
-    stream: stream::Stream,
-    booth_kv: kv::Store,
-    nodes_kv: kv::Store,
-    tx: mpsc::Sender<Request>,
-    rx: mpsc::Receiver<Request>,
-    connections: watch::Sender<u64>,
-}
-
-impl Joining {
-    /// Connects to NATS and makes sure the stream and buckets exist.
-    pub async fn connect(cfg: &ClusterConfig, config: &Config) -> Result<Joining, ClusterError> {
-        let id = cfg.resolved_node_id();
-        let addrs = cfg
-            .nats_url
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(|u| {
-                u.parse::<async_nats::ServerAddr>()
-                    .map_err(|e| ClusterError::Url(format!("{u:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let connections = watch::Sender::new(0u64);
-        let events = connections.clone();
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("babelcast {id}"))
-            .event_callback(move |event| {
-                let events = events.clone();
-                async move {
-                    match event {
-                        async_nats::Event::Connected => {
-                            tracing::info!("connected to NATS");
-                            events.send_modify(|n| *n += 1);
-                        }
-                        async_nats::Event::Disconnected => {
-                            tracing::warn!("lost the NATS connection; reconnecting")
-                        }
-                        other => tracing::info!(event = %other, "NATS"),
-                    }
-                }
-            })
-            .connection_timeout(CONNECT_TIMEOUT)
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis(100 * (1 << attempts.min(4) as u64))
-                    .min(Duration::from_secs(2))
-            })
-            .connect(addrs)
-            .await
-            .map_err(|e| ClusterError::Connect {
-                url: redact(&cfg.nats_url),
-                message: e.to_string(),
-            })?;
-        let mut js = jetstream::new(client.clone());
-        js.set_timeout(NATS_TIMEOUT);
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: cfg.stream.clone(),
-                description: Some(
-                    "babelcast: committed caption events, one subject per channel".into(),
-                ),
-                subjects: vec![format!("{}.ev.>", cfg.subject_prefix)],
-                storage: stream::StorageType::File,
-                num_replicas: cfg.replicas,
-                duplicate_window: DUPLICATE_WINDOW,
-                allow_direct: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| js_err(format!("stream {}", cfg.stream))(&e))?;
-        let booth_kv = bucket(&js, cfg, &cfg.booth_bucket, None).await?;
-        let nodes_kv = bucket(&js, cfg, &cfg.nodes_bucket, Some(cfg.presence_ttl())).await?;
-        let (tx, rx) = mpsc::channel(SUBMIT_QUEUE);
-        tracing::info!(node = %id, nats = %redact(&cfg.nats_url), stream = %cfg.stream, "joined the cluster's NATS");
-        Ok(Joining {
-            cfg: cfg.clone(),
-            id,
-            sync: config.storage.sync,
-            client,
-            js,
-            stream,
-            booth_kv,
-            nodes_kv,
-            tx,
-            rx,
-            connections,
-        })
-    }
-
-    /// Where the store sends submissions (see [`Store::with_sequencer`](crate::store::Store::with_sequencer)).
-    pub fn sequencer(&self) -> mpsc::Sender<Request> {
-        self.tx.clone()
-    }
-
-    /// Starts the node's tasks, catches up from the stream, then returns (the server then
-    /// accepts connections).
-    pub async fn start(self, hub: &Arc<Hub>) -> Result<(), ClusterError> {
-        let cfg = self.cfg;
-        let replica = hub
-            .store
-            .open_replica(&cfg.stream, self.sync, hub.metrics.clone())?;
-        let cursor = hub.store.replica_cursor(&cfg.stream)?;
-        // Booth ids unique across nodes and runs, and below 2^53 (JavaScript numbers).
-        let id_base = (rand::random::<u64>() % (1 << 20) + 1) << 32;
-        let mut links = Vec::new();
-        let mut queues = Vec::new();
-        for ch in hub.all_channels() {
-            let (event, id) = (&ch.info.event, &ch.info.id);
-            let applied = match hub.store.replica_channel(&cfg.stream, event, id)? {
-                Some(c) => Applied {
-                    stream_seq: c.stream_seq,
-                    seq: c.seq.max(ch.last_seq()),
-                    ts: ch.last_ts(),
-                },
-                None if ch.last_seq() == 0 => Applied::default(),
-                None => {
-                    return Err(ClusterError::Foreign {
-                        event: event.clone(),
-                        channel: id.clone(),
-                    })
-                }
-            };
-            ch.booth.start_ids_at(id_base + 1);
-            let key = format!("{event}.{id}");
-            let entry = booth::fetch(&self.booth_kv, &key)
-                .await
-                .map_err(|e| js_err(format!("booth bucket {}", cfg.booth_bucket))(&e))?;
-            ch.booth.mirror(&booth::shared_of(&entry.1), ch.listeners());
-            let (queue, rx) = mpsc::channel(CHANNEL_QUEUE);
-            let link = Arc::new(Link {
-                subject: format!("{}.ev.{event}.{id}", cfg.subject_prefix),
-                partial_subject: format!("{}.partial.{event}.{id}", cfg.subject_prefix),
-                key,
-                applied: watch::Sender::new(applied),
-                partials: Mutex::default(),
-                booth_entry: watch::Sender::new(entry),
-                queue,
-                channel: ch,
-            });
-            queues.push((link.clone(), rx));
-            links.push(link);
-        }
-        let partials = self
-            .client
-            .subscribe(format!("{}.partial.>", cfg.subject_prefix))
-            .await
-            .map_err(|e| js_err("subscribing to partials")(&e))?;
-        let node = Arc::new(Node {
-            id: self.id,
-            client: self.client,
-            js: self.js,
-            stream: self.stream,
-            booth_kv: self.booth_kv,
-            nodes_kv: self.nodes_kv,
-            by_channel: links
-                .iter()
-                .map(|l| (Arc::as_ptr(&l.channel) as usize, l.clone()))
-                .collect(),
-            by_subject: links
-                .iter()
-                .map(|l| (l.subject.clone(), l.clone()))
-                .collect(),
-            by_partial: links
-                .iter()
-                .map(|l| (l.partial_subject.clone(), l.clone()))
-                .collect(),
-            replica,
-            cursor: watch::Sender::new(cursor),
-            connections: self.connections,
-            boot: format!("{:08x}", rand::random::<u32>()),
-            batches: AtomicU64::new(0),
-            stats: Stats::default(),
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            cfg,
-        });
-        booth::announce(&node)
-            .await
-            .map_err(|e| js_err(format!("nodes bucket {}", node.cfg.nodes_bucket))(&e))?;
-        if hub.cluster.set(node.clone()).is_err() {
-            tracing::warn!("cluster node started twice; keeping the first");
-            return Ok(());
-        }
-        let t = &node.tracker;
-        t.spawn(sequencer::dispatch(node.clone(), self.rx));
-        for (link, rx) in queues {
-            t.spawn(sequencer::run(node.clone(), hub.clone(), link.clone(), rx));
-            t.spawn(booth::reconcile(node.clone(), link));
-        }
-        t.spawn(applier::run(node.clone(), cursor));
-        t.spawn(applier::partials(node.clone(), partials));
-        t.spawn(booth::watch(node.clone()));
-        t.spawn(booth::heartbeat(node.clone(), hub.clone()));
-        node.catch_up().await;
-        Ok(())
-    }
-}
-
-/// Ensures a key-value bucket exists (created as a plain stream: works with nats-server 2.9).
-async fn bucket(
-    js: &jetstream::Context,
-    cfg: &ClusterConfig,
-    name: &str,
-    ttl: Option<Duration>,
-) -> Result<kv::Store, ClusterError> {
-    let err = || js_err(format!("key-value bucket {name}"));
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        description: Some("babelcast cluster state".into()),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        max_age: ttl.unwrap_or_default(),
-        storage: stream::StorageType::File,
-        num_replicas: cfg.replicas,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| err()(&e))?;
-    js.get_key_value(name).await.map_err(|e| err()(&e))
-}
-
-/// The URL without credentials, for logs and errors.
-fn redact(url: &str) -> String {
-    url.split(',')
-        .map(|u| match (u.find("://"), u.rfind('@')) {
-            (Some(s), Some(at)) if at > s => format!("{}***{}", &u[..s + 3], &u[at..]),
-            _ => u.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 impl Node {
@@ -519,18 +261,5 @@ impl Node {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
         let node = self.clone();
         let _ = tokio::task::spawn_blocking(move || node.replica.close()).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_never_reach_the_log() {
-        assert_eq!(
-            redact("nats://user:secret@h1:4222,nats://h2:4222"),
-            "nats://***@h1:4222,nats://h2:4222"
-        );
     }
 }

@@ -1,0 +1,113 @@
+//! The parameters of a `babelcast load` run: its command-line arguments (clap) and their
+//! defaults, which the report echoes back.
+
+use serde::Serialize;
+
+/// `babelcast load`: the run's parameters.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct LoadConfig {
+    /// Server base URL (ws://host:port or http://host:port).
+    #[arg(long, default_value = "ws://127.0.0.1:8080")]
+    pub url: String,
+    /// Event id.
+    #[arg(long, default_value = "demo")]
+    pub event: String,
+    /// Channel ids, comma-separated; listeners and publishers are spread over them.
+    #[arg(long, default_value = "en", value_delimiter = ',')]
+    pub channels: Vec<String>,
+    /// Publish token (the same for every channel).
+    #[arg(long, default_value = "", hide_default_value = true)]
+    #[serde(skip)]
+    pub token: String,
+    /// Listener connections to open.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub listeners: usize,
+    /// Publishers per channel.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Finals per second, per publisher.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Partials per second, per publisher (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub partial_rate: f64,
+    /// Caption size in bytes of UTF-8 text (the timing token included).
+    #[arg(long, default_value_t = 80)]
+    pub size: usize,
+    /// Caption language: en, zh, ar, or mix (cycles through all three).
+    #[arg(long, default_value = "en")]
+    pub text: String,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_secs: f64,
+    /// Seconds to wait after publishing for the last acks and deliveries.
+    #[arg(long, default_value_t = 30)]
+    pub drain_secs: u64,
+    /// Seconds to let the server settle after the listeners connect, before reading its memory.
+    #[arg(long, default_value_t = 2.0)]
+    pub settle_secs: f64,
+    /// Fraction of listeners that read slowly (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_fraction: f64,
+    /// Pause of a slow listener after every frame, in milliseconds, while publishing runs.
+    #[arg(long, default_value_t = 200)]
+    pub slow_delay_ms: u64,
+    /// Receive buffer of a slow listener's socket, in bytes (a phone on poor Wi-Fi has a small
+    /// window; a large one would hide slowness from the server for a long time). 0: default.
+    #[arg(long, default_value_t = 8192)]
+    pub slow_rcvbuf: u32,
+    /// Client-side reconnect storm: after this many seconds of publishing every listener drops
+    /// its socket at once and reconnects with `since=`.
+    #[arg(long)]
+    pub drop_at: Option<f64>,
+    /// Local source addresses 127.0.0.1, 127.0.0.2, ... to spread listeners over, round-robin
+    /// (each has about 28,000 ephemeral ports); when one runs out of ports a listener moves on
+    /// to the next ones, up to 127.0.0.254. Loopback targets only.
+    #[arg(long, default_value_t = 1)]
+    pub source_addrs: usize,
+    /// Connection attempts in flight at once.
+    #[arg(long, default_value_t = 128)]
+    pub connect_concurrency: usize,
+    /// The server's pid, to read its memory and CPU from /proc (same machine only).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress line on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        LoadConfig {
+            url: "ws://127.0.0.1:8080".into(),
+            event: "demo".into(),
+            channels: vec!["en".into()],
+            token: String::new(),
+            listeners: 1000,
+            publishers: 1,
+            rate: 20.0,
+            partial_rate: 0.0,
+            size: 80,
+            text: "en".into(),
+            duration_secs: 10.0,
+            drain_secs: 30,
+            settle_secs: 2.0,
+            slow_fraction: 0.0,
+            slow_delay_ms: 200,
+            slow_rcvbuf: 8192,
+            drop_at: None,
+            source_addrs: 1,
+            connect_concurrency: 128,
+            server_pid: None,
+            allow_remote: false,
+            json: false,
+            quiet: true,
+        }
+    }
+}
