@@ -228,9 +228,11 @@ async fn lines_whose_acks_were_lost_are_resent_and_acked_as_duplicates() {
     assert_eq!(report.lines, 4);
     assert_eq!(report.acked, 4);
     assert!(report.connections >= 2, "{report:?}");
+    // Beta and Gamma for sure; Alpha if its ack was still in flight at the swallow, and Delta
+    // if push wrote it to the old connection before seeing it cut (stored, ack lost).
     assert!(
-        (2..=3).contains(&report.duplicates),
-        "Beta and Gamma (and maybe Alpha) acked as duplicates: {report:?}"
+        (2..=4).contains(&report.duplicates),
+        "Beta and Gamma (and maybe Alpha, Delta) acked as duplicates: {report:?}"
     );
     let hub = s.server().hub().clone();
     let texts: Vec<String> =
