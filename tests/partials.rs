@@ -97,3 +97,55 @@ async fn a_joining_listener_gets_the_current_partial_after_history() {
         (Some("partial"), Some(""))
     );
 }
+
+/// Listeners that join while partials change as fast as a publisher can send them each end
+/// with the newest partial: none is left showing an older one because it joined the channel's
+/// fan-out in the instant a partial changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_joining_during_a_partial_burst_end_with_the_newest() {
+    const JOINERS: usize = 200;
+    const BURST: usize = 400;
+    let s = TestServer::start_with(|c| c.limits.publisher_rate = 0.0).await;
+    let url = s.ws(&TestServer::channel_path("en", "listen"));
+    let mut p = s.publish("en").await;
+    let publisher = tokio::spawn(async move {
+        for n in 1..=BURST {
+            p.send_json(json!({"type": "partial", "text": format!("partial {n}")}))
+                .await;
+            if n % 8 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        p
+    });
+    let mut joins = tokio::task::JoinSet::new();
+    for _ in 0..JOINERS {
+        let url = url.clone();
+        joins.spawn(async move { WsClient::connect(&url, None).await });
+    }
+    let mut listeners = Vec::new();
+    while let Some(l) = joins.join_next().await {
+        listeners.push(l.expect("connect"));
+    }
+    let mut p = publisher.await.expect("publisher");
+    // Answered in order: every partial has been applied once this comes back.
+    p.send_text("{not json").await;
+    assert_eq!(p.recv_event().await["code"], "bad_json");
+
+    let newest = format!("partial {BURST}");
+    let mut readers = tokio::task::JoinSet::new();
+    for mut l in listeners {
+        let newest = newest.clone();
+        readers.spawn(async move {
+            loop {
+                let v = l.recv_event().await;
+                if v["type"] == "partial" && v["text"] == newest.as_str() {
+                    return;
+                }
+            }
+        });
+    }
+    while let Some(r) = readers.join_next().await {
+        r.expect("every listener ends with the newest partial");
+    }
+}

@@ -249,13 +249,15 @@ pub fn encode(frame: &Frame) -> Bytes {
 }
 
 impl Fanout {
-    /// Makes `conn` direct if the session is caught up with the fan-out (its last sent seq is
-    /// at least the fan-out's). Starts the fan-out task on first use. Returns whether it joined.
+    /// Makes `conn` direct if the session is caught up with the fan-out: its last sent seq is
+    /// at least the fan-out's, and `caught_up` (the session has sent the current partial and
+    /// status) holds under the set lock. Starts the fan-out task on first use. Returns whether it joined.
     pub fn join(
         self: &Arc<Self>,
         conn: &Shared,
         slot: &mut Option<usize>,
         last_sent: u64,
+        caught_up: impl FnOnce() -> bool,
         feeds: impl FnOnce() -> Feeds,
     ) -> bool {
         let mut set = write(&self.set);
@@ -267,7 +269,11 @@ impl Fanout {
             set.running = true;
             tokio::spawn(run(self.clone(), feeds));
         }
-        if set.fanned > last_sent {
+        // Decided under the set lock, when no pass is writing: a partial or status that changed
+        // after the session last sent one is either still to be written by a pass that will
+        // include this listener, or already written to the others, and then the session, which
+        // has not seen it, must send it itself first.
+        if set.fanned > last_sent || !caught_up() {
             return false;
         }
         {

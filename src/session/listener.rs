@@ -191,11 +191,12 @@ where
         let mut live_ts = 0i64;
         if let (Some(conn), false) = (conn, direct) {
             // Caught up with everything queued for us: hand the writing to the fan-out.
-            if sub.events.is_empty()
-                && !sub.partial.has_changed().unwrap_or(true)
-                && !sub.status.has_changed().unwrap_or(true)
-            {
-                direct = ch.fanout().join(conn, slot, last_sent, || {
+            let caught_up = || {
+                !sub.partial.has_changed().unwrap_or(true)
+                    && !sub.status.has_changed().unwrap_or(true)
+            };
+            if sub.events.is_empty() && caught_up() {
+                direct = ch.fanout().join(conn, slot, last_sent, caught_up, || {
                     let mut feeds = ch.fanout_feeds();
                     feeds.metrics = Some(hub.metrics.clone());
                     feeds
