@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use babelcast::formats::ebutt;
 use babelcast::formats::line::LineBuffer;
 use babelcast::formats::{self, timestamp, youtube, zoom};
 use babelcast::protocol::parse_client;
@@ -23,7 +24,38 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("caption_stream", caption_stream),
     ("timestamp", timestamp_roundtrip),
     ("query_params", query_params),
+    ("ebutt_document", ebutt_document),
 ];
+
+/// EBU-TT Live documents (a `0x00` byte separates documents of one sequence). A document that
+/// parses has rows within the limits; showing the documents in turn never commits an empty or
+/// over-long line, and the line in progress is always the last row shown.
+pub fn ebutt_document(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return; // tungstenite refuses non-UTF-8 text frames before we see them
+    };
+    const MAX: usize = 200;
+    let mut screen = ebutt::Screen::default();
+    for doc in text.split('\0') {
+        let Ok(d) = ebutt::parse(doc, MAX) else {
+            continue;
+        };
+        let rows = d.rows();
+        assert!(rows.len() <= ebutt::MAX_ROWS, "{} rows", rows.len());
+        for r in &rows {
+            assert!(!r.trim().is_empty(), "an empty row");
+            assert!(r.chars().count() <= MAX, "a row over {MAX} chars");
+        }
+        let shown = screen.show(&rows);
+        for f in &shown.finals {
+            assert!(
+                !f.trim().is_empty() && f.chars().count() <= MAX,
+                "final {f:?}"
+            );
+        }
+        assert_eq!(screen.in_progress(), rows.last().map_or("", String::as_str));
+    }
+}
 
 /// A WebSocket text frame from a publisher or listener (`protocol::parse_client`). A message
 /// that parses serialises back to one that parses to the same value.
