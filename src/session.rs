@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::config::Limits;
-use crate::protocol::{Frame, CLOSE_TOO_BIG};
+use crate::protocol::{Frame, CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_BIG};
 
 /// Read buffer per listener: listeners only send pings, closes and tiny feedback messages,
 /// and tungstenite's 128 KiB default would cost ~130 KB per idle phone.
@@ -103,6 +103,19 @@ where
         reason: reason.into(),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+}
+
+/// Closes a publisher's socket the way its session ended: 1001 on shutdown (reconnect), 4002
+/// when it stopped answering pings; other ends need no close frame or sent one already.
+pub(crate) async fn close_publisher<S>(ws: &mut WebSocketStream<S>, end: End)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match end {
+        End::Shutdown => close(ws, CLOSE_GOING_AWAY, "server restarting; reconnect").await,
+        End::Idle => close(ws, CLOSE_IDLE, "idle: no pong").await,
+        _ => {}
+    }
 }
 
 /// Maps a read error to how the session ends (and the close code to send, if any).

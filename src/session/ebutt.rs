@@ -16,13 +16,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{close, feed, flush, read_error, End};
+use super::{close, close_publisher, feed, flush, read_error, End};
 use crate::channel::Channel;
 use crate::formats::ebutt;
 use crate::hub::Hub;
 use crate::limiter::TokenBucket;
 use crate::metrics::Refused;
-use crate::protocol::{ErrorCode, Frame, Refusal, ServerMsg, CLOSE_GOING_AWAY, CLOSE_IDLE};
+use crate::protocol::{ErrorCode, Frame, Refusal, ServerMsg};
 
 /// Runs an EBU-TT Live publisher until the client leaves or the server shuts down.
 pub async fn run<S>(
@@ -38,11 +38,7 @@ where
         Ok(end) | Err(end) => end,
     };
     let _ = flush(&mut ws, hub.limits.write_timeout()).await;
-    match end {
-        End::Shutdown => close(&mut ws, CLOSE_GOING_AWAY, "server restarting; reconnect").await,
-        End::Idle => close(&mut ws, CLOSE_IDLE, "idle: no pong").await,
-        _ => {}
-    }
+    close_publisher(&mut ws, end).await;
     end
 }
 

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{close, feed, flush, read_error, End};
+use super::{close, close_publisher, feed, flush, read_error, End};
 use crate::channel::Channel;
 use crate::channel::{Backlog, Subscription};
 use crate::hub::Hub;
@@ -25,9 +25,7 @@ use crate::ingest::Publisher;
 use crate::ingest::{self, Admitted};
 use crate::limiter::TokenBucket;
 use crate::metrics::Refused;
-use crate::protocol::{
-    parse_client, ClientMsg, ErrorCode, Frame, Refusal, ServerMsg, CLOSE_GOING_AWAY, CLOSE_IDLE,
-};
+use crate::protocol::{parse_client, ClientMsg, ErrorCode, Frame, Refusal, ServerMsg};
 use crate::store::{Ack, Append};
 
 type AckResult = Result<Ack, Refusal>;
@@ -91,11 +89,7 @@ where
         }
     }
     let _ = flush(&mut ws, timeout).await;
-    match end {
-        End::Shutdown => close(&mut ws, CLOSE_GOING_AWAY, "server restarting; reconnect").await,
-        End::Idle => close(&mut ws, CLOSE_IDLE, "idle: no pong").await,
-        _ => {}
-    }
+    close_publisher(&mut ws, end).await;
     end
 }
 
