@@ -139,6 +139,8 @@ impl Hub {
         };
         let formats = crate::ingest::formats::FormatStreams::default();
         formats.restore(store.format_states()?);
+        let ebutt = crate::ingest::ebutt::EbuttStreams::default();
+        ebutt.restore(store.ebutt_states()?);
         Ok(Hub {
             limits: config.limits.clone(),
             store,
@@ -150,7 +152,7 @@ impl Hub {
             access_codes,
             generated_tokens: generated,
             formats,
-            ebutt: Default::default(),
+            ebutt,
             forwarders: crate::forward::from_config(config),
             cluster: Default::default(),
         })

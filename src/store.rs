@@ -99,6 +99,30 @@ pub struct FormatState {
     pub reply: String,
 }
 
+/// Where an EBU-TT Live sequence on a channel stands (see `crate::ingest::ebutt`); `screen`
+/// and `finals` are that module's JSON, opaque here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EbuttState {
+    pub event: String,
+    pub channel: String,
+    /// `ebuttp:sequenceIdentifier`.
+    pub ident: String,
+    pub last_seq: u64,
+    pub epoch: i64,
+    pub screen: String,
+    pub finals: String,
+    /// When it was saved (Unix ms): the newest `keep` sequences of a channel are kept.
+    pub saved_ms: i64,
+    pub keep: usize,
+}
+
+/// A caption stream state to save.
+#[derive(Debug, Clone)]
+pub enum Saved {
+    Format(FormatState),
+    Ebutt(EbuttState),
+}
+
 /// A booth publisher correcting a line.
 #[derive(Debug, Clone)]
 pub struct Editor {
@@ -191,6 +215,17 @@ CREATE TABLE IF NOT EXISTS format_state (
     line TEXT NOT NULL,
     reply TEXT NOT NULL,
     PRIMARY KEY (event, channel, format)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ebutt_state (
+    event TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    ident TEXT NOT NULL,
+    last_seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    screen TEXT NOT NULL,
+    finals TEXT NOT NULL,
+    saved_ms INTEGER NOT NULL,
+    PRIMARY KEY (event, channel, ident)
 ) WITHOUT ROWID;
 ";
 
@@ -325,11 +360,10 @@ impl Store {
         rx.await.unwrap_or_else(|_| Err(Refusal::shutting_down()))
     }
 
-    /// Saves a caption format's stream state, durably, in order after everything submitted
-    /// before it.
-    pub async fn save_format_state(&self, state: FormatState) -> Result<(), Refusal> {
+    /// Saves a caption stream's state, durably, in order after everything submitted before it.
+    pub async fn save(&self, state: Saved) -> Result<(), Refusal> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Msg::SaveFormat(state, reply)).await.is_err() {
+        if self.tx.send(Msg::Save(state, reply)).await.is_err() {
             return Err(Refusal::shutting_down());
         }
         rx.await.unwrap_or_else(|_| Err(Refusal::shutting_down()))
@@ -350,6 +384,30 @@ impl Store {
                     epoch: r.get(4)?,
                     line: r.get(5)?,
                     reply: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Every saved EBU-TT Live sequence state, oldest save first (read once at startup).
+    pub fn ebutt_states(&self) -> Result<Vec<EbuttState>, StoreError> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare(
+                "SELECT event, channel, ident, last_seq, epoch, screen, finals, saved_ms
+                 FROM ebutt_state ORDER BY saved_ms",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(EbuttState {
+                    event: r.get(0)?,
+                    channel: r.get(1)?,
+                    ident: r.get(2)?,
+                    last_seq: r.get::<_, i64>(3)? as u64,
+                    epoch: r.get(4)?,
+                    screen: r.get(5)?,
+                    finals: r.get(6)?,
+                    saved_ms: r.get(7)?,
+                    keep: 0,
                 })
             })?;
             rows.collect()

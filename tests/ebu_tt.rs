@@ -394,3 +394,48 @@ async fn the_toolkit_url_shape_and_the_booth_rules() {
         ("line".into(), "It only took me six days.".into())
     );
 }
+
+/// A sequence survives `kill -9`: the producer's resend of its last document after the
+/// restart is acked as duplicates (nothing stored twice) and its next document goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_after_kill_9_does_not_duplicate_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = |addr: std::net::SocketAddr| {
+        format!(
+            "ws://{addr}{}?token={}",
+            TestServer::channel_path("en", "ebu-tt/publish"),
+            token("en")
+        )
+    };
+    let mut bin = BinServer::start(tmp.path()).await;
+    let mut p = producer(&url(bin.addr)).await;
+    send(&mut p, &doc("live-1", 1, &["First row.<tt:br/>Second"])).await;
+    let (seq1, _) = ack(&mut p).await;
+    let last = doc("live-1", 2, &["Second row.<tt:br/>Third"]);
+    send(&mut p, &last).await;
+    let (seq2, second) = ack(&mut p).await;
+    assert_eq!((seq1, seq2), (1, 2));
+    bin.kill9().await;
+
+    let bin = BinServer::start(tmp.path()).await;
+    let mut p = producer(&url(bin.addr)).await;
+    // The producer did not know what arrived and sends its last document again.
+    send(&mut p, &last).await;
+    let (seq, again) = ack(&mut p).await;
+    assert_eq!(seq, 2, "acked with the seq it was stored under");
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["id"], second["id"]);
+    send(&mut p, &doc("live-1", 3, &["Third row.", "Fourth"])).await;
+    let (seq, _) = ack(&mut p).await;
+    assert_eq!(seq, 3);
+
+    let db = open_db(tmp.path());
+    let lines: Vec<String> = db
+        .prepare("SELECT text FROM events WHERE channel = 'en' AND kind = 'line' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(lines, ["First row.", "Second row.", "Third row."]);
+}

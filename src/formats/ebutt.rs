@@ -419,7 +419,7 @@ pub struct Shown {
 /// subtitles replaced by the next one. Rows, not `xml:id`s, identify lines because producers
 /// do not keep ids stable: some number every document afresh, others reuse one id for every
 /// subtitle.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Screen {
     /// Rows of the last document that are committed (all but its last).
     committed: Vec<String>,

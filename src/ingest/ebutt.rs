@@ -6,11 +6,14 @@
 //! `not_on_air` while an interpreter is on air, and a reconnect never waits for its own stale
 //! connection to leave the booth.
 //!
-//! A sequence (`ebuttp:sequenceIdentifier`) is remembered per channel across connections
-//! while the server runs, so a producer that reconnects and sends its last document again is
+//! A sequence (`ebuttp:sequenceIdentifier`) is remembered per channel across connections,
+//! so a producer that reconnects and sends its last document again is
 //! answered with the acks of that document's lines (the store recognises their client ids,
 //! derived from the sequence, its run, the `sequenceNumber`, the position and the text) and
 //! nothing is stored twice. At most [`SEQUENCES_PER_CHANNEL`] sequences are kept per channel.
+//! Each sequence's state (last `sequenceNumber`, run, screen, last document's lines) is saved
+//! in the store after its lines are stored and restored at startup, so the same holds across
+//! a restart (even `kill -9`): the producer's resend after it reconnects stores nothing twice.
 //!
 //! **Invariant:** the map guard is only held while the document is applied to the state,
 //! never across an `.await`.
@@ -26,7 +29,7 @@ use crate::formats::ebutt::{Document, Screen};
 use crate::formats::text_hash;
 use crate::hub::Hub;
 use crate::protocol::{ClientMsg, ErrorCode, Refusal};
-use crate::store::Ack;
+use crate::store::{Ack, EbuttState, Saved};
 
 /// Sequences remembered per channel; beyond, the least recently used one is forgotten.
 pub const SEQUENCES_PER_CHANNEL: usize = 8;
@@ -82,6 +85,28 @@ fn key(ch: &Channel) -> String {
 }
 
 impl EbuttStreams {
+    /// Restores the saved sequences (at startup, before any document), oldest save first.
+    pub fn restore(&self, states: Vec<EbuttState>) {
+        for st in states {
+            let (Ok(screen), Ok(finals)) = (
+                serde_json::from_str::<Screen>(&st.screen),
+                serde_json::from_str::<Vec<(String, String)>>(&st.finals),
+            ) else {
+                tracing::warn!(sequence = %st.ident, "unreadable saved EBU-TT Live state; the sequence starts afresh");
+                continue;
+            };
+            let mut seqs = self
+                .channels
+                .entry(format!("{}/{}", st.event, st.channel))
+                .or_default();
+            let s = sequence(&mut seqs, &st.ident);
+            s.last = st.last_seq;
+            s.epoch = st.epoch;
+            s.screen = screen;
+            s.finals = finals;
+        }
+    }
+
     /// Applies one document and waits until its lines are stored.
     /// Refused as a whole (nothing applied) when its `sequenceNumber` is older than the last
     /// accepted one of its sequence; 1 starts the sequence over (a restarted producer).
@@ -91,7 +116,7 @@ impl EbuttStreams {
         ch: &Arc<Channel>,
         doc: &Document,
     ) -> Result<Applied, Refusal> {
-        let (finals, partial, resend) = {
+        let (finals, partial, resend, state) = {
             let mut seqs = self.channels.entry(key(ch)).or_default();
             let s = sequence(&mut seqs, &doc.sequence_identifier);
             let n = doc.sequence_number;
@@ -99,7 +124,7 @@ impl EbuttStreams {
                 .partial_refused
                 .then(|| s.screen.in_progress().to_string());
             if n == s.last {
-                (s.finals.clone(), refused, true)
+                (s.finals.clone(), refused, true, None)
             } else if n < s.last && n != 1 {
                 return Err(Refusal::new(
                     ErrorCode::SeqOutOfOrder,
@@ -125,7 +150,18 @@ impl EbuttStreams {
                     .collect();
                 s.last = n;
                 s.finals.clone_from(&finals);
-                (finals, shown.partial.or(refused), false)
+                let state = EbuttState {
+                    event: ch.info.event.clone(),
+                    channel: ch.info.id.clone(),
+                    ident: s.ident.clone(),
+                    last_seq: n,
+                    epoch: s.epoch,
+                    screen: serde_json::to_string(&s.screen).expect("a screen serialises"),
+                    finals: serde_json::to_string(&finals).expect("lines serialise"),
+                    saved_ms: now_ms(),
+                    keep: SEQUENCES_PER_CHANNEL,
+                };
+                (finals, shown.partial.or(refused), false, Some(state))
             }
         };
         let committed = !finals.is_empty();
@@ -164,6 +200,13 @@ impl EbuttStreams {
                 if let Some(s) = seqs.iter_mut().find(|s| s.ident == doc.sequence_identifier) {
                     s.partial_refused = refused.is_some();
                 }
+            }
+        }
+        if let Some(state) = state {
+            // Not saved (storage unavailable): a restart finds the sequence one document
+            // behind, and that document, sent again, is applied again with the same ids.
+            if let Err(r) = hub.store.save(Saved::Ebutt(state)).await {
+                tracing::warn!(error = %r.message, "saving the EBU-TT Live sequence state failed");
             }
         }
         Ok(Applied {

@@ -30,7 +30,7 @@ use crate::formats::youtube::Cue;
 use crate::formats::{check_seq, client_id, timestamp, Format, FormatError, SeqCheck};
 use crate::hub::Hub;
 use crate::protocol::{ClientMsg, Refusal};
-use crate::store::{Ack, FormatState};
+use crate::store::{Ack, FormatState, Saved};
 
 /// One format's stream on one channel.
 #[derive(Debug, Default)]
@@ -214,7 +214,7 @@ impl FormatStreams {
             admit(hub, ch, ClientMsg::Partial { text }).await?;
         }
         if let Some(state) = state {
-            hub.store.save_format_state(state).await?;
+            hub.store.save(Saved::Format(state)).await?;
         }
         Ok(Posted { reply, retry, acks })
     }

@@ -1,8 +1,8 @@
 //! The writer thread: the single-node sequencer. It takes everything queued (plus an optional
 //! `commit_delay`), assigns each event its channel's next seq inside one transaction, commits,
 //! and only then makes the events visible ([`Channel::commit`]) and acknowledges them. Caption
-//! format states ([`FormatState`]) queued in the same batch are written in the same
-//! transaction, after the events queued before them.
+//! stream states ([`Saved`]: HTTP caption formats, EBU-TT Live sequences) queued in the same
+//! batch are written in the same transaction, after the events queued before them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    check_edit, Ack, Append, FormatState, Request, MAX_BATCH, PAGE_LIMIT_LIFT, PAGE_LIMIT_UNCHANGED,
+    check_edit, Ack, Append, Request, Saved, MAX_BATCH, PAGE_LIMIT_LIFT, PAGE_LIMIT_UNCHANGED,
 };
 use crate::channel::Channel;
 use crate::event::{Kind, Record};
@@ -23,8 +23,8 @@ use crate::protocol::{ErrorCode, Refusal};
 /// What the writer thread is asked to do.
 pub(super) enum Msg {
     Append(Request),
-    /// Save a caption format's stream state; answered once it is durable.
-    SaveFormat(FormatState, oneshot::Sender<Result<(), Refusal>>),
+    /// Save a caption stream's state; answered once it is durable.
+    Save(Saved, oneshot::Sender<Result<(), Refusal>>),
     Shutdown,
 }
 
@@ -32,7 +32,7 @@ pub(super) enum Msg {
 #[derive(Default)]
 struct Batch {
     events: Vec<Request>,
-    states: Vec<(FormatState, oneshot::Sender<Result<(), Refusal>>)>,
+    states: Vec<(Saved, oneshot::Sender<Result<(), Refusal>>)>,
 }
 
 impl Batch {
@@ -44,7 +44,7 @@ impl Batch {
     fn take(&mut self, msg: Msg) -> bool {
         match msg {
             Msg::Append(r) => self.events.push(r),
-            Msg::SaveFormat(s, reply) => self.states.push((s, reply)),
+            Msg::Save(s, reply) => self.states.push((s, reply)),
             Msg::Shutdown => return false,
         }
         true
@@ -105,7 +105,7 @@ impl Writer {
                 Msg::Append(r) => {
                     let _ = r.reply.send(Err(Refusal::shutting_down()));
                 }
-                Msg::SaveFormat(_, reply) => {
+                Msg::Save(_, reply) => {
                     let _ = reply.send(Err(Refusal::shutting_down()));
                 }
                 Msg::Shutdown => {}
@@ -180,7 +180,7 @@ impl Writer {
     fn write(
         &mut self,
         batch: &[Request],
-        states: &[(FormatState, oneshot::Sender<Result<(), Refusal>>)],
+        states: &[(Saved, oneshot::Sender<Result<(), Refusal>>)],
     ) -> rusqlite::Result<Vec<Outcome>> {
         let tx = self.conn.transaction()?;
         let mut next: HashMap<*const Channel, (u64, i64)> = HashMap::new();
@@ -294,16 +294,48 @@ impl Writer {
                  WHERE excluded.epoch > format_state.epoch
                     OR (excluded.epoch = format_state.epoch AND excluded.last_seq >= format_state.last_seq)",
             )?;
-            for (s, _) in states {
-                save.execute(params![
-                    s.event,
-                    s.channel,
-                    s.format,
-                    s.last_seq as i64,
-                    s.epoch,
-                    s.line,
-                    s.reply
-                ])?;
+            let mut save_seq = tx.prepare_cached(
+                "INSERT INTO ebutt_state (event, channel, ident, last_seq, epoch, screen, finals, saved_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (event, channel, ident) DO UPDATE SET
+                    last_seq = excluded.last_seq, epoch = excluded.epoch, screen = excluded.screen,
+                    finals = excluded.finals, saved_ms = excluded.saved_ms
+                 WHERE excluded.epoch > ebutt_state.epoch
+                    OR (excluded.epoch = ebutt_state.epoch AND excluded.last_seq >= ebutt_state.last_seq)",
+            )?;
+            // The sequences a channel remembers in memory, and no more, survive a restart.
+            let mut prune = tx.prepare_cached(
+                "DELETE FROM ebutt_state WHERE event = ?1 AND channel = ?2 AND ident NOT IN
+                 (SELECT ident FROM ebutt_state WHERE event = ?1 AND channel = ?2
+                  ORDER BY saved_ms DESC LIMIT ?3)",
+            )?;
+            for (state, _) in states {
+                match state {
+                    Saved::Format(s) => {
+                        save.execute(params![
+                            s.event,
+                            s.channel,
+                            s.format,
+                            s.last_seq as i64,
+                            s.epoch,
+                            s.line,
+                            s.reply
+                        ])?;
+                    }
+                    Saved::Ebutt(s) => {
+                        save_seq.execute(params![
+                            s.event,
+                            s.channel,
+                            s.ident,
+                            s.last_seq as i64,
+                            s.epoch,
+                            s.screen,
+                            s.finals,
+                            s.saved_ms
+                        ])?;
+                        prune.execute(params![s.event, s.channel, s.keep as i64])?;
+                    }
+                }
             }
         }
         tx.commit()?;
