@@ -80,6 +80,8 @@ pub struct Channel {
     partial: watch::Sender<Frame>,
     status: watch::Sender<Frame>,
     listeners: AtomicU64,
+    /// Cluster mode: this channel's listeners on the other nodes (see `cluster::audience`).
+    remote_listeners: AtomicU64,
     publishers: AtomicU64,
     history_cap: usize,
     /// Caught-up listeners the fan-out task writes to directly (see `session::direct`).
@@ -163,6 +165,7 @@ impl Channel {
             partial,
             status,
             listeners: AtomicU64::new(0),
+            remote_listeners: AtomicU64::new(0),
             publishers: AtomicU64::new(0),
             history_cap,
             fanout: Default::default(),
@@ -241,7 +244,7 @@ impl Channel {
                 self.booth.observe_line(
                     &record.lang,
                     record.expected_lang.is_some(),
-                    self.listeners(),
+                    self.audience(),
                 );
             }
         } else if record.kind == Kind::Edit {

@@ -87,7 +87,7 @@ pub async fn admit_from(
     from: Option<Publisher<'_>>,
 ) -> Result<Admitted, Refusal> {
     let max = hub.limits.max_caption_chars;
-    let listeners = channel.listeners();
+    let listeners = channel.audience();
     // Partials and finals need the air: a booth publisher takes an idle channel by speaking.
     let on_air = |channel: &Channel| -> Result<Option<Handover>, Refusal> {
         match from {

@@ -683,3 +683,62 @@ async fn simultaneous_joins_on_two_nodes_leave_exactly_one_on_air() {
     assert_eq!(standby.recv_event().await["code"], "not_on_air");
     assert_eq!(on_air.final_line("Only me.", None).await["type"], "ack");
 }
+
+/// Every node shows the channel's whole audience: listeners on the other nodes count in the
+/// status frames and on the dashboard, and drop out when they leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_counts_the_listeners_of_every_node() {
+    let Some(nats) = Nats::start().await else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1").await, node(&nats, "n2").await);
+    let mut here = n1.listen("en", None).await;
+    let there: Vec<WsClient> =
+        futures_util::future::join_all((0..3).map(|_| n2.listen("en", None))).await;
+    let audience = |s: &TestServer| {
+        s.server()
+            .hub()
+            .channel(EVENT, "en")
+            .unwrap()
+            .status()
+            .listeners
+    };
+    poll_until("n1 to count n2's listeners", || async {
+        (audience(&n1) == 4).then_some(())
+    })
+    .await;
+    poll_until("n2 to count n1's listener", || async {
+        (audience(&n2) == 4).then_some(())
+    })
+    .await;
+    // A listener sees the whole audience in its status frames.
+    loop {
+        let v = here.recv().await;
+        if v["type"] == "status" && v["listeners"] == 4 {
+            break;
+        }
+    }
+    // The dashboard of n1 too.
+    let admin = reqwest::Client::new()
+        .get(n1.http("/v1/admin/channels"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let en = admin["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "en")
+        .unwrap()
+        .clone();
+    assert_eq!(en["listeners"], 4, "{en}");
+    drop(there);
+    poll_until("n1 to see n2's listeners leave", || async {
+        (audience(&n1) == 1).then_some(())
+    })
+    .await;
+}

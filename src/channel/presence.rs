@@ -32,7 +32,7 @@ impl Channel {
         name: &str,
     ) -> (CountGuard, Option<crate::booth::Handover>) {
         self.publishers.fetch_add(1, Ordering::Relaxed);
-        let (id, handover) = self.booth.join(name, self.listeners());
+        let (id, handover) = self.booth.join(name, self.audience());
         self.refresh_status();
         (
             CountGuard {
@@ -43,8 +43,20 @@ impl Channel {
         )
     }
 
+    /// Listeners connected to this node.
     pub fn listeners(&self) -> u64 {
         self.listeners.load(Ordering::Relaxed)
+    }
+
+    /// Listeners of the channel on every node: this node's plus, in cluster mode, what the
+    /// other nodes last reported. What status frames, booths and the dashboard show.
+    pub fn audience(&self) -> u64 {
+        self.listeners() + self.remote_listeners.load(Ordering::Relaxed)
+    }
+
+    /// Cluster mode: sets the other nodes' listener count; whether it changed.
+    pub fn set_remote_listeners(&self, n: u64) -> bool {
+        self.remote_listeners.swap(n, Ordering::Relaxed) != n
     }
 
     pub fn publishers(&self) -> u64 {
@@ -54,7 +66,7 @@ impl Channel {
     /// The current status.
     pub fn status(&self) -> Status {
         Status {
-            listeners: self.listeners(),
+            listeners: self.audience(),
             publishers: self.publishers(),
             on_air: self.booth.any_on_air(),
         }
@@ -63,7 +75,7 @@ impl Channel {
     /// Publishes a status frame if it changed since the last one. Called on on-air changes
     /// and by the periodic status ticker, so a thousand joins make one message, not a thousand.
     pub fn refresh_status(&self) {
-        self.booth.refresh(self.listeners());
+        self.booth.refresh(self.audience());
         let now = self.status();
         let mut st = self.state();
         if st.last_status != now {
@@ -97,7 +109,7 @@ impl Drop for CountGuard {
     fn drop(&mut self) {
         if let Some(id) = self.publisher {
             self.channel.publishers.fetch_sub(1, Ordering::Relaxed);
-            self.channel.booth.leave(id, self.channel.listeners());
+            self.channel.booth.leave(id, self.channel.audience());
             self.channel.refresh_status();
         } else {
             self.channel.listeners.fetch_sub(1, Ordering::Relaxed);

@@ -37,7 +37,7 @@ pub(super) fn shared_of(r: &BoothRecord) -> SharedBooth {
 fn mirror(link: &Link, record: &BoothRecord) {
     link.channel
         .booth
-        .mirror(&shared_of(record), link.channel.listeners());
+        .mirror(&shared_of(record), link.channel.audience());
     link.channel.refresh_status();
 }
 

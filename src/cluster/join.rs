@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{applier, booth, sequencer};
+use super::{applier, audience, booth, sequencer};
 use super::{Applied, ClusterConfig, ClusterError, Link, Node, Stats, NATS_TIMEOUT};
 use crate::config::{Config, SyncMode};
 use crate::hub::Hub;
@@ -168,7 +168,7 @@ impl Joining {
             let entry = booth::fetch(&self.booth_kv, &key)
                 .await
                 .map_err(|e| js_err(format!("booth bucket {}", cfg.booth_bucket))(&e))?;
-            ch.booth.mirror(&booth::shared_of(&entry.1), ch.listeners());
+            ch.booth.mirror(&booth::shared_of(&entry.1), ch.audience());
             let (queue, rx) = mpsc::channel(CHANNEL_QUEUE);
             let link = Arc::new(Link {
                 subject: format!("{}.ev.{event}.{id}", cfg.subject_prefix),
@@ -188,6 +188,11 @@ impl Joining {
             .subscribe(format!("{}.partial.>", cfg.subject_prefix))
             .await
             .map_err(|e| js_err("subscribing to partials")(&e))?;
+        let audiences = self
+            .client
+            .subscribe(format!("{}.audience.*", cfg.subject_prefix))
+            .await
+            .map_err(|e| js_err("subscribing to listener counts")(&e))?;
         let node = Arc::new(Node {
             id: self.id,
             client: self.client,
@@ -232,6 +237,7 @@ impl Joining {
         }
         t.spawn(applier::run(node.clone(), cursor));
         t.spawn(applier::partials(node.clone(), partials));
+        t.spawn(audience::run(node.clone(), audiences));
         t.spawn(booth::watch(node.clone()));
         t.spawn(booth::heartbeat(node.clone(), hub.clone()));
         node.catch_up().await;

@@ -14,6 +14,8 @@
 //!   into the local store and [`Channel::commit`]; relays partials over core NATS.
 //! - [`booth`]: the on-air state in a key-value bucket (revision compare-and-set), node
 //!   presence with a TTL so a dead node's publisher goes off air.
+//! - [`audience`]: every node's listener counts over core NATS, so every node shows the
+//!   channel's whole audience.
 //! - [`join`]: connecting to NATS, the stream and buckets, and starting a node's tasks.
 //! - [`wire`]: what nodes send each other.
 //!
@@ -22,6 +24,7 @@
 //! See docs/cluster.md for the design and what "stored" means here.
 
 mod applier;
+mod audience;
 mod booth;
 mod config;
 mod join;

@@ -133,3 +133,11 @@ mod tests {
         assert_eq!(back.events[0].pgen, Some(4));
     }
 }
+
+/// A node's listeners per channel (`{prefix}.audience.{node}`, core NATS, every few seconds).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Audience {
+    pub node: String,
+    /// `(booth key "{event}.{channel}", listeners on that node)`, channels with listeners only.
+    pub channels: Vec<(String, u64)>,
+}
