@@ -77,6 +77,8 @@ struct State {
     /// Cluster mode: the on-air publisher and the requester when they are connected to
     /// another node (see [`Booth::mirror`]).
     remote: Vec<Member>,
+    /// Cluster mode: the feedback the other nodes' listeners gave over the last minute.
+    remote_feedback: FeedbackCounts,
 }
 
 /// The booth of one channel.
@@ -326,9 +328,23 @@ impl Booth {
         slot.1[kind as usize] += 1;
     }
 
-    /// Feedback counts over the last minute.
+    /// Feedback counts over the last minute, from every node.
     pub fn feedback_counts(&self) -> FeedbackCounts {
+        total(&self.state(), self.now_sec())
+    }
+
+    /// Feedback counts over the last minute from this node's listeners only (what a cluster
+    /// node reports to the others).
+    pub fn local_feedback_counts(&self) -> FeedbackCounts {
         counts(&self.state(), self.now_sec())
+    }
+
+    /// Cluster mode: sets the other nodes' feedback over the last minute; whether it changed.
+    pub fn set_remote_feedback(&self, c: FeedbackCounts) -> bool {
+        let mut st = self.state();
+        let changed = st.remote_feedback != c;
+        st.remote_feedback = c;
+        changed
     }
 
     /// Updates the mismatch streak with a committed line; returns true if the alert changed.
@@ -366,7 +382,7 @@ impl Booth {
             on_air: st.on_air.as_ref().map(|o| (o.id, o.name.clone())),
             publishers: st.members.len(),
             request: st.request,
-            feedback: counts(&st, self.now_sec()),
+            feedback: total(&st, self.now_sec()),
             language_alert: st.language_alert.clone(),
         }
     }
@@ -400,7 +416,7 @@ fn booth_frame(st: &State, now: u64, listeners: u64) -> Frame {
     }
     let partners = || st.members.iter().chain(&st.remote);
     BoothMsg {
-        feedback: counts(st, now),
+        feedback: total(st, now),
         language_alert: st.language_alert.as_deref(),
         listeners,
         on_air: st.on_air.as_ref().map(|o| BoothMember {
@@ -414,6 +430,17 @@ fn booth_frame(st: &State, now: u64, listeners: u64) -> Frame {
         kind: MsgType::Booth,
     }
     .to_frame()
+}
+
+/// This node's feedback plus the other nodes'.
+fn total(st: &State, now: u64) -> FeedbackCounts {
+    let local = counts(st, now);
+    let remote = st.remote_feedback;
+    FeedbackCounts {
+        slower: local.slower + remote.slower,
+        unclear: local.unclear + remote.unclear,
+        lost: local.lost + remote.lost,
+    }
 }
 
 fn counts(st: &State, now: u64) -> FeedbackCounts {

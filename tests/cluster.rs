@@ -685,9 +685,10 @@ async fn simultaneous_joins_on_two_nodes_leave_exactly_one_on_air() {
 }
 
 /// Every node shows the channel's whole audience: listeners on the other nodes count in the
-/// status frames and on the dashboard, and drop out when they leave.
+/// status frames and on the dashboard, their feedback reaches every booth, and they drop out
+/// when they leave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_node_counts_the_listeners_of_every_node() {
+async fn every_node_counts_the_listeners_and_feedback_of_every_node() {
     let Some(nats) = Nats::start().await else {
         return;
     };
@@ -736,6 +737,24 @@ async fn every_node_counts_the_listeners_of_every_node() {
         .unwrap()
         .clone();
     assert_eq!(en["listeners"], 4, "{en}");
+    // Feedback from a listener on n2 reaches n1's booth and dashboard.
+    let mut there = there;
+    there[0]
+        .send_json(json!({"type": "feedback", "kind": "slower"}))
+        .await;
+    let booth = |s: &TestServer| {
+        s.server()
+            .hub()
+            .channel(EVENT, "en")
+            .unwrap()
+            .booth
+            .feedback_counts()
+    };
+    poll_until("n1 to count n2's feedback", || async {
+        (booth(&n1).slower == 1).then_some(())
+    })
+    .await;
+    assert_eq!(booth(&n2).slower, 1, "counted once on its own node");
     drop(there);
     poll_until("n1 to see n2's listeners leave", || async {
         (audience(&n1) == 1).then_some(())

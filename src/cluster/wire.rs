@@ -134,10 +134,22 @@ mod tests {
     }
 }
 
-/// A node's listeners per channel (`{prefix}.audience.{node}`, core NATS, every few seconds).
+/// A node's listeners and their feedback per channel (`{prefix}.audience.{node}`, core NATS,
+/// every few seconds).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Audience {
     pub node: String,
-    /// `(booth key "{event}.{channel}", listeners on that node)`, channels with listeners only.
-    pub channels: Vec<(String, u64)>,
+    /// Channels with listeners or feedback on that node.
+    pub channels: Vec<ChannelAudience>,
+}
+
+/// One channel's audience on one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAudience {
+    /// The booth key, `{event}.{channel}`.
+    pub key: String,
+    pub listeners: u64,
+    /// Feedback over the last minute: `[slower, unclear, lost]`.
+    #[serde(default)]
+    pub feedback: [u32; 3],
 }
