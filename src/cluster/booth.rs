@@ -21,7 +21,7 @@ use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 
 use super::wire::{BoothRecord, Holder};
-use super::{Link, Node};
+use super::{Link, Node, NATS_TIMEOUT};
 use crate::booth::SharedBooth;
 
 /// The booth's shared part as the local booth understands it.
@@ -60,6 +60,31 @@ pub(super) async fn fetch(kv: &kv::Store, key: &str) -> Result<(u64, BoothRecord
 pub(super) async fn announce(node: &Node) -> Result<u64, kv::PutError> {
     let value = serde_json::json!({"boot": node.boot}).to_string();
     node.nodes_kv.put(&node.id, value.into()).await
+}
+
+impl Node {
+    /// A forwarder's position as the cluster last saw it, if any: `fwd={name}` in the booth
+    /// bucket, which does not expire (no channel key has a `=`).
+    pub async fn forward_position(&self, name: &str) -> Option<String> {
+        let get = self.booth_kv.get(format!("fwd={name}"));
+        match tokio::time::timeout(NATS_TIMEOUT, get).await {
+            Ok(Ok(Some(v))) => String::from_utf8(v.to_vec()).ok(),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the forwarder position from the cluster");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Saves a forwarder's position in the cluster, for the next holder of the lease.
+    pub async fn save_forward_position(&self, name: &str, value: String) {
+        let put = self.booth_kv.put(format!("fwd={name}"), value.into());
+        if !matches!(tokio::time::timeout(NATS_TIMEOUT, put).await, Ok(Ok(_))) {
+            tracing::warn!("cannot save the forwarder position in the cluster");
+        }
+    }
 }
 
 /// The nodes-bucket key of the forwarding lease (node ids cannot contain a dot).

@@ -1,6 +1,8 @@
 //! A forwarder's saved position (channel seq handled, remote seq) in `storage.dir/forward/`,
 //! one small file per forwarder and URL: a restart resumes where it stopped, a new URL (a new
-//! meeting or stream) starts from the lines committed from then on.
+//! meeting or stream) starts from the lines committed from then on. In cluster mode the
+//! position is also kept in the cluster's booth bucket, so the node that takes over the
+//! forwarding lease continues where the last holder stopped (the furthest of the two wins).
 
 use std::path::PathBuf;
 
@@ -24,22 +26,25 @@ fn fnv64(s: &str) -> u64 {
     })
 }
 
-/// The file of a forwarder's position (`None` if the store has no directory).
-pub(super) fn state_path(hub: &Hub, f: &Forwarder) -> Option<PathBuf> {
-    let dir = hub.store.path().parent()?.join(STATE_DIR);
-    Some(dir.join(format!(
-        "{}-{}-{}-{}-{:016x}.pos",
+/// A forwarder's name: its event, channel, index, kind and URL (hashed).
+fn name(f: &Forwarder) -> String {
+    format!(
+        "{}-{}-{}-{}-{:016x}",
         f.event,
         f.channel,
         f.index,
         f.kind.as_str(),
         fnv64(&f.url)
-    )))
+    )
 }
 
-/// The saved position, if any.
-pub(super) async fn load_position(path: &Option<PathBuf>) -> Option<Position> {
-    let text = tokio::fs::read_to_string(path.as_ref()?).await.ok()?;
+/// The file of a forwarder's position (`None` if the store has no directory).
+pub(super) fn state_path(hub: &Hub, f: &Forwarder) -> Option<PathBuf> {
+    let dir = hub.store.path().parent()?.join(STATE_DIR);
+    Some(dir.join(format!("{}.pos", name(f))))
+}
+
+fn parse(text: &str) -> Option<Position> {
     let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
     Some(Position {
         cursor: it.next()??,
@@ -47,15 +52,46 @@ pub(super) async fn load_position(path: &Option<PathBuf>) -> Option<Position> {
     })
 }
 
-/// Saves the position (write, then rename: a crash leaves the old or the new one).
-pub(super) async fn save_position(path: &Option<PathBuf>, p: Position) {
+fn format(p: Position) -> String {
+    format!("{} {}\n", p.cursor, p.remote_seq)
+}
+
+/// The saved position, if any: the file's, or in cluster mode the cluster's if it is further.
+pub(super) async fn load_position(
+    hub: &Hub,
+    f: &Forwarder,
+    path: &Option<PathBuf>,
+) -> Option<Position> {
+    let local = match path {
+        Some(path) => tokio::fs::read_to_string(path)
+            .await
+            .ok()
+            .and_then(|t| parse(&t)),
+        None => None,
+    };
+    let shared = match hub.cluster.get() {
+        Some(node) => node
+            .forward_position(&name(f))
+            .await
+            .and_then(|t| parse(&t)),
+        None => None,
+    };
+    local.into_iter().chain(shared).max_by_key(|p| p.cursor)
+}
+
+/// Saves the position (write, then rename: a crash leaves the old or the new one), and in
+/// cluster mode in the cluster too.
+pub(super) async fn save_position(hub: &Hub, f: &Forwarder, path: &Option<PathBuf>, p: Position) {
+    if let Some(node) = hub.cluster.get() {
+        node.save_forward_position(&name(f), format(p)).await;
+    }
     let Some(path) = path else { return };
     let tmp = path.with_extension("tmp");
     let write = async {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
-        tokio::fs::write(&tmp, format!("{} {}\n", p.cursor, p.remote_seq)).await?;
+        tokio::fs::write(&tmp, format(p)).await?;
         tokio::fs::rename(&tmp, path).await
     };
     if let Err(e) = write.await {

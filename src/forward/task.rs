@@ -88,7 +88,7 @@ async fn forward(
     let sub = ch.subscribe(None, 0);
     let mut wake = sub.events;
     let path = state_path(&hub, &f);
-    let saved = load_position(&path).await;
+    let saved = load_position(&hub, &f, &path).await;
     let mut pos = match saved {
         // A saved cursor beyond the channel means the transcripts were wiped: start over.
         Some(p) if p.cursor <= sub.last_seq => p,
@@ -109,7 +109,7 @@ async fn forward(
     if saved != Some(pos) {
         // Saved before the first post: lines committed from now on survive a restart even if
         // the remote is down until then.
-        save_position(&path, pos).await;
+        save_position(&hub, &f, &path, pos).await;
     }
     f.stats.forwarded_seq.store(pos.cursor, Ordering::Relaxed);
     f.stats.remote_seq.store(pos.remote_seq, Ordering::Relaxed);
@@ -162,7 +162,7 @@ async fn forward(
                 }
                 pos.cursor = record.seq;
                 f.stats.forwarded_seq.store(pos.cursor, Ordering::Relaxed);
-                save_position(&path, pos).await;
+                save_position(&hub, &f, &path, pos).await;
             }
             continue;
         }
