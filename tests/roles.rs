@@ -137,3 +137,46 @@ async fn the_admin_api_needs_the_admin_token() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A booth console watches its channel as a monitor (`monitor=1` with the channel's publish
+/// token or the admin token): it gets the captions but is not counted among the listeners.
+/// Without such a token, asking to be a monitor is refused before the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitors_are_not_counted_and_need_a_token() {
+    let s = TestServer::start().await;
+    let path = TestServer::channel_path("en", "listen");
+    let _listener = s.listen("en", None).await;
+    let mut monitor = WsClient::connect(
+        &s.ws(&format!("{path}?monitor=1&token={}", token("en"))),
+        None,
+    )
+    .await;
+    let _admin_monitor = WsClient::connect(
+        &s.ws(&format!("{path}?monitor=1&token={ADMIN_TOKEN}")),
+        None,
+    )
+    .await;
+    let ch = s.server().hub().channel(EVENT, "en").unwrap();
+    assert_eq!(ch.listeners(), 1, "monitors are not listeners");
+    let mut p = s.publish("en").await;
+    p.final_line("Seen by the monitor.", None).await;
+    loop {
+        let v = monitor.recv_event().await;
+        if v["type"] == "line" {
+            assert_eq!(v["text"], "Seen by the monitor.");
+            break;
+        }
+    }
+    for q in [
+        "monitor=1",
+        "monitor=1&token=not-a-token",
+        &format!("monitor=1&token={}", token("zh")),
+    ] {
+        assert_eq!(
+            refused_handshake(&s.ws(&format!("{path}?{q}")), None).await,
+            403,
+            "{q}"
+        );
+    }
+    assert_eq!(ch.listeners(), 1);
+}

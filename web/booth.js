@@ -51,8 +51,10 @@ pub.onState = (state, delay) => {
   if (state === "live") resendPending();
   if (state === "reconnecting") checkToken();
 };
+// A monitor: with the token and monitor=1 this console is not counted among the listeners.
 const own = new Socket(
-  () => wsUrl(channelPath(event, me.channel, "listen") + (own.seenHello ? `?since=${own.lastSeq}` : "")),
+  () => wsUrl(`${channelPath(event, me.channel, "listen")}?monitor=1&token=${encodeURIComponent(me.token)}`
+    + (own.seenHello ? `&since=${own.lastSeq}` : "")),
   { onMessage: onOwnMessage },
 );
 own.lastSeq = 0;
@@ -243,8 +245,7 @@ function onPublisherMessage(m) {
       onAck(m);
       break;
     case "status":
-      // This console's own listener socket is one of them.
-      $("listeners").textContent = `${Math.max(0, m.listeners - (own.live ? 1 : 0))} listening`;
+      $("listeners").textContent = `${m.listeners} listening`;
       onAirNow = m.on_air;
       showOnAir();
       break;

@@ -229,6 +229,19 @@ async fn listen(
             )
         }
     };
+    // A monitor (the booth console watching its own channel) is not counted as a listener;
+    // only the channel's publishers and the admin may ask for that.
+    let monitor = q.get("monitor").is_some_and(|v| v == "1" || v == "true");
+    if monitor
+        && !token(req.headers(), &q)
+            .is_some_and(|t| app.hub.is_admin(t) || app.hub.may_publish(&event, &channel, t))
+    {
+        return api_error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::NotAllowed,
+            "monitor=1 is for the channel's publishers and the admin: add their token",
+        );
+    }
     let config = session::ws_config(&app.hub.limits, LISTENER_READ_BUFFER);
     let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());
     let write_timeout = app.hub.limits.write_timeout();
@@ -239,7 +252,7 @@ async fn listen(
         &app.tracker,
         move |ws| async move {
             hub.metrics.opened();
-            let end = session::listener::run(ws, hub.clone(), ch, since, shutdown).await;
+            let end = session::listener::run(ws, hub.clone(), ch, since, !monitor, shutdown).await;
             hub.metrics.closed();
             count_end(&hub, end);
             tracing::debug!(?end, "listener left");

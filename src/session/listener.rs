@@ -39,17 +39,19 @@ pub const FEEDBACK_INTERVAL: std::time::Duration = std::time::Duration::from_sec
 const STORE_PAGE: u64 = 500;
 
 /// Runs a listener until the client leaves, falls too far behind, or the server shuts down.
+/// `counted`: whether it counts as one of the channel's listeners (not a booth's monitor).
 pub async fn run<S>(
     mut ws: WebSocketStream<S>,
     hub: Arc<Hub>,
     ch: Arc<Channel>,
     since: Option<u64>,
+    counted: bool,
     shutdown: CancellationToken,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    let _count = ch.listener_guard();
+    let _count = counted.then(|| ch.listener_guard());
     // Plain-TCP sockets from our own accept loop can be written by the direct fan-out.
     let direct = (ws.get_ref() as &dyn Any)
         .downcast_ref::<WriteDeadline<Conn>>()
