@@ -437,9 +437,9 @@ fn total(st: &State, now: u64) -> FeedbackCounts {
     let local = counts(st, now);
     let remote = st.remote_feedback;
     FeedbackCounts {
-        slower: local.slower + remote.slower,
-        unclear: local.unclear + remote.unclear,
-        lost: local.lost + remote.lost,
+        slower: local.slower.saturating_add(remote.slower),
+        unclear: local.unclear.saturating_add(remote.unclear),
+        lost: local.lost.saturating_add(remote.lost),
     }
 }
 

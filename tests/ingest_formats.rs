@@ -407,3 +407,32 @@ async fn zoom_stream_state_survives_kill_9() {
         "nothing lost, nothing doubled, the line in progress went on"
     );
 }
+
+/// A post whose first attempt failed (disk full) and whose retry succeeded leaves the stream
+/// state saved: after a restart the next seq is accepted, not refused as a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_post_is_saved_for_the_next_restart() {
+    let mut s = TestServer::start().await;
+    let q = |seq: u64| format!("seq={seq}&lang=en-US&token={}", token("en"));
+    let (st, _) = post(&url(&s, "en", "zoom", &q(1)), "First.\n").await;
+    assert_eq!(st, 200);
+    // The disk fills up (a real SQLITE_FULL): a long line needs new pages.
+    let second = format!(
+        "Second: {}\n",
+        "a long point the speaker makes. ".repeat(100)
+    );
+    s.server().hub().store.set_page_limit(Some(1));
+    let (st, body) = post(&url(&s, "en", "zoom", &q(2)), second.clone()).await;
+    assert_error(st, &body, 503, "storage_unavailable");
+    s.server().hub().store.set_page_limit(None);
+    let (st, body) = post(&url(&s, "en", "zoom", &q(2)), second).await;
+    assert_eq!(st, 200, "{body}");
+    s.restart().await;
+    let seq = reqwest::get(url(&s, "en", "zoom/seq", &format!("token={}", token("en"))))
+        .await
+        .unwrap();
+    assert_eq!(seq.text().await.unwrap(), "2");
+    let (st, body) = post(&url(&s, "en", "zoom", &q(3)), "Third.\n").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(last_seq(&s, "en"), 3);
+}

@@ -51,7 +51,8 @@ impl Channel {
     /// Listeners of the channel on every node: this node's plus, in cluster mode, what the
     /// other nodes last reported. What status frames, booths and the dashboard show.
     pub fn audience(&self) -> u64 {
-        self.listeners() + self.remote_listeners.load(Ordering::Relaxed)
+        self.listeners()
+            .saturating_add(self.remote_listeners.load(Ordering::Relaxed))
     }
 
     /// Cluster mode: sets the other nodes' listener count; whether it changed.

@@ -71,9 +71,10 @@ pub(super) async fn run(node: Arc<Node>, mut sub: async_nats::Subscriber) {
                 .values()
                 .filter_map(|(_, counts)| counts.get(&link.key))
             {
-                listeners += c.listeners;
+                // Saturating: these numbers come from the network.
+                listeners = c.listeners.saturating_add(listeners);
                 for (sum, n) in f.iter_mut().zip(c.feedback) {
-                    *sum += n;
+                    *sum = sum.saturating_add(n);
                 }
             }
             let feedback = FeedbackCounts {

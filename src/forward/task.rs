@@ -90,8 +90,20 @@ async fn forward(
     let path = state_path(&hub, &f);
     let saved = load_position(&hub, &f, &path).await;
     let mut pos = match saved {
-        // A saved cursor beyond the channel means the transcripts were wiped: start over.
         Some(p) if p.cursor <= sub.last_seq => p,
+        // In a cluster this node may still be catching up with the stream: wait for the lines
+        // the last holder of the lease already posted rather than posting them again.
+        Some(p) if hub.cluster.get().is_some() => {
+            while ch.last_seq() < p.cursor {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = wake.recv() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+            p
+        }
+        // A saved cursor beyond the channel means the transcripts were wiped: start over.
         _ => Position {
             cursor: sub.last_seq,
             remote_seq: 0,
@@ -151,6 +163,11 @@ async fn forward(
                 pos.cursor = upto;
             }
             for record in records {
+                // Stopped (shutdown, or the cluster's forwarding lease moved to another node):
+                // not one more post, or two nodes would post the same lines.
+                if shutdown.is_cancelled() {
+                    return;
+                }
                 if record.kind == Kind::Line {
                     let seq = pos.remote_seq + 1;
                     match deliver(&f, &client, &ch.info.lang, &record, seq, &shutdown).await {
@@ -192,6 +209,9 @@ async fn deliver(
     let (url, body) = f.request(channel_lang, record, seq);
     let mut backoff = FIRST_BACKOFF;
     loop {
+        if shutdown.is_cancelled() {
+            return Delivery::Shutdown;
+        }
         let why = match client
             .send(Method::POST, &url, Some(body.clone()), POST_TIMEOUT)
             .await

@@ -11,9 +11,11 @@
 //! answered with the acks of that document's lines (the store recognises their client ids,
 //! derived from the sequence, its run, the `sequenceNumber`, the position and the text) and
 //! nothing is stored twice. At most [`SEQUENCES_PER_CHANNEL`] sequences are kept per channel.
-//! Each sequence's state (last `sequenceNumber`, run, screen, last document's lines) is saved
-//! in the store after its lines are stored and restored at startup, so the same holds across
-//! a restart (even `kill -9`): the producer's resend after it reconnects stores nothing twice.
+//! Each sequence's state (last `sequenceNumber`, run, screen, last document's lines) is queued
+//! to the store right behind its lines and restored at startup, so the same holds across a
+//! restart (even `kill -9`): the producer's resend after it reconnects stores nothing twice.
+//! In a cluster the state is each node's own: a producer should keep to one node (a load
+//! balancer's affinity), or a resend to another node can store its lines again.
 //!
 //! **Invariant:** the map guard is only held while the document is applied to the state,
 //! never across an `.await`.
@@ -124,7 +126,8 @@ impl EbuttStreams {
                 .partial_refused
                 .then(|| s.screen.in_progress().to_string());
             if n == s.last {
-                (s.finals.clone(), refused, true, None)
+                // Saved again: the first attempt's save may have failed.
+                (s.finals.clone(), refused, true, Some(saved_state(ch, s)))
             } else if n < s.last && n != 1 {
                 return Err(Refusal::new(
                     ErrorCode::SeqOutOfOrder,
@@ -150,17 +153,7 @@ impl EbuttStreams {
                     .collect();
                 s.last = n;
                 s.finals.clone_from(&finals);
-                let state = EbuttState {
-                    event: ch.info.event.clone(),
-                    channel: ch.info.id.clone(),
-                    ident: s.ident.clone(),
-                    last_seq: n,
-                    epoch: s.epoch,
-                    screen: serde_json::to_string(&s.screen).expect("a screen serialises"),
-                    finals: serde_json::to_string(&finals).expect("lines serialise"),
-                    saved_ms: now_ms(),
-                    keep: SEQUENCES_PER_CHANNEL,
-                };
+                let state = saved_state(ch, s);
                 (finals, shown.partial.or(refused), false, Some(state))
             }
         };
@@ -178,14 +171,29 @@ impl EbuttStreams {
                 Err(r) => (id, Err(r)),
             });
         }
-        let mut lines = Vec::with_capacity(pending.len());
-        for (id, p) in pending {
-            let result = match p {
-                Ok(rx) => resolve(rx).await,
-                Err(r) => Err(r),
-            };
-            lines.push((id, result));
-        }
+        // The state is queued right behind the lines (usually the same transaction): it
+        // carries the document's lines, so a restart in between resubmits them by their ids.
+        let save = async {
+            if let Some(state) = state {
+                if let Err(r) = hub.store.save(Saved::Ebutt(state)).await {
+                    // A restart finds the sequence one document behind; that document, sent
+                    // again, is applied again with the same ids.
+                    tracing::warn!(error = %r.message, "saving the EBU-TT Live sequence state failed");
+                }
+            }
+        };
+        let acks = async {
+            let mut lines = Vec::with_capacity(pending.len());
+            for (id, p) in pending {
+                let result = match p {
+                    Ok(rx) => resolve(rx).await,
+                    Err(r) => Err(r),
+                };
+                lines.push((id, result));
+            }
+            lines
+        };
+        let ((), lines) = futures_util::future::join(save, acks).await;
         // The new line in progress, once the lines before it are visible. A commit already
         // cleared the partial, so an empty line after one needs nothing.
         let mut refused = None;
@@ -202,18 +210,26 @@ impl EbuttStreams {
                 }
             }
         }
-        if let Some(state) = state {
-            // Not saved (storage unavailable): a restart finds the sequence one document
-            // behind, and that document, sent again, is applied again with the same ids.
-            if let Err(r) = hub.store.save(Saved::Ebutt(state)).await {
-                tracing::warn!(error = %r.message, "saving the EBU-TT Live sequence state failed");
-            }
-        }
         Ok(Applied {
             resend,
             lines,
             partial: refused,
         })
+    }
+}
+
+/// What is saved of a sequence (see the module docs).
+fn saved_state(ch: &Channel, s: &Sequence) -> EbuttState {
+    EbuttState {
+        event: ch.info.event.clone(),
+        channel: ch.info.id.clone(),
+        ident: s.ident.clone(),
+        last_seq: s.last,
+        epoch: s.epoch,
+        screen: serde_json::to_string(&s.screen).expect("a screen serialises"),
+        finals: serde_json::to_string(&s.finals).expect("lines serialise"),
+        saved_ms: now_ms(),
+        keep: SEQUENCES_PER_CHANNEL,
     }
 }
 

@@ -140,7 +140,27 @@ impl FormatStreams {
         let (finals, partial, reply, retry, state) = {
             let mut slot = self.slots.entry(key(ch, format)).or_default();
             match check_seq(slot.last_seq, seq, format.seq_policy())? {
-                SeqCheck::Retry => (slot.finals.clone(), None, slot.reply.clone(), true, None),
+                // Saved again once its lines are stored: the first attempt may have failed
+                // before saving (a refused line, a full disk), and a restart must not find
+                // the stream one post behind (Zoom and YouTube would then be refused).
+                SeqCheck::Retry => {
+                    let state = FormatState {
+                        event: ch.info.event.clone(),
+                        channel: ch.info.id.clone(),
+                        format: format.as_str().to_string(),
+                        last_seq: seq,
+                        epoch: slot.epoch,
+                        line: slot.line.line().to_string(),
+                        reply: slot.reply.clone(),
+                    };
+                    (
+                        slot.finals.clone(),
+                        None,
+                        slot.reply.clone(),
+                        true,
+                        Some(state),
+                    )
+                }
                 SeqCheck::New => {
                     if slot.last_seq.is_none_or(|last| seq <= 1 && last > seq) || slot.epoch == 0 {
                         slot.epoch = now_ms();
