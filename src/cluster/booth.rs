@@ -78,10 +78,41 @@ impl Node {
         }
     }
 
-    /// Saves a forwarder's position in the cluster, for the next holder of the lease.
-    pub async fn save_forward_position(&self, name: &str, value: String) {
-        let put = self.booth_kv.put(format!("fwd={name}"), value.into());
-        if !matches!(tokio::time::timeout(NATS_TIMEOUT, put).await, Ok(Ok(_))) {
+    /// Saves a forwarder's position (`value`, whose first number is the channel seq handled,
+    /// `cursor`) in the cluster, for the next holder of the lease. Never moves a saved position
+    /// back: a node that lost the lease and saves late cannot undo the new holder's progress
+    /// (compare-and-set on the entry's revision).
+    pub async fn save_forward_position(&self, name: &str, cursor: u64, value: String) {
+        let key = format!("fwd={name}");
+        let save = async {
+            for _ in 0..3 {
+                let written = match self.booth_kv.entry(&key).await {
+                    Ok(Some(e)) if e.operation == kv::Operation::Put => {
+                        let saved = std::str::from_utf8(&e.value)
+                            .ok()
+                            .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok());
+                        if saved.is_some_and(|s| s > cursor) {
+                            return true;
+                        }
+                        self.booth_kv
+                            .update(&key, value.clone().into(), e.revision)
+                            .await
+                            .is_ok()
+                    }
+                    Ok(_) => self
+                        .booth_kv
+                        .create(&key, value.clone().into())
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                };
+                if written {
+                    return true;
+                }
+            }
+            false
+        };
+        if !matches!(tokio::time::timeout(NATS_TIMEOUT, save).await, Ok(true)) {
             tracing::warn!("cannot save the forwarder position in the cluster");
         }
     }

@@ -83,7 +83,8 @@ pub(super) async fn load_position(
 /// cluster mode in the cluster too.
 pub(super) async fn save_position(hub: &Hub, f: &Forwarder, path: &Option<PathBuf>, p: Position) {
     if let Some(node) = hub.cluster.get() {
-        node.save_forward_position(&name(f), format(p)).await;
+        node.save_forward_position(&name(f), p.cursor, format(p))
+            .await;
     }
     let Some(path) = path else { return };
     let tmp = path.with_extension("tmp");
