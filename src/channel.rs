@@ -44,6 +44,24 @@ pub struct ChannelInfo {
     pub source: Option<String>,
 }
 
+impl ChannelInfo {
+    /// The `hello` frame a connection to this channel starts with.
+    pub fn hello(&self, role: &str, seq: u64, reset: bool, publisher_id: Option<u64>) -> Frame {
+        ServerMsg::Hello {
+            event: &self.event,
+            channel: &self.id,
+            lang: &self.lang,
+            label: &self.label,
+            role,
+            seq,
+            reset,
+            publisher_id,
+            source: self.source.as_deref(),
+        }
+        .to_frame()
+    }
+}
+
 /// Counters kept per channel for the dashboard and `/metrics`.
 #[derive(Debug, Default)]
 pub struct ChannelStats {

@@ -25,7 +25,7 @@ use super::{wire, Applied, Link, Node};
 use crate::event::{Kind, Record};
 use crate::hub::Hub;
 use crate::protocol::{ErrorCode, Refusal};
-use crate::store::{Ack, Append, Request, Store, StoreError};
+use crate::store::{Append, Outcome, Request, Store, StoreError};
 
 /// Most events in one stream message.
 const MAX_BATCH: usize = 256;
@@ -110,14 +110,6 @@ fn size_of(r: &Request) -> usize {
         Append::Edit { text, .. } => text.len(),
         Append::Handover(_) => 64,
     }
-}
-
-/// What became of one submission.
-#[derive(Debug)]
-enum Outcome {
-    Stored(Record),
-    Duplicate(u64),
-    Refused(Refusal),
 }
 
 /// Sequences and publishes one batch, then acknowledges every submission in it.
@@ -231,18 +223,7 @@ async fn commit(node: &Arc<Node>, hub: &Arc<Hub>, link: &Arc<Link>, mut reqs: Ve
 
 fn reply(reqs: Vec<Request>, outcomes: Vec<Outcome>) {
     for (req, outcome) in reqs.into_iter().zip(outcomes) {
-        let result = match outcome {
-            Outcome::Stored(r) => Ok(Ack {
-                seq: r.seq,
-                duplicate: false,
-            }),
-            Outcome::Duplicate(seq) => Ok(Ack {
-                seq,
-                duplicate: true,
-            }),
-            Outcome::Refused(r) => Err(r),
-        };
-        let _ = req.reply.send(result);
+        let _ = req.reply.send(outcome.into_ack());
     }
 }
 

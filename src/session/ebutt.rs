@@ -54,18 +54,7 @@ where
     let limits = &hub.limits;
     let write_timeout = limits.write_timeout();
     let info = &ch.info;
-    let hello = ServerMsg::Hello {
-        event: &info.event,
-        channel: &info.id,
-        lang: &info.lang,
-        label: &info.label,
-        role: "publish",
-        seq: ch.last_seq(),
-        reset: false,
-        publisher_id: None,
-        source: info.source.as_deref(),
-    }
-    .to_frame();
+    let hello = info.hello("publish", ch.last_seq(), false, None);
     feed(ws, hello).await?;
     flush(ws, write_timeout).await?;
 

@@ -28,8 +28,7 @@ use crate::channel::{Backlog, Channel, EMPTY_PARTIAL};
 use crate::event::Committed;
 use crate::hub::Hub;
 use crate::protocol::{
-    parse_client, ClientMsg, ErrorCode, Refusal, ServerMsg, CLOSE_BEHIND, CLOSE_GOING_AWAY,
-    CLOSE_IDLE,
+    parse_client, ClientMsg, ErrorCode, Refusal, CLOSE_BEHIND, CLOSE_GOING_AWAY, CLOSE_IDLE,
 };
 use crate::server::Conn;
 
@@ -119,18 +118,7 @@ where
     let write_timeout = limits.write_timeout();
     let mut sub = ch.subscribe(since, limits.history_on_join);
     let info = &ch.info;
-    let hello = ServerMsg::Hello {
-        event: &info.event,
-        channel: &info.id,
-        lang: &info.lang,
-        label: &info.label,
-        role: "listen",
-        seq: sub.last_seq,
-        reset: sub.reset,
-        publisher_id: None,
-        source: info.source.as_deref(),
-    }
-    .to_frame();
+    let hello = info.hello("listen", sub.last_seq, sub.reset, None);
     feed(ws, hello).await?;
     let status = sub.status.borrow_and_update().clone();
     feed(ws, status).await?;

@@ -110,18 +110,7 @@ where
     let mut booth = ch.booth.subscribe();
     let mut source: Option<Subscription> = None;
     let info = &ch.info;
-    let hello = ServerMsg::Hello {
-        event: &info.event,
-        channel: &info.id,
-        lang: &info.lang,
-        label: &info.label,
-        role: "publish",
-        seq: ch.last_seq(),
-        reset: false,
-        publisher_id: Some(me.id),
-        source: info.source.as_deref(),
-    }
-    .to_frame();
+    let hello = info.hello("publish", ch.last_seq(), false, Some(me.id));
     feed(ws, hello).await?;
     let first = status.borrow_and_update().clone();
     feed(ws, first).await?;

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    check_edit, Ack, Append, Request, Saved, MAX_BATCH, PAGE_LIMIT_LIFT, PAGE_LIMIT_UNCHANGED,
+    check_edit, Append, Outcome, Request, Saved, MAX_BATCH, PAGE_LIMIT_LIFT, PAGE_LIMIT_UNCHANGED,
 };
 use crate::channel::Channel;
 use crate::event::{Kind, Record};
@@ -58,13 +58,6 @@ pub(super) struct Writer {
     pub(super) page_limit: Arc<AtomicU64>,
     /// SQLite's `max_page_count` when the store opened (what lifting a cap restores).
     pub(super) default_max_pages: i64,
-}
-
-/// An event decided inside a transaction, made visible after commit.
-enum Outcome {
-    Stored(Record),
-    Duplicate(u64),
-    Refused(Refusal),
 }
 
 impl Writer {
@@ -139,21 +132,11 @@ impl Writer {
                     let _ = reply.send(Ok(()));
                 }
                 for (req, outcome) in batch.events.drain(..).zip(outcomes) {
-                    let reply = match outcome {
-                        Outcome::Stored(record) => {
-                            req.channel.commit(&record, req.partial_gen);
-                            Ok(Ack {
-                                seq: record.seq,
-                                duplicate: false,
-                            })
-                        }
-                        Outcome::Duplicate(seq) => Ok(Ack {
-                            seq,
-                            duplicate: true,
-                        }),
-                        Outcome::Refused(r) => Err(r),
-                    };
-                    let _ = req.reply.send(reply);
+                    // Visible only now, after the commit.
+                    if let Outcome::Stored(record) = &outcome {
+                        req.channel.commit(record, req.partial_gen);
+                    }
+                    let _ = req.reply.send(outcome.into_ack());
                 }
             }
             Err(e) => {
