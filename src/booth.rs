@@ -25,7 +25,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 pub use crate::protocol::FeedbackCounts;
-use crate::protocol::{BoothMember, BoothMsg, ErrorCode, FeedbackKind, Frame, MsgType, Refusal};
+use crate::protocol::{
+    BoothMember, BoothMsg, ErrorCode, FeedbackKind, Frame, MsgType, Refusal, MAX_NAME_CHARS,
+};
 
 mod shared;
 pub use shared::SharedBooth;
@@ -34,8 +36,6 @@ pub use shared::SharedBooth;
 pub const FEEDBACK_WINDOW_SECS: u64 = 60;
 /// Consecutive confidently-mismatched lines that raise the language alert.
 pub const MISMATCH_STREAK_ALERT: u32 = 3;
-/// Longest publisher display name, in characters.
-pub const MAX_NAME_CHARS: usize = 64;
 
 /// A change of on-air publisher, stored as a channel event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

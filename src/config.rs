@@ -15,8 +15,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod certs;
+mod cluster;
+mod origin;
 mod redact;
 mod validate;
+
+pub use certs::load_ca_file;
+pub use cluster::ClusterConfig;
+pub use origin::{default_port, parse_origin, Origin};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -30,7 +37,7 @@ pub struct Config {
     pub events: Vec<EventConfig>,
     /// `[cluster]`: present = this process is one node of a NATS JetStream cluster
     /// (see docs/cluster.md); absent = the single-node default.
-    pub cluster: Option<crate::cluster::ClusterConfig>,
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `[booth]`: the interpreters' handover rules (see docs/interpreting.md).

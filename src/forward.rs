@@ -25,7 +25,7 @@ mod position;
 mod service;
 mod task;
 
-pub use client::{load_ca_file, Answer, HttpClient, SendError};
+pub use client::{Answer, HttpClient, SendError};
 pub use metrics::render_metrics;
 pub use task::{retryable, run, spawn_all};
 

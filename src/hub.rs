@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use rand::distr::{Alphanumeric, SampleString};
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, ChannelInfo};
@@ -20,8 +18,6 @@ use crate::store::{Store, StoreError};
 
 /// How often listener counts are pushed (coalesced) to sockets.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(2);
-/// Length of generated publish and admin tokens.
-const TOKEN_LEN: usize = 24;
 
 /// An event and its channels, in config order.
 #[derive(Debug, Clone)]
@@ -69,11 +65,6 @@ fn key(event: &str, channel: &str) -> String {
     format!("{event}/{channel}")
 }
 
-/// A random token for publishers or the admin.
-pub fn random_token() -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), TOKEN_LEN)
-}
-
 impl Hub {
     /// Builds every channel from config, restoring seq and history from the store.
     pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>) -> Result<Hub, StoreError> {
@@ -114,7 +105,7 @@ impl Hub {
                 let k = key(ev.id.get_ref(), ch.id.get_ref());
                 let toks = if ch.publish_tokens.is_empty() {
                     generated = true;
-                    vec![random_token()]
+                    vec![crate::secret::random_token()]
                 } else {
                     ch.publish_tokens.clone()
                 };
@@ -133,7 +124,7 @@ impl Hub {
         }
         let admin_token = if config.admin.token.is_empty() {
             generated = true;
-            random_token()
+            crate::secret::random_token()
         } else {
             config.admin.token.clone()
         };
@@ -175,14 +166,12 @@ impl Hub {
         let Some(tokens) = self.tokens.get(&key(event, channel)).map(|t| t.clone()) else {
             return false;
         };
-        tokens.iter().fold(false, |ok, t| {
-            ok | bool::from(t.as_bytes().ct_eq(token.as_bytes()))
-        })
+        crate::secret::any_same(tokens.iter(), token)
     }
 
     /// Whether `token` is the admin token (constant-time comparison).
     pub fn is_admin(&self, token: &str) -> bool {
-        bool::from(self.admin_token.as_bytes().ct_eq(token.as_bytes()))
+        crate::secret::same(&self.admin_token, token)
     }
 
     /// Whether attendees need an access code for this event.
@@ -195,7 +184,7 @@ impl Hub {
     pub fn may_attend(&self, event: &str, code: Option<&str>) -> bool {
         match (self.access_codes.get(event), code) {
             (None, _) => true,
-            (Some(want), Some(got)) => bool::from(want.as_bytes().ct_eq(got.as_bytes())),
+            (Some(want), Some(got)) => crate::secret::same(want, got),
             (Some(_), None) => false,
         }
     }

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::booth::Handover;
 use crate::channel::Channel;
+use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::langid;
 use crate::protocol::{ClientMsg, ErrorCode, Refusal, MAX_CLIENT_ID_CHARS};
@@ -26,14 +27,6 @@ pub enum Admitted {
     Pending(oneshot::Receiver<Result<Ack, Refusal>>),
     /// A booth control message (take, release, handover) was applied.
     Control,
-}
-
-/// Current wall-clock time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn check_text(text: &str, max_chars: usize, allow_empty: bool) -> Result<(), Refusal> {

@@ -30,6 +30,7 @@
 
 pub mod booth;
 pub mod channel;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod demo;
@@ -44,6 +45,7 @@ pub mod load;
 pub mod metrics;
 pub mod protocol;
 pub mod push;
+pub mod secret;
 pub mod server;
 pub mod session;
 pub mod store;

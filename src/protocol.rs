@@ -72,6 +72,8 @@ pub enum FeedbackKind {
 
 /// Longest accepted client `id` on a final, in characters.
 pub const MAX_CLIENT_ID_CHARS: usize = 128;
+/// Longest publisher display name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
 
 /// On-air state of a channel, as listeners and publishers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

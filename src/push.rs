@@ -93,7 +93,7 @@ impl PushOptions {
             self.url.clone()
         } else {
             let name = self.name.as_deref().unwrap_or(&self.id_prefix);
-            let name: String = name.chars().take(crate::booth::MAX_NAME_CHARS).collect();
+            let name: String = name.chars().take(crate::protocol::MAX_NAME_CHARS).collect();
             crate::formats::with_params(&self.url, &[("name", &name)])
         }
     }
@@ -101,7 +101,7 @@ impl PushOptions {
 
 /// A fresh id prefix: `push-` and random characters.
 pub fn default_id_prefix() -> String {
-    format!("push-{}", &crate::hub::random_token()[..12])
+    format!("push-{}", &crate::secret::random_token()[..12])
 }
 
 /// What a push did.

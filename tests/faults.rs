@@ -104,7 +104,7 @@ async fn a_wall_clock_jump_breaks_neither_seq_nor_order() {
     let mut l = s.listen("en", None).await;
     let ch = s.server().hub().channel(EVENT, "en").unwrap();
     let hour = 3_600_000;
-    let now = babelcast::ingest::now_ms();
+    let now = babelcast::clock::now_ms();
     // The receive times the store is handed as the clock jumps back an hour, then forward
     // two, then back to normal.
     for (i, ts) in [now, now - hour, now + hour, now].into_iter().enumerate() {

@@ -474,7 +474,7 @@ async fn zoom_forwarder_posts_over_https_to_a_server_signed_by_the_extra_ca() {
     let ca_file = certs.path().join("ca.pem");
     std::fs::write(&ca_file, &ca_pem).unwrap();
     // The file the config names passes the load-time check.
-    babelcast::forward::load_ca_file(&ca_file).expect("the test CA is a usable root");
+    babelcast::config::load_ca_file(&ca_file).expect("the test CA is a usable root");
     let url = format!("{base}/closedcaption?id=200610693&ns=GZHkEA==&expire=86400");
     let s = TestServer::start_with(|c| {
         c.server.forward_ca_file = Some(toml::Spanned::new(0..0, ca_file.clone()));

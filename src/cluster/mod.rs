@@ -26,12 +26,11 @@
 mod applier;
 mod audience;
 mod booth;
-mod config;
 mod join;
 mod sequencer;
 pub mod wire;
 
-pub use config::ClusterConfig;
+pub use crate::config::ClusterConfig;
 pub use join::Joining;
 
 use std::collections::HashMap;

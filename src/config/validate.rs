@@ -21,7 +21,7 @@ impl Config {
             ));
         }
         for (i, origin) in self.server.allowed_origins.iter().enumerate() {
-            if origin != "*" && crate::server::guard::parse_origin(origin).is_none() {
+            if origin != "*" && super::parse_origin(origin).is_none() {
                 problems.push(format!(
                     "server.allowed_origins[{i}]: {origin:?} is not an origin like https://example.org or http://host:8080"
                 ));
@@ -37,7 +37,7 @@ impl Config {
             _ => {}
         }
         if let Some(ca) = &self.server.forward_ca_file {
-            if let Err(e) = crate::forward::load_ca_file(ca.get_ref()) {
+            if let Err(e) = super::load_ca_file(ca.get_ref()) {
                 problems.push(format!(
                     "server.forward_ca_file (line {}): {}: {e}",
                     at(ca.span()),

@@ -14,10 +14,10 @@ use tracing::Instrument;
 use super::position::{load_position, save_position, state_path, Position};
 use super::service::zoom_remote_seq;
 use super::{Forwarder, HttpClient, State, FIRST_BACKOFF, MAX_BACKOFF, POST_TIMEOUT};
+use crate::clock::now_ms;
 use crate::config::ForwardKind;
 use crate::event::{Kind, Record};
 use crate::hub::Hub;
-use crate::ingest::now_ms;
 
 /// Lines read from the store at a time when catching up.
 const PAGE: u64 = 100;

@@ -25,8 +25,9 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 
-use super::{admit, now_ms, resolve, Admitted};
+use super::{admit, resolve, Admitted};
 use crate::channel::Channel;
+use crate::clock::now_ms;
 use crate::formats::ebutt::{Document, Screen};
 use crate::formats::text_hash;
 use crate::hub::Hub;

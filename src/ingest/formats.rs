@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::{admit, now_ms, resolve, Admitted};
+use super::{admit, resolve, Admitted};
 use crate::channel::Channel;
+use crate::clock::now_ms;
 use crate::formats::line::LineBuffer;
 use crate::formats::youtube::Cue;
 use crate::formats::{check_seq, client_id, timestamp, Format, FormatError, SeqCheck};

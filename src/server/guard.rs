@@ -13,48 +13,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::routes::ApiError;
 use super::AppState;
+use crate::config::{default_port, parse_origin};
 use crate::metrics::Refused;
 use crate::protocol::ErrorCode;
 
 /// The header an attendee page may use instead of `?code=`.
 pub const ACCESS_CODE_HEADER: &str = "x-access-code";
-
-/// An origin normalised to `scheme://host:port` (lower case, explicit port).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-}
-
-fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" | "ws" => Some(80),
-        "https" | "wss" => Some(443),
-        _ => None,
-    }
-}
-
-/// Parses a browser origin (`https://example.org`, `http://host:8080`); `None` for anything
-/// else (a path, a query, `null`, an unknown scheme).
-pub fn parse_origin(s: &str) -> Option<Origin> {
-    let uri: axum::http::Uri = s.trim().parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let authority = uri.authority()?;
-    if authority.as_str().contains('@') || !matches!(uri.path(), "" | "/") || uri.query().is_some()
-    {
-        return None;
-    }
-    let port = match authority.port_u16() {
-        Some(p) => p,
-        None => default_port(&scheme)?,
-    };
-    Some(Origin {
-        host: authority.host().to_ascii_lowercase(),
-        scheme,
-        port,
-    })
-}
 
 /// Whether a request with this `Origin` may use a browser-guarded endpoint: no `Origin`
 /// (not a browser), the server's own origin (the `Host` it was reached at, or `public_url`),
@@ -175,16 +139,6 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
 
-/// The token of an `Authorization: Bearer T` header (the scheme is case-insensitive, RFC 7235).
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 /// Answers 401/403 unless the request may read the event as an attendee: the event has no
 /// access code, or the request carries it (`?code=` or `X-Access-Code`), or it carries the
 /// admin token or a publish token of `channel`.
@@ -207,7 +161,7 @@ pub fn attendee(
     if code.is_some_and(|c| hub.may_attend(event, Some(c))) {
         return Ok(());
     }
-    let token = bearer(headers).or_else(|| q.get("token").map(String::as_str));
+    let token = crate::secret::bearer(headers).or_else(|| q.get("token").map(String::as_str));
     if token.is_some_and(|t| hub.is_admin(t) || hub.may_publish(event, channel, t)) {
         return Ok(());
     }
@@ -228,23 +182,6 @@ pub fn attendee(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn bearer_scheme_is_case_insensitive() {
-        use axum::http::{header, HeaderMap, HeaderValue};
-        let with = |v: &'static str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::AUTHORIZATION, HeaderValue::from_static(v));
-            h
-        };
-        for v in ["Bearer t0k", "bearer t0k", "BEARER  t0k "] {
-            assert_eq!(super::bearer(&with(v)), Some("t0k"), "{v}");
-        }
-        for v in ["Basic dXNlcg==", "Bearer", "Bearer  ", "Bearert0k"] {
-            assert_eq!(super::bearer(&with(v)), None, "{v}");
-        }
-        assert_eq!(super::bearer(&HeaderMap::new()), None);
-    }
-
     use super::*;
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {

@@ -179,7 +179,7 @@ fn find(app: &AppState, event: &str, channel: &str) -> Result<Arc<Channel>, ApiE
 
 /// The publish token from `Authorization: Bearer` or `?token=`.
 fn token<'a>(headers: &'a HeaderMap, q: &'a HashMap<String, String>) -> Option<&'a str> {
-    super::guard::bearer(headers).or_else(|| q.get("token").map(String::as_str))
+    crate::secret::bearer(headers).or_else(|| q.get("token").map(String::as_str))
 }
 
 /// Answers 401 unless the request carries a publish token for the channel.
@@ -354,7 +354,7 @@ fn publish_socket(
             Ok(()) => n.trim().to_string(),
             Err(r) => return refusal_response(&r),
         },
-        None => format!("{default_name}-{}", &crate::hub::random_token()[..6]),
+        None => format!("{default_name}-{}", &crate::secret::random_token()[..6]),
     };
     let config = session::ws_config(&app.hub.limits, PUBLISHER_READ_BUFFER);
     let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());

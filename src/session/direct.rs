@@ -473,7 +473,7 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
                     let n = fanout.write_all(What::Event(c.seq), &c.frame).await;
                     feeds.frames_out.fetch_add(n, Ordering::Relaxed);
                     if let Some(m) = feeds.metrics.as_ref().filter(|_| n > 0) {
-                        let ms = (crate::ingest::now_ms() - c.ts).max(0) as u64;
+                        let ms = (crate::clock::now_ms() - c.ts).max(0) as u64;
                         m.publish_to_send
                             .observe(std::time::Duration::from_millis(ms));
                     }

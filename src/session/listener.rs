@@ -321,7 +321,7 @@ where
                     .fetch_add(coalesced, Ordering::Relaxed);
             }
             if sampled && live_ts > 0 {
-                let ms = (crate::ingest::now_ms() - live_ts).max(0) as u64;
+                let ms = (crate::clock::now_ms() - live_ts).max(0) as u64;
                 hub.metrics
                     .publish_to_send
                     .observe(std::time::Duration::from_millis(ms));

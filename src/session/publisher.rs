@@ -66,7 +66,12 @@ where
         // Stored in order with the lines; the ack itself is not needed.
         let ack = hub
             .store
-            .submit(ch.clone(), Append::Handover(h), ingest::now_ms(), None)
+            .submit(
+                ch.clone(),
+                Append::Handover(h),
+                crate::clock::now_ms(),
+                None,
+            )
             .await;
         drop(ack);
     }

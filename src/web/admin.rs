@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::channel::Channel;
-use crate::ingest::now_ms;
+use crate::clock::now_ms;
 use crate::protocol::api::{AdminChannel, AdminChannels, Alert, AlertKind};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::server::AppState;
@@ -23,7 +23,7 @@ pub const SILENT_AFTER_MS: i64 = 30_000;
 /// A language mismatch this recent raises an alert.
 pub const MISMATCH_RECENT_MS: i64 = 120_000;
 
-use crate::server::guard::bearer;
+use crate::secret::bearer;
 
 fn unauthorized() -> Response {
     (

@@ -14,9 +14,9 @@ use axum::Router;
 
 use super::{authorize, find, refusal_response, ApiError, AppState, Query_};
 use crate::channel::Channel;
+use crate::clock::now_ms;
 use crate::formats::{self, youtube, Format, FormatError};
 use crate::ingest::formats::{Input, PostError};
-use crate::ingest::now_ms;
 use crate::metrics::Refused;
 use crate::protocol::ErrorCode;
 
