@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use babelcast::channel::{Channel, ChannelInfo};
-use babelcast::event::{Kind, Record};
+use babelcast::record::{Kind, Record};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn channel() -> Channel {

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use babelcast::protocol::{parse_client, ServerMsg};
-use babelcast::session::direct::encode;
+use babelcast::channel::encode;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const TEXTS: [(&str, &str); 3] = [

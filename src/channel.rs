@@ -21,17 +21,20 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{broadcast, watch};
 
 mod backlog;
+mod fanout;
 mod presence;
 mod rate;
+mod socket;
 pub use backlog::Backlog;
 use backlog::{history_after, last_lines};
+pub use fanout::{encode, Fanout, Feeds};
 pub use presence::CountGuard;
 pub use rate::LineRate;
+pub use socket::{DirectSocket, Takeover};
 
 use crate::booth::Booth;
-use crate::event::{Committed, Kind, Record};
 use crate::protocol::{Frame, ServerMsg, Status};
-use crate::session::direct::{Fanout, Feeds};
+use crate::record::{Committed, Kind, Record};
 
 /// Static description of a channel, from config.
 #[derive(Debug, Clone)]
@@ -102,7 +105,7 @@ pub struct Channel {
     remote_listeners: AtomicU64,
     publishers: AtomicU64,
     history_cap: usize,
-    /// Caught-up listeners the fan-out task writes to directly (see `session::direct`).
+    /// Caught-up listeners the fan-out task writes to directly (see [`fanout`]).
     fanout: std::sync::Arc<Fanout>,
 }
 

@@ -7,7 +7,7 @@
 //! Layout (see ARCHITECTURE.md):
 //! - [`config`]: the typed TOML configuration and its validation.
 //! - [`protocol`]: the v1 wire format (the only place that knows the JSON shapes).
-//! - [`event`]: a committed line or edit, as stored and as framed.
+//! - [`record`]: a committed line, edit or handover (a `Record`), as stored and as framed.
 //! - [`booth`]: who is on air, handover, audience feedback, language alert.
 //! - [`channel`]: one language stream: seq, history, partial, status, fan-out.
 //! - [`hub`]: the registry of events and channels, tokens and shared services.
@@ -34,7 +34,6 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod demo;
-pub mod event;
 pub mod formats;
 pub mod forward;
 pub mod hub;
@@ -45,6 +44,7 @@ pub mod load;
 pub mod metrics;
 pub mod protocol;
 pub mod push;
+pub mod record;
 pub mod secret;
 pub mod server;
 pub mod session;

@@ -4,7 +4,6 @@
 //! frame that is ready and flushing once (one syscall for a burst), and never holds a lock
 //! across an `.await`.
 
-pub mod direct;
 pub mod ebutt;
 pub mod listener;
 pub mod publisher;

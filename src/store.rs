@@ -18,9 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::booth::Handover;
 use crate::channel::Channel;
 use crate::config::SyncMode;
-use crate::event::{Kind, Record};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, Refusal};
+use crate::record::{Kind, Record};
 
 pub mod replica;
 mod saved;

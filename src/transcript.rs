@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::channel::ChannelInfo;
-use crate::event::{Kind, Record};
 use crate::protocol::api::{Transcript, TranscriptEvent, TranscriptLine};
 use crate::protocol::MsgType;
+use crate::record::{Kind, Record};
 
 /// Shortest time a cue stays up, in milliseconds.
 const MIN_CUE_MS: i64 = 1_000;

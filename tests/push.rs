@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use babelcast::event::Kind;
 use babelcast::push::{self, PushError, PushOptions, PushReport};
+use babelcast::record::Kind;
 use babelcast::{Config, Options, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::event::{Committed, Kind};
+use crate::record::{Committed, Kind};
 
 /// What a joining listener must be sent before live events.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures_util::StreamExt;
 
 use super::{wire, Link, Node};
-use crate::event::{Kind, Record};
+use crate::record::{Kind, Record};
 use crate::store::replica::Replicated;
 
 /// Longest pause before re-creating a consumer after an error.

@@ -22,9 +22,9 @@ use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use tokio::sync::mpsc;
 
 use super::{wire, Applied, Link, Node};
-use crate::event::{Kind, Record};
 use crate::hub::Hub;
 use crate::protocol::{ErrorCode, Refusal};
+use crate::record::{Kind, Record};
 use crate::store::{Append, Outcome, Request, Store, StoreError};
 
 /// Most events in one stream message.

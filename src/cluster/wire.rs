@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Kind, Record};
+use crate::record::{Kind, Record};
 
 /// Version of [`Batch`]; a node refuses to apply messages from a newer major version.
 pub const VERSION: u32 = 1;

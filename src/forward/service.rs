@@ -6,8 +6,8 @@ use axum::http::Method;
 
 use super::{Forwarder, HttpClient, POST_TIMEOUT};
 use crate::config::ForwardKind;
-use crate::event::Record;
 use crate::formats::{parse_lang, youtube, zoom};
+use crate::record::Record;
 
 impl Forwarder {
     /// Zoom's `lang` for a line: the configured one, else the channel's (or on an `auto`
@@ -72,8 +72,8 @@ pub(super) async fn zoom_remote_seq(client: &HttpClient, url: &str) -> Option<u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Kind;
     use crate::forward::ForwardStats;
+    use crate::record::Kind;
 
     fn forwarder(kind: ForwardKind, lang: Option<&str>) -> Forwarder {
         Forwarder {

@@ -16,8 +16,8 @@ use super::service::zoom_remote_seq;
 use super::{Forwarder, HttpClient, State, FIRST_BACKOFF, MAX_BACKOFF, POST_TIMEOUT};
 use crate::clock::now_ms;
 use crate::config::ForwardKind;
-use crate::event::{Kind, Record};
 use crate::hub::Hub;
+use crate::record::{Kind, Record};
 
 /// Lines read from the store at a time when catching up.
 const PAGE: u64 = 100;

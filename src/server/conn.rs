@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use crate::session::direct::Shared;
+use crate::channel::DirectSocket;
 
 /// An accepted connection.
 #[derive(Debug)]
@@ -18,23 +18,23 @@ pub enum Conn {
     /// Boxed: a TLS session is a few KiB and most deployments terminate TLS in a proxy.
     Tls(Box<TlsStream<TcpStream>>),
     /// Plain TCP after a WebSocket upgrade, shared with the channel's direct fan-out.
-    Shared(Shared),
+    Direct(DirectSocket),
 }
 
 impl Conn {
-    /// The connection after a WebSocket upgrade: plain TCP becomes [`Shared`] so a listener's
+    /// The connection after a WebSocket upgrade: plain TCP becomes a [`DirectSocket`] so a listener's
     /// channel can write to it directly.
     pub fn upgraded(self) -> Conn {
         match self {
-            Conn::Plain(tcp) => Conn::Shared(Shared::new(tcp)),
+            Conn::Plain(tcp) => Conn::Direct(DirectSocket::new(tcp)),
             other => other,
         }
     }
 
     /// The socket the direct fan-out may write to (plain TCP only).
-    pub fn direct(&self) -> Option<&Shared> {
+    pub fn direct(&self) -> Option<&DirectSocket> {
         match self {
-            Conn::Shared(s) => Some(s),
+            Conn::Direct(s) => Some(s),
             _ => None,
         }
     }
@@ -49,7 +49,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Conn::Shared(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Direct(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -63,7 +63,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Conn::Shared(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Direct(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -75,7 +75,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            Conn::Shared(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Direct(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -83,7 +83,7 @@ impl AsyncWrite for Conn {
         match self {
             Conn::Plain(s) => s.is_write_vectored(),
             Conn::Tls(s) => s.is_write_vectored(),
-            Conn::Shared(_) => false,
+            Conn::Direct(_) => false,
         }
     }
 
@@ -91,7 +91,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_flush(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Conn::Shared(s) => Pin::new(s).poll_flush(cx),
+            Conn::Direct(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -99,7 +99,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Conn::Shared(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Direct(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -252,7 +252,11 @@ async fn listen(
         &app.tracker,
         move |ws| async move {
             hub.metrics.opened();
-            let end = session::listener::run(ws, hub.clone(), ch, since, !monitor, shutdown).await;
+            // Plain-TCP sockets from our own accept loop can be written by the direct fan-out.
+            let direct = ws.get_ref().get_ref().direct().cloned();
+            let end =
+                session::listener::run(ws, direct, hub.clone(), ch, since, !monitor, shutdown)
+                    .await;
             hub.metrics.closed();
             count_end(&hub, end);
             tracing::debug!(?end, "listener left");

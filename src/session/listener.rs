@@ -7,10 +7,9 @@
 //! and status are coalesced: a listener only ever receives the newest one.
 //!
 //! Hot path: once a listener is caught up, its session joins the channel's direct fan-out
-//! ([`super::direct`]) and sleeps; the fan-out task writes each frame straight to its socket.
+//! ([`crate::channel::Fanout`]) and sleeps; the fan-out task writes each frame straight to its socket.
 //! The session wakes only to read, ping, or take over again when its socket is full.
 
-use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,15 +21,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::direct::Shared;
-use super::{close, feed, flush, read_error, End, WriteDeadline};
-use crate::channel::{Backlog, Channel, EMPTY_PARTIAL};
-use crate::event::Committed;
+use super::{close, feed, flush, read_error, End};
+use crate::channel::{Backlog, Channel, DirectSocket, EMPTY_PARTIAL};
 use crate::hub::Hub;
 use crate::protocol::{
     parse_client, ClientMsg, ErrorCode, Refusal, CLOSE_BEHIND, CLOSE_GOING_AWAY, CLOSE_IDLE,
 };
-use crate::server::Conn;
+use crate::record::Committed;
 
 /// Shortest interval between two feedback messages from one listener.
 pub const FEEDBACK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
@@ -41,6 +38,7 @@ const STORE_PAGE: u64 = 500;
 /// `counted`: whether it counts as one of the channel's listeners (not a booth's monitor).
 pub async fn run<S>(
     mut ws: WebSocketStream<S>,
+    direct: Option<DirectSocket>,
     hub: Arc<Hub>,
     ch: Arc<Channel>,
     since: Option<u64>,
@@ -51,11 +49,6 @@ where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let _count = counted.then(|| ch.listener_guard());
-    // Plain-TCP sockets from our own accept loop can be written by the direct fan-out.
-    let direct = (ws.get_ref() as &dyn Any)
-        .downcast_ref::<WriteDeadline<Conn>>()
-        .and_then(|w| w.get_ref().direct())
-        .cloned();
     if let Some(conn) = &direct {
         if let Err(e) = conn.set_send_buffer(super::LISTENER_SEND_BUFFER) {
             tracing::debug!(error = %e, "cannot bound the listener's send buffer");
@@ -108,7 +101,7 @@ async fn session<S>(
     ch: &Arc<Channel>,
     since: Option<u64>,
     shutdown: &CancellationToken,
-    conn: Option<&Shared>,
+    conn: Option<&DirectSocket>,
     slot: &mut Option<usize>,
 ) -> Result<End, End>
 where
@@ -209,7 +202,7 @@ where
                     let t = c.takeover();
                     last_sent = t.last_sent;
                     // What the fan-out already sent is not sent again.
-                    for (rx, sent) in [&mut sub.partial, &mut sub.status].into_iter().zip(t.sent) {
+                    for (rx, sent) in [(&mut sub.partial, t.partial), (&mut sub.status, t.status)] {
                         if sent.is_some_and(|f| *rx.borrow() == f) {
                             rx.borrow_and_update();
                         }

@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use super::{open_conn, Store, StoreError};
 use crate::channel::Channel;
 use crate::config::SyncMode;
-use crate::event::{Kind, Record};
 use crate::metrics::Metrics;
+use crate::record::{Kind, Record};
 
 /// Stream messages that may wait for the replica writer; the stream reader waits beyond this.
 const QUEUE: usize = 4096;

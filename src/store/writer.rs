@@ -16,9 +16,9 @@ use super::{
     check_edit, Append, Outcome, Request, Saved, MAX_BATCH, PAGE_LIMIT_LIFT, PAGE_LIMIT_UNCHANGED,
 };
 use crate::channel::Channel;
-use crate::event::{Kind, Record};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, Refusal};
+use crate::record::{Kind, Record};
 
 /// What the writer thread is asked to do.
 pub(super) enum Msg {

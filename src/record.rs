@@ -1,4 +1,4 @@
-//! A committed channel event (line or edit): the record the store keeps and the frame it becomes.
+//! A committed channel entry (line, edit or handover): the record the store keeps and the frame it becomes.
 
 use crate::booth::Handover;
 use crate::protocol::{Frame, ServerMsg};

@@ -2,7 +2,7 @@
 //! straight to the sockets of the listeners that are caught up, one non-blocking write per
 //! socket, without waking their session tasks.
 //!
-//! A listener's plain-TCP socket is a [`Shared`] (TLS sockets are never direct: every TLS
+//! A listener's plain-TCP socket is a [`DirectSocket`] (TLS sockets are never direct: every TLS
 //! session encrypts for itself): the session (tungstenite) and the fan-out share it, and
 //! every write goes through its small lock, so frames never interleave. A listener is *direct*
 //! while its session has nothing of its own in flight; the fan-out then writes seq after seq
@@ -16,20 +16,16 @@
 //! lock and a socket's lock are only held for non-blocking writes, never across an `.await`;
 //! nothing is queued per listener beyond the rest of one frame.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::task::{ready, Context, Poll};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use bytes::Bytes;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, watch};
 
-use crate::event::Committed;
+use super::socket::{lock, DirectSocket, WriteState};
 use crate::protocol::Frame;
+use crate::record::Committed;
 
 /// Sockets written per lock hold: joins and leaves wait at most this many writes, and the
 /// fan-out yields to other tasks between chunks.
@@ -40,9 +36,6 @@ const CHUNK: usize = 256;
 const SHARD_MIN: usize = 2048;
 
 // Nothing panics while holding these locks; the state stays consistent if it did.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     m.read().unwrap_or_else(|e| e.into_inner())
 }
@@ -50,146 +43,15 @@ fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
 }
 
-/// An upgraded connection's socket, shared by its session and its channel's fan-out.
-#[derive(Debug, Clone)]
-pub struct Shared(Arc<Sock>);
-
-#[derive(Debug)]
-struct Sock {
-    tcp: TcpStream,
-    st: Mutex<WriteState>,
-    /// The fan-out took this listener out of direct mode.
-    kick: Notify,
-}
-
-#[derive(Debug, Default)]
-struct WriteState {
-    /// The fan-out writes to this socket.
-    direct: bool,
-    /// Seq of the last line or edit put on the wire by the fan-out.
-    last_sent: u64,
-    /// The unwritten rest of a frame the fan-out started; written before anything else.
-    rest: Bytes,
-    /// The session's last write stopped inside its buffer: the wire is inside its frame.
-    session_mid: bool,
-    /// The last partial and status frames the fan-out put on the wire (shared handles), so a
-    /// session that takes over does not send them again.
-    sent: [Option<Frame>; 2],
-}
-
 /// What one fan-out pass writes.
 #[derive(Clone, Copy)]
 enum What {
     /// A line, edit or handover with its seq.
     Event(u64),
-    /// The partial (0) or status (1) slot.
-    Slot(usize),
-}
-
-/// Where a session takes over from the fan-out.
-#[derive(Debug)]
-pub struct Takeover {
-    /// Seq of the last event on the wire.
-    pub last_sent: u64,
-    /// The last partial and status frames on the wire.
-    pub sent: [Option<Frame>; 2],
-}
-
-impl Shared {
-    pub fn new(tcp: TcpStream) -> Shared {
-        Shared(Arc::new(Sock {
-            tcp,
-            st: Mutex::new(WriteState::default()),
-            kick: Notify::new(),
-        }))
-    }
-
-    /// Bounds the kernel's send buffer of this socket.
-    pub fn set_send_buffer(&self, bytes: usize) -> io::Result<()> {
-        socket2::SockRef::from(&self.0.tcp).set_send_buffer_size(bytes)
-    }
-
-    /// Resolves once the fan-out has taken this listener out of direct mode.
-    pub async fn kicked(&self) {
-        self.0.kick.notified().await
-    }
-
-    /// What the fan-out had put on the wire when it handed this listener back.
-    pub fn takeover(&self) -> Takeover {
-        let mut st = lock(&self.0.st);
-        Takeover {
-            last_sent: st.last_sent,
-            sent: std::mem::take(&mut st.sent),
-        }
-    }
-
-    /// Writes the rest of a fan-out frame, if any; `Ready(Ok)` once the wire is at a frame
-    /// boundary.
-    fn poll_rest(&self, st: &mut WriteState, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !st.rest.is_empty() {
-            match self.0.tcp.try_write(&st.rest) {
-                Ok(n) => st.rest.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.0.tcp.poll_write_ready(cx))?
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncRead for Shared {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.0.tcp.poll_read_ready(cx))?;
-            match self.0.tcp.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-}
-
-impl AsyncWrite for Shared {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut st = lock(&self.0.st);
-        ready!(self.poll_rest(&mut st, cx))?;
-        loop {
-            match self.0.tcp.try_write(buf) {
-                Ok(n) => {
-                    st.session_mid = n < buf.len();
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.0.tcp.poll_write_ready(cx))?
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut st = lock(&self.0.st);
-        self.poll_rest(&mut st, cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The socket closes when the session and the fan-out have both let go of it.
-        self.poll_flush(cx)
-    }
+    /// The line in progress.
+    Partial,
+    /// The status frame.
+    Status,
 }
 
 /// The listeners of one channel that the fan-out writes to directly.
@@ -202,7 +64,7 @@ pub struct Fanout {
 
 #[derive(Debug, Default)]
 struct Set {
-    slots: Vec<Option<Shared>>,
+    slots: Vec<Option<DirectSocket>>,
     free: Vec<usize>,
     /// The fan-out task is running.
     running: bool,
@@ -254,7 +116,7 @@ impl Fanout {
     /// status) holds under the set lock. Starts the fan-out task on first use. Returns whether it joined.
     pub fn join(
         self: &Arc<Self>,
-        conn: &Shared,
+        conn: &DirectSocket,
         slot: &mut Option<usize>,
         last_sent: u64,
         caught_up: impl FnOnce() -> bool,
@@ -301,7 +163,7 @@ impl Fanout {
     }
 
     /// Removes a listener for good (its session ends).
-    pub fn leave(&self, conn: &Shared, slot: Option<usize>) {
+    pub fn leave(&self, conn: &DirectSocket, slot: Option<usize>) {
         lock(&conn.0.st).direct = false;
         if let Some(i) = slot {
             let mut set = write(&self.set);
@@ -395,7 +257,7 @@ impl Fanout {
 }
 
 /// One non-blocking write of a whole frame, or hand the listener back to its session.
-fn write_one(conn: &Shared, what: What, frame: &Frame, wire: &Bytes) -> bool {
+fn write_one(conn: &DirectSocket, what: What, frame: &Frame, wire: &Bytes) -> bool {
     let mut st = lock(&conn.0.st);
     if !st.direct {
         return false;
@@ -415,7 +277,8 @@ fn write_one(conn: &Shared, what: What, frame: &Frame, wire: &Bytes) -> bool {
         Ok(n) => {
             match what {
                 What::Event(seq) => st.last_sent = seq,
-                What::Slot(i) => st.sent[i] = Some(frame.clone()),
+                What::Partial => st.sent_partial = Some(frame.clone()),
+                What::Status => st.sent_status = Some(frame.clone()),
             }
             if n == wire.len() {
                 true
@@ -430,7 +293,7 @@ fn write_one(conn: &Shared, what: What, frame: &Frame, wire: &Bytes) -> bool {
     }
 }
 
-fn kick(conn: &Shared, st: &mut WriteState) -> bool {
+fn kick(conn: &DirectSocket, st: &mut WriteState) -> bool {
     st.direct = false;
     conn.0.kick.notify_one();
     false
@@ -483,14 +346,13 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
                 Err(RecvError::Closed) => break 'run,
             }
         }
-        for (i, (slot, woke)) in [&mut feeds.partial, &mut feeds.status]
-            .into_iter()
-            .zip(changed)
-            .enumerate()
-        {
+        for (what, slot, woke) in [
+            (What::Partial, &mut feeds.partial, changed[0]),
+            (What::Status, &mut feeds.status, changed[1]),
+        ] {
             if woke || slot.has_changed().unwrap_or(false) {
                 let frame = slot.borrow_and_update().clone();
-                let skipped = if i == 0 {
+                let skipped = if matches!(what, What::Partial) {
                     let now = feeds.partial_updates.load(Ordering::Acquire);
                     let skipped = now.saturating_sub(partials_seen + 1);
                     partials_seen = now.max(partials_seen);
@@ -498,7 +360,7 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
                 } else {
                     0
                 };
-                let n = fanout.write_all(What::Slot(i), &frame).await;
+                let n = fanout.write_all(what, &frame).await;
                 feeds.frames_out.fetch_add(n, Ordering::Relaxed);
                 if skipped > 0 && n > 0 {
                     feeds
