@@ -4,8 +4,8 @@
 
 use std::hint::black_box;
 
-use babelcast::protocol::{parse_client, ServerMsg};
 use babelcast::channel::encode;
+use babelcast::protocol::{parse_client, ServerMsg};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const TEXTS: [(&str, &str); 3] = [

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
-use crate::ingest::{self, Admitted, Publisher};
+use crate::ingest::{Admitted, Ingest, Publisher};
 use crate::protocol::ClientMsg;
 
 /// The demo event id.
@@ -90,7 +90,7 @@ fn growing(text: &str, lang: &str) -> Vec<String> {
 }
 
 /// Runs the demo until shutdown. Does nothing if the config has no `demo` event.
-pub async fn run(hub: Arc<Hub>, shutdown: CancellationToken) {
+pub async fn run(hub: Arc<Hub>, ingest: Arc<Ingest>, shutdown: CancellationToken) {
     let Some(event) = hub.event(EVENT).cloned() else {
         tracing::warn!("--demo needs an event with id \"demo\" in the config");
         return;
@@ -106,6 +106,7 @@ pub async fn run(hub: Arc<Hub>, shutdown: CancellationToken) {
         }
         tasks.push(tokio::spawn(speak(
             hub.clone(),
+            ingest.clone(),
             channel,
             lag,
             shutdown.clone(),
@@ -116,7 +117,13 @@ pub async fn run(hub: Arc<Hub>, shutdown: CancellationToken) {
     }
 }
 
-async fn speak(hub: Arc<Hub>, channel: &'static str, lag: Duration, shutdown: CancellationToken) {
+async fn speak(
+    hub: Arc<Hub>,
+    ingest: Arc<Ingest>,
+    channel: &'static str,
+    lag: Duration,
+    shutdown: CancellationToken,
+) {
     let Some(ch) = hub.channel(EVENT, channel) else {
         return;
     };
@@ -147,9 +154,9 @@ async fn speak(hub: Arc<Hub>, channel: &'static str, lag: Duration, shutdown: Ca
                 _ => (*zh, "zh"),
             };
             for prefix in growing(text, lang) {
-                let _ =
-                    ingest::admit_from(&hub, &ch, ClientMsg::Partial { text: prefix }, Some(me))
-                        .await;
+                let _ = ingest
+                    .admit(&ch, ClientMsg::Partial { text: prefix }, Some(me))
+                    .await;
                 if !pause(WORD_PAUSE).await {
                     return;
                 }
@@ -158,8 +165,8 @@ async fn speak(hub: Arc<Hub>, channel: &'static str, lag: Duration, shutdown: Ca
                 text: text.to_string(),
                 id: None,
             };
-            if let Ok(Admitted::Pending(rx)) = ingest::admit_from(&hub, &ch, fin, Some(me)).await {
-                if let Err(e) = ingest::resolve(rx).await {
+            if let Ok(Admitted::Pending(rx)) = ingest.admit(&ch, fin, Some(me)).await {
+                if let Err(e) = crate::ingest::resolve(rx).await {
                     tracing::warn!(error = %e, "demo line was not stored");
                 }
             }

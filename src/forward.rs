@@ -27,6 +27,7 @@ mod task;
 
 pub use client::{Answer, HttpClient, SendError};
 pub use metrics::render_metrics;
+pub use position::PositionMirror;
 pub use task::{retryable, run, spawn_all};
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
-//! The registry of events and channels, their publish tokens, and the shared services
-//! (store, metrics, limits) every session needs.
+//! The registry: events and channels, their publish tokens and access codes, the admin token,
+//! and the services every connection shares (store, metrics, limits).
 //!
 //! Lookups clone the channel's `Arc` out of the map, so no map guard ever outlives the call.
 
@@ -30,7 +30,7 @@ pub struct EventInfo {
 /// Shared server state. Its `Debug` never prints a token or access code.
 pub struct Hub {
     pub limits: Limits,
-    pub store: Store,
+    pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub events: Vec<EventInfo>,
     channels: DashMap<String, Arc<Channel>>,
@@ -40,14 +40,6 @@ pub struct Hub {
     access_codes: std::collections::HashMap<String, String>,
     /// True for tokens made at start (printed once).
     pub generated_tokens: bool,
-    /// State of the Zoom, YouTube and StreamText HTTP ingest formats, per channel.
-    pub formats: crate::ingest::formats::FormatStreams,
-    /// State of the EBU-TT Live sequences published over WebSocket, per channel.
-    pub ebutt: crate::ingest::ebutt::EbuttStreams,
-    /// Egress forwarders (`[[events.channels.forward]]`), started by the server.
-    pub forwarders: Vec<Arc<crate::forward::Forwarder>>,
-    /// Cluster mode: this node's link to NATS, set once by the server at start.
-    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Node>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -67,7 +59,11 @@ fn key(event: &str, channel: &str) -> String {
 
 impl Hub {
     /// Builds every channel from config, restoring seq and history from the store.
-    pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>) -> Result<Hub, StoreError> {
+    pub fn new(
+        config: &Config,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Hub, StoreError> {
         let channels = DashMap::new();
         let tokens = DashMap::new();
         let mut events = Vec::new();
@@ -86,7 +82,9 @@ impl Hub {
                     event: ev.id.get_ref().clone(),
                     id: ch.id.get_ref().clone(),
                     label: if ch.label.is_empty() {
-                        crate::web::native_name(&lang).unwrap_or(&lang).to_string()
+                        crate::langid::native_name(&lang)
+                            .unwrap_or(&lang)
+                            .to_string()
                     } else {
                         ch.label.clone()
                     },
@@ -128,10 +126,6 @@ impl Hub {
         } else {
             config.admin.token.clone()
         };
-        let formats = crate::ingest::formats::FormatStreams::default();
-        formats.restore(store.format_states()?);
-        let ebutt = crate::ingest::ebutt::EbuttStreams::default();
-        ebutt.restore(store.ebutt_states()?);
         Ok(Hub {
             limits: config.limits.clone(),
             store,
@@ -142,10 +136,6 @@ impl Hub {
             admin_token,
             access_codes,
             generated_tokens: generated,
-            formats,
-            ebutt,
-            forwarders: crate::forward::from_config(config),
-            cluster: Default::default(),
         })
     }
 
@@ -234,13 +224,9 @@ impl Hub {
         }
     }
 
-    /// Prometheus text for every metric.
-    pub fn render_metrics(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        self.metrics.render(&mut out);
-        if let Some(node) = self.cluster.get() {
-            node.render_metrics(&mut out);
-        }
+    /// Prometheus text of the process metrics and the per-channel series, appended to `out`.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(out);
         let chans = self.all_channels();
         type Get = fn(&Channel) -> u64;
         let series: [(&str, &str, &str, Get); 11] = [
@@ -323,7 +309,5 @@ impl Hub {
                 );
             }
         }
-        crate::forward::render_metrics(self, &mut out);
-        out
     }
 }

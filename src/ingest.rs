@@ -1,22 +1,59 @@
-//! Admission of publisher messages, shared by every way of publishing (WebSocket, HTTP, demo):
-//! validation with specific error codes, language identification, and hand-off to the store.
-//! [`formats`] keeps the per-channel state of the Zoom, YouTube and StreamText HTTP formats,
-//! [`ebutt`] that of EBU-TT Live sequences.
+//! Admission of publisher messages, shared by every way of publishing (WebSocket, HTTP, the
+//! caption formats, demo): validation with specific error codes, the booth rules, language
+//! identification, and hand-off to the store. [`Ingest`] is the context every publishing path
+//! receives; [`formats`] keeps the per-channel state of the Zoom, YouTube and StreamText HTTP
+//! formats, [`ebutt`] that of EBU-TT Live sequences.
 
 pub mod ebutt;
 pub mod formats;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::oneshot;
 
 use crate::booth::Handover;
 use crate::channel::Channel;
 use crate::clock::now_ms;
-use crate::hub::Hub;
 use crate::langid;
 use crate::protocol::{ClientMsg, ErrorCode, Refusal, MAX_CLIENT_ID_CHARS};
-use crate::store::{Ack, Append, Editor};
+use crate::store::{Ack, Append, Editor, Store, StoreError};
+use ebutt::EbuttStreams;
+use formats::FormatStreams;
+
+/// Where partials go besides the channel's own listeners: in a cluster, the other nodes
+/// (partials are not stored, so they do not pass the store's sequencer).
+pub trait PartialRelay: Send + Sync {
+    /// Sends the channel's new line in progress on; failures are the relay's to log.
+    fn relay<'a>(
+        &'a self,
+        channel: &'a Arc<Channel>,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+/// What every way of publishing needs to admit a message: the store, the caption limit, the
+/// caption formats' and EBU-TT Live streams, and in a cluster the partial relay. Built once
+/// by the server and handed to sessions and routes.
+pub struct Ingest {
+    store: Arc<Store>,
+    max_caption_chars: usize,
+    /// State of the Zoom, YouTube and StreamText HTTP ingest formats, per channel.
+    pub formats: FormatStreams,
+    /// State of the EBU-TT Live sequences published over WebSocket, per channel.
+    pub ebutt: EbuttStreams,
+    relay: OnceLock<Arc<dyn PartialRelay>>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("max_caption_chars", &self.max_caption_chars)
+            .field("relay", &self.relay.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 /// What an admitted message turned into.
 #[derive(Debug)]
@@ -52,161 +89,191 @@ pub struct Publisher<'a> {
     pub name: &'a str,
 }
 
-/// Validates and applies one message from an anonymous publisher (HTTP ingest). Refused with
-/// `not_on_air` while a booth publisher is on air on the channel.
-pub async fn admit(hub: &Hub, channel: &Arc<Channel>, msg: ClientMsg) -> Result<Admitted, Refusal> {
-    admit_from(hub, channel, msg, None).await
-}
-
-/// Stores a handover event; its seq orders it among the lines. Failures are logged.
-async fn store_handover(hub: &Hub, channel: &Arc<Channel>, h: Option<Handover>) {
-    if let Some(h) = h {
-        tracing::info!(event = %channel.info.event, channel = %channel.info.id, from = ?h.from, to = ?h.to, reason = %h.reason, "handover");
-        // The ack is not needed: the event reaches listeners once stored.
-        let ack = hub
-            .store
-            .submit(channel.clone(), Append::Handover(h), now_ms(), None)
-            .await;
-        drop(ack);
+impl Ingest {
+    /// The context over `store`, with the caption formats' and EBU-TT Live streams restored
+    /// from it (so retries and resends stay idempotent across restarts).
+    pub fn new(store: Arc<Store>, max_caption_chars: usize) -> Result<Ingest, StoreError> {
+        let formats = FormatStreams::default();
+        formats.restore(store.format_states()?);
+        let ebutt = EbuttStreams::default();
+        ebutt.restore(store.ebutt_states()?);
+        Ok(Ingest {
+            store,
+            max_caption_chars,
+            formats,
+            ebutt,
+            relay: OnceLock::new(),
+        })
     }
-}
 
-/// Validates and applies one publisher message to `channel`, applying the booth rules when
-/// `from` is a booth publisher.
-pub async fn admit_from(
-    hub: &Hub,
-    channel: &Arc<Channel>,
-    msg: ClientMsg,
-    from: Option<Publisher<'_>>,
-) -> Result<Admitted, Refusal> {
-    let max = hub.limits.max_caption_chars;
-    let listeners = channel.audience();
-    // Partials and finals need the air: a booth publisher takes an idle channel by speaking.
-    let on_air = |channel: &Channel| -> Result<Option<Handover>, Refusal> {
-        match from {
-            Some(p) => channel.booth.admit(p.id, listeners),
-            None if channel.booth.any_on_air() => Err(Refusal::new(
-                ErrorCode::NotOnAir,
-                "a booth publisher is on air on this channel; publish from the booth",
-            )),
-            None => Ok(None),
+    /// Cluster mode: partials are relayed to the other nodes through `relay` from now on.
+    pub fn set_relay(&self, relay: Arc<dyn PartialRelay>) {
+        if self.relay.set(relay).is_err() {
+            tracing::warn!("partial relay set twice; keeping the first");
         }
-    };
-    let handover = match &msg {
-        ClientMsg::Take => channel.booth.take(publisher(from)?.id, listeners)?,
-        ClientMsg::HandoverAccept => channel.booth.accept(publisher(from)?.id, listeners)?,
-        ClientMsg::HandoverRequest => {
-            channel.booth.request(publisher(from)?.id, listeners)?;
-            None
-        }
-        ClientMsg::Release => {
-            channel.booth.release(publisher(from)?.id, listeners)?;
-            None
-        }
-        ClientMsg::FollowSource { .. } | ClientMsg::Feedback { .. } => {
-            return Err(Refusal::new(
-                ErrorCode::NotAllowed,
-                "this message is not accepted here",
-            ))
-        }
-        ClientMsg::Partial { text } => {
-            check_text(text, max, true)?;
-            on_air(channel)?
-        }
-        ClientMsg::Final { text, id } => {
-            check_text(text, max, false)?;
-            if id
-                .as_ref()
-                .is_some_and(|id| id.chars().count() > MAX_CLIENT_ID_CHARS)
-            {
-                return Err(Refusal::new(
-                    ErrorCode::IdTooLong,
-                    format!("id is longer than {MAX_CLIENT_ID_CHARS} characters"),
-                ));
-            }
-            on_air(channel)?
-        }
-        ClientMsg::Edit { of, text } => {
-            check_text(text, max, false)?;
-            if *of == 0 || *of > channel.last_seq() {
-                return Err(Refusal::new(
-                    ErrorCode::UnknownSeq,
-                    format!("no committed line with seq {of} in this channel"),
-                ));
-            }
-            if from.is_none() {
-                on_air(channel)?;
-            }
-            None
-        }
-    };
-    if matches!(
-        &msg,
-        ClientMsg::Take
-            | ClientMsg::HandoverAccept
-            | ClientMsg::HandoverRequest
-            | ClientMsg::Release
-    ) {
-        store_handover(hub, channel, handover).await;
-        channel.refresh_status();
-        return Ok(Admitted::Control);
     }
-    store_handover(hub, channel, handover).await;
-    match msg {
-        ClientMsg::Partial { text } => {
-            channel.set_partial(&text);
-            if let Some(node) = hub.cluster.get() {
-                node.relay_partial(channel, &text).await;
-            }
-            Ok(Admitted::Partial)
-        }
-        ClientMsg::Final { text, id } => {
-            let previous = channel.last_lang();
-            let d = langid::check(&text, &channel.info.lang, previous.as_deref());
-            if let Some(expected) = &d.expected {
-                tracing::warn!(
-                    event = %channel.info.event,
-                    channel = %channel.info.id,
-                    expected = %expected,
-                    detected = %d.lang,
-                    "line confidently detected as another language than the channel's"
-                );
-            }
-            let gen = channel.partial_gen();
-            let rx = hub
+
+    /// The store lines are handed to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The longest caption text, in characters (`limits.max_caption_chars`).
+    pub fn max_caption_chars(&self) -> usize {
+        self.max_caption_chars
+    }
+
+    /// Stores a handover event; its seq orders it among the lines. Failures are logged.
+    pub async fn store_handover(&self, channel: &Arc<Channel>, h: Option<Handover>) {
+        if let Some(h) = h {
+            tracing::info!(event = %channel.info.event, channel = %channel.info.id, from = ?h.from, to = ?h.to, reason = %h.reason, "handover");
+            // The ack is not needed: the event reaches listeners once stored.
+            let ack = self
                 .store
-                .submit(
-                    channel.clone(),
-                    Append::Line {
-                        text,
-                        lang: d.lang,
-                        expected_lang: d.expected,
-                        client_id: id,
-                        author: from.map(|p| p.name.to_string()),
-                    },
-                    now_ms(),
-                    Some(gen),
-                )
+                .submit(channel.clone(), Append::Handover(h), now_ms(), None)
                 .await;
-            Ok(Admitted::Pending(rx))
+            drop(ack);
         }
-        ClientMsg::Edit { of, text } => {
-            let editor = from.map(|p| Editor {
-                name: p.name.to_string(),
-                on_air: channel.booth.is_on_air(p.id),
-            });
-            let rx = hub
-                .store
-                .submit(
-                    channel.clone(),
-                    Append::Edit { of, text, editor },
-                    now_ms(),
-                    None,
-                )
-                .await;
-            Ok(Admitted::Pending(rx))
+    }
+
+    /// Validates and applies one publisher message to `channel`. `from` is the booth
+    /// publisher who sent it (booth rules apply), or `None` for an anonymous publisher (HTTP
+    /// and the caption formats), refused with `not_on_air` while a booth publisher is on air.
+    pub async fn admit(
+        &self,
+        channel: &Arc<Channel>,
+        msg: ClientMsg,
+        from: Option<Publisher<'_>>,
+    ) -> Result<Admitted, Refusal> {
+        let max = self.max_caption_chars;
+        let listeners = channel.audience();
+        // Partials and finals need the air: a booth publisher takes an idle channel by speaking.
+        let on_air = |channel: &Channel| -> Result<Option<Handover>, Refusal> {
+            match from {
+                Some(p) => channel.booth.admit(p.id, listeners),
+                None if channel.booth.any_on_air() => Err(Refusal::new(
+                    ErrorCode::NotOnAir,
+                    "a booth publisher is on air on this channel; publish from the booth",
+                )),
+                None => Ok(None),
+            }
+        };
+        let handover = match &msg {
+            ClientMsg::Take => channel.booth.take(publisher(from)?.id, listeners)?,
+            ClientMsg::HandoverAccept => channel.booth.accept(publisher(from)?.id, listeners)?,
+            ClientMsg::HandoverRequest => {
+                channel.booth.request(publisher(from)?.id, listeners)?;
+                None
+            }
+            ClientMsg::Release => {
+                channel.booth.release(publisher(from)?.id, listeners)?;
+                None
+            }
+            ClientMsg::FollowSource { .. } | ClientMsg::Feedback { .. } => {
+                return Err(Refusal::new(
+                    ErrorCode::NotAllowed,
+                    "this message is not accepted here",
+                ))
+            }
+            ClientMsg::Partial { text } => {
+                check_text(text, max, true)?;
+                on_air(channel)?
+            }
+            ClientMsg::Final { text, id } => {
+                check_text(text, max, false)?;
+                if id
+                    .as_ref()
+                    .is_some_and(|id| id.chars().count() > MAX_CLIENT_ID_CHARS)
+                {
+                    return Err(Refusal::new(
+                        ErrorCode::IdTooLong,
+                        format!("id is longer than {MAX_CLIENT_ID_CHARS} characters"),
+                    ));
+                }
+                on_air(channel)?
+            }
+            ClientMsg::Edit { of, text } => {
+                check_text(text, max, false)?;
+                if *of == 0 || *of > channel.last_seq() {
+                    return Err(Refusal::new(
+                        ErrorCode::UnknownSeq,
+                        format!("no committed line with seq {of} in this channel"),
+                    ));
+                }
+                if from.is_none() {
+                    on_air(channel)?;
+                }
+                None
+            }
+        };
+        if matches!(
+            &msg,
+            ClientMsg::Take
+                | ClientMsg::HandoverAccept
+                | ClientMsg::HandoverRequest
+                | ClientMsg::Release
+        ) {
+            self.store_handover(channel, handover).await;
+            channel.refresh_status();
+            return Ok(Admitted::Control);
         }
-        _ => Ok(Admitted::Control),
+        self.store_handover(channel, handover).await;
+        match msg {
+            ClientMsg::Partial { text } => {
+                channel.set_partial(&text);
+                if let Some(relay) = self.relay.get() {
+                    relay.relay(channel, &text).await;
+                }
+                Ok(Admitted::Partial)
+            }
+            ClientMsg::Final { text, id } => {
+                let previous = channel.last_lang();
+                let d = langid::check(&text, &channel.info.lang, previous.as_deref());
+                if let Some(expected) = &d.expected {
+                    tracing::warn!(
+                        event = %channel.info.event,
+                        channel = %channel.info.id,
+                        expected = %expected,
+                        detected = %d.lang,
+                        "line confidently detected as another language than the channel's"
+                    );
+                }
+                let gen = channel.partial_gen();
+                let rx = self
+                    .store
+                    .submit(
+                        channel.clone(),
+                        Append::Line {
+                            text,
+                            lang: d.lang,
+                            expected_lang: d.expected,
+                            client_id: id,
+                            author: from.map(|p| p.name.to_string()),
+                        },
+                        now_ms(),
+                        Some(gen),
+                    )
+                    .await;
+                Ok(Admitted::Pending(rx))
+            }
+            ClientMsg::Edit { of, text } => {
+                let editor = from.map(|p| Editor {
+                    name: p.name.to_string(),
+                    on_air: channel.booth.is_on_air(p.id),
+                });
+                let rx = self
+                    .store
+                    .submit(
+                        channel.clone(),
+                        Append::Edit { of, text, editor },
+                        now_ms(),
+                        None,
+                    )
+                    .await;
+                Ok(Admitted::Pending(rx))
+            }
+            _ => Ok(Admitted::Control),
+        }
     }
 }
 

@@ -175,6 +175,30 @@ const TAGS: &[(&str, &str)] = &[
     ("cym", "cy"),
 ];
 
+/// The name of a language in itself, for pickers and default channel labels.
+pub fn native_name(tag: &str) -> Option<&'static str> {
+    Some(match tag {
+        "auto" => "Floor",
+        "en" => "English",
+        "zh" => "中文",
+        "fr" => "Français",
+        "es" => "Español",
+        "ar" => "العربية",
+        "ru" => "Русский",
+        "de" => "Deutsch",
+        "it" => "Italiano",
+        "pt" => "Português",
+        "ja" => "日本語",
+        "ko" => "한국어",
+        "hi" => "हिन्दी",
+        "tr" => "Türkçe",
+        "pl" => "Polski",
+        "nl" => "Nederlands",
+        "uk" => "Українська",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,6 +136,7 @@ async fn serve(
     if demo {
         tokio::spawn(babelcast::demo::run(
             server.hub().clone(),
+            server.ingest().clone(),
             server.shutdown_token(),
         ));
     }

@@ -5,6 +5,7 @@
 //! 1001 on every socket, flush the store, all within `server.shutdown_grace_secs`.
 
 mod conn;
+mod error;
 pub mod guard;
 mod routes;
 mod tls;
@@ -30,8 +31,11 @@ use tokio_util::task::TaskTracker;
 pub use conn::Conn;
 pub use tls::TlsError;
 
+use crate::cluster::Node;
 use crate::config::Config;
+use crate::forward::Forwarder;
 use crate::hub::Hub;
+use crate::ingest::Ingest;
 use crate::limiter::{ConnLimiter, ConnPermit, Denied};
 use crate::metrics::{Metrics, Refused};
 use crate::protocol::Refusal;
@@ -70,6 +74,13 @@ pub struct Options {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub hub: Arc<Hub>,
+    /// Admission of every way of publishing.
+    pub ingest: Arc<Ingest>,
+    /// Egress forwarders (`[[events.channels.forward]]`), started by the server (or, in a
+    /// cluster, by the node holding the forwarding lease).
+    pub forwarders: Arc<[Arc<Forwarder>]>,
+    /// Cluster mode: this node's link to NATS.
+    pub cluster: Option<Arc<Node>>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub options: Arc<Options>,
@@ -133,10 +144,14 @@ impl Server {
             Some(j) => store.with_sequencer(j.sequencer()),
             None => store,
         };
-        let hub = Arc::new(Hub::new(&config, store, metrics)?);
-        if let Some(joining) = joining {
-            joining.start(&hub).await?;
-        }
+        let store = Arc::new(store);
+        let hub = Arc::new(Hub::new(&config, store.clone(), metrics)?);
+        let ingest = Arc::new(Ingest::new(store, config.limits.max_caption_chars)?);
+        let forwarders: Arc<[Arc<Forwarder>]> = crate::forward::from_config(&config).into();
+        let cluster = match joining {
+            Some(joining) => Some(joining.start(&hub, &ingest, forwarders.to_vec()).await?),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let public_url: Arc<str> = config
@@ -151,6 +166,9 @@ impl Server {
             .into();
         let state = AppState {
             hub: hub.clone(),
+            ingest,
+            forwarders: forwarders.clone(),
+            cluster: cluster.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             options: Arc::new(options),
@@ -161,8 +179,8 @@ impl Server {
         };
         tracker.spawn(hub.clone().run_status_ticker(shutdown.clone()));
         // In a cluster only the node holding the forwarding lease runs them (no double posts).
-        if hub.cluster.get().is_none() {
-            crate::forward::spawn_all(&hub, &tracker, &shutdown);
+        if cluster.is_none() {
+            crate::forward::spawn_all(&hub, &forwarders, None, &tracker, &shutdown);
         }
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Server {
@@ -181,6 +199,16 @@ impl Server {
     /// The shared hub (channels, store, tokens).
     pub fn hub(&self) -> &Arc<Hub> {
         &self.state.hub
+    }
+
+    /// Admission of every way of publishing (the demo publishes through it).
+    pub fn ingest(&self) -> &Arc<Ingest> {
+        &self.state.ingest
+    }
+
+    /// The egress forwarders.
+    pub fn forwarders(&self) -> &[Arc<Forwarder>] {
+        &self.state.forwarders
     }
 
     /// The base URL used in printed links.
@@ -208,7 +236,7 @@ impl Server {
             );
         }
         let hub = self.state.hub.clone();
-        if let Some(node) = hub.cluster.get() {
+        if let Some(node) = &self.state.cluster {
             node.shutdown().await;
         }
         let _ = tokio::task::spawn_blocking(move || hub.store.close()).await;

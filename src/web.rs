@@ -10,6 +10,8 @@ pub mod assets;
 pub mod qr;
 
 use std::collections::HashMap;
+use std::path::Path as FsPath;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -17,74 +19,61 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use crate::server::AppState;
+use crate::hub::Hub;
 use assets::Want;
 
-/// The name of a language in itself, for pickers and default channel labels.
-pub fn native_name(tag: &str) -> Option<&'static str> {
-    Some(match tag {
-        "auto" => "Floor",
-        "en" => "English",
-        "zh" => "中文",
-        "fr" => "Français",
-        "es" => "Español",
-        "ar" => "العربية",
-        "ru" => "Русский",
-        "de" => "Deutsch",
-        "it" => "Italiano",
-        "pt" => "Português",
-        "ja" => "日本語",
-        "ko" => "한국어",
-        "hi" => "हिन्दी",
-        "tr" => "Türkçe",
-        "pl" => "Polski",
-        "nl" => "Nederlands",
-        "uk" => "Українська",
-        _ => return None,
-    })
+/// What the pages, QR codes and the dashboard's data need: the registry, where the files
+/// come from, and the public URL printed in QR codes.
+#[derive(Debug, Clone)]
+pub struct WebState {
+    pub hub: Arc<Hub>,
+    /// Serve `web/` files from this directory instead of the embedded copies (development).
+    pub web_dir: Option<Arc<FsPath>>,
+    /// The base URL attendee links point at (`server.public_url`).
+    pub public_url: Arc<str>,
 }
 
-async fn page(app: &AppState, headers: &HeaderMap, name: &str) -> Response {
+async fn page(app: &WebState, headers: &HeaderMap, name: &str) -> Response {
     assets::serve(app, headers, name, Want::Fresh).await
 }
 
 /// Routes for pages, static files, QR codes and the admin API.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<WebState> {
     Router::new()
         .route(
             "/",
-            get(|State(s): State<AppState>, h: HeaderMap| async move {
+            get(|State(s): State<WebState>, h: HeaderMap| async move {
                 page(&s, &h, "index.html").await
             }),
         )
         .route(
             "/e/{event}",
-            get(|State(s): State<AppState>, h: HeaderMap| async move {
+            get(|State(s): State<WebState>, h: HeaderMap| async move {
                 page(&s, &h, "attendee.html").await
             }),
         )
         .route(
             "/booth/{event}",
-            get(|State(s): State<AppState>, h: HeaderMap| async move {
+            get(|State(s): State<WebState>, h: HeaderMap| async move {
                 page(&s, &h, "booth.html").await
             }),
         )
         .route(
             "/admin",
-            get(|State(s): State<AppState>, h: HeaderMap| async move {
+            get(|State(s): State<WebState>, h: HeaderMap| async move {
                 page(&s, &h, "admin.html").await
             }),
         )
         .route(
             "/favicon.ico",
-            get(|State(s): State<AppState>, h: HeaderMap| async move {
+            get(|State(s): State<WebState>, h: HeaderMap| async move {
                 page(&s, &h, "icon.svg").await
             }),
         )
         .route(
             "/static/{file}",
             get(
-                |State(s): State<AppState>, h: HeaderMap, Path(f): Path<String>| async move {
+                |State(s): State<WebState>, h: HeaderMap, Path(f): Path<String>| async move {
                     assets::serve(&s, &h, &f, Want::Fresh).await
                 },
             ),
@@ -92,7 +81,7 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/static/{version}/{file}",
             get(
-                |State(s): State<AppState>,
+                |State(s): State<WebState>,
                  h: HeaderMap,
                  Path((v, f)): Path<(String, String)>| async move {
                     assets::serve(&s, &h, &f, Want::Versioned(&v)).await
@@ -105,7 +94,7 @@ pub fn routes() -> Router<AppState> {
 
 /// `GET /v1/events/{event}/qr.svg[?channel=ID]`: the attendee link of an event or channel.
 async fn qr_route(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     headers: HeaderMap,
     Path(event): Path<String>,
     Query(q): Query<HashMap<String, String>>,

@@ -828,7 +828,7 @@ async fn the_forwarding_lease_moves_and_the_next_holder_goes_on_where_the_last_s
     let holder = nodes
         .iter()
         .position(|n| {
-            n.server().hub().forwarders[0]
+            n.server().forwarders()[0]
                 .stats
                 .posts
                 .load(std::sync::atomic::Ordering::Relaxed)

@@ -11,10 +11,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{applier, audience, booth, sequencer};
+use super::{applier, audience, booth, lease, sequencer};
 use super::{Applied, ClusterConfig, ClusterError, Link, Node, Stats, NATS_TIMEOUT};
 use crate::config::{Config, SyncMode};
+use crate::forward::Forwarder;
 use crate::hub::Hub;
+use crate::ingest::Ingest;
 use crate::store::Request;
 
 /// Submissions waiting for the dispatcher (publishers wait beyond this: backpressure).
@@ -137,7 +139,14 @@ impl Joining {
 
     /// Starts the node's tasks, catches up from the stream, then returns (the server then
     /// accepts connections).
-    pub async fn start(self, hub: &Arc<Hub>) -> Result<(), ClusterError> {
+    /// Partials are relayed through `ingest`; `forwarders` run on the node holding the
+    /// forwarding lease.
+    pub async fn start(
+        self,
+        hub: &Arc<Hub>,
+        ingest: &Ingest,
+        forwarders: Vec<Arc<Forwarder>>,
+    ) -> Result<Arc<Node>, ClusterError> {
         let cfg = self.cfg;
         let replica = hub
             .store
@@ -222,13 +231,10 @@ impl Joining {
             tracker: TaskTracker::new(),
             cfg,
         });
-        booth::announce(&node)
+        lease::announce(&node)
             .await
             .map_err(|e| js_err(format!("nodes bucket {}", node.cfg.nodes_bucket))(&e))?;
-        if hub.cluster.set(node.clone()).is_err() {
-            tracing::warn!("cluster node started twice; keeping the first");
-            return Ok(());
-        }
+        ingest.set_relay(node.clone());
         let t = &node.tracker;
         t.spawn(sequencer::dispatch(node.clone(), self.rx));
         for (link, rx) in queues {
@@ -239,9 +245,9 @@ impl Joining {
         t.spawn(applier::partials(node.clone(), partials));
         t.spawn(audience::run(node.clone(), audiences));
         t.spawn(booth::watch(node.clone()));
-        t.spawn(booth::heartbeat(node.clone(), hub.clone()));
+        t.spawn(lease::heartbeat(node.clone(), hub.clone(), forwarders));
         node.catch_up().await;
-        Ok(())
+        Ok(node)
     }
 }
 

@@ -27,6 +27,7 @@ mod applier;
 mod audience;
 mod booth;
 mod join;
+mod lease;
 mod sequencer;
 pub mod wire;
 
@@ -35,6 +36,8 @@ pub use join::Joining;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::Channel;
+use crate::ingest::PartialRelay;
 use crate::metrics::Histogram;
 use crate::store::replica::Replica;
 use crate::store::{Request, StoreError};
@@ -147,6 +151,38 @@ pub struct Node {
     tracker: TaskTracker,
 }
 
+impl PartialRelay for Node {
+    fn relay<'a>(
+        &'a self,
+        channel: &'a Arc<Channel>,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.relay_partial(channel, text))
+    }
+}
+
+impl Node {
+    /// Relays a partial to the other nodes (ephemeral: core NATS, not the stream).
+    async fn relay_partial(&self, channel: &Arc<Channel>, text: &str) {
+        let Some(link) = self.link_of(channel) else {
+            return;
+        };
+        let msg = wire::Partial {
+            node: self.id.clone(),
+            gen: channel.partial_gen(),
+            text: text.to_string(),
+        };
+        let payload = serde_json::to_vec(&msg).expect("partial serialises");
+        if let Err(e) = self
+            .client
+            .publish(link.partial_subject.clone(), payload.into())
+            .await
+        {
+            tracing::debug!(error = %e, "partial not relayed");
+        }
+    }
+}
+
 impl Node {
     fn link_of(&self, channel: &Arc<Channel>) -> Option<&Arc<Link>> {
         self.by_channel.get(&(Arc::as_ptr(channel) as usize))
@@ -186,26 +222,6 @@ impl Node {
                 "still catching up after {}s; serving anyway (resumes may wait for the store)",
                 wait.as_secs()
             );
-        }
-    }
-
-    /// Relays a partial to the other nodes (ephemeral: core NATS, not the stream).
-    pub async fn relay_partial(&self, channel: &Arc<Channel>, text: &str) {
-        let Some(link) = self.link_of(channel) else {
-            return;
-        };
-        let msg = wire::Partial {
-            node: self.id.clone(),
-            gen: channel.partial_gen(),
-            text: text.to_string(),
-        };
-        let payload = serde_json::to_vec(&msg).expect("partial serialises");
-        if let Err(e) = self
-            .client
-            .publish(link.partial_subject.clone(), payload.into())
-            .await
-        {
-            tracing::debug!(error = %e, "partial not relayed");
         }
     }
 

@@ -1,4 +1,4 @@
-//! The forwarders' Prometheus series, appended to `/metrics` by the hub.
+//! The forwarders' Prometheus series, appended to `/metrics` by the server.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -6,9 +6,8 @@ use std::sync::atomic::Ordering;
 use super::{Forwarder, State};
 use crate::hub::Hub;
 
-/// Appends the forwarders' Prometheus series to `out`.
-pub fn render_metrics(hub: &Hub, out: &mut String) {
-    let fs = &hub.forwarders;
+/// Appends the Prometheus series of the forwarders `fs` (of `hub`'s channels) to `out`.
+pub fn render_metrics(hub: &Hub, fs: &[std::sync::Arc<Forwarder>], out: &mut String) {
     if fs.is_empty() {
         return;
     }

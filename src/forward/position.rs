@@ -4,10 +4,31 @@
 //! position is also kept in the cluster's booth bucket, so the node that takes over the
 //! forwarding lease continues where the last holder stopped (the furthest of the two wins).
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 
 use super::Forwarder;
 use crate::hub::Hub;
+
+/// A copy of every forwarder's position kept outside this node: in a cluster, the cluster's
+/// bucket, so the node that takes the forwarding lease over continues where the last holder
+/// stopped. Values are the saved text of a [`Position`]; the furthest one wins.
+pub trait PositionMirror: Send + Sync {
+    /// The position saved under `name`, if any.
+    fn load<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+    /// Saves `value` (whose channel seq handled is `cursor`) under `name`, never moving a
+    /// further saved position back.
+    fn save<'a>(
+        &'a self,
+        name: &'a str,
+        cursor: u64,
+        value: String,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
 
 /// Folder (inside `storage.dir`) of the forwarders' saved positions.
 const STATE_DIR: &str = "forward";
@@ -58,9 +79,9 @@ fn format(p: Position) -> String {
 
 /// The saved position, if any: the file's, or in cluster mode the cluster's if it is further.
 pub(super) async fn load_position(
-    hub: &Hub,
     f: &Forwarder,
     path: &Option<PathBuf>,
+    mirror: Option<&dyn PositionMirror>,
 ) -> Option<Position> {
     let local = match path {
         Some(path) => tokio::fs::read_to_string(path)
@@ -69,11 +90,8 @@ pub(super) async fn load_position(
             .and_then(|t| parse(&t)),
         None => None,
     };
-    let shared = match hub.cluster.get() {
-        Some(node) => node
-            .forward_position(&name(f))
-            .await
-            .and_then(|t| parse(&t)),
+    let shared = match mirror {
+        Some(m) => m.load(&name(f)).await.and_then(|t| parse(&t)),
         None => None,
     };
     local.into_iter().chain(shared).max_by_key(|p| p.cursor)
@@ -81,10 +99,14 @@ pub(super) async fn load_position(
 
 /// Saves the position (write, then rename: a crash leaves the old or the new one), and in
 /// cluster mode in the cluster too.
-pub(super) async fn save_position(hub: &Hub, f: &Forwarder, path: &Option<PathBuf>, p: Position) {
-    if let Some(node) = hub.cluster.get() {
-        node.save_forward_position(&name(f), p.cursor, format(p))
-            .await;
+pub(super) async fn save_position(
+    f: &Forwarder,
+    path: &Option<PathBuf>,
+    mirror: Option<&dyn PositionMirror>,
+    p: Position,
+) {
+    if let Some(m) = mirror {
+        m.save(&name(f), p.cursor, format(p)).await;
     }
     let Some(path) = path else { return };
     let tmp = path.with_extension("tmp");

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::position::{load_position, save_position, state_path, Position};
+use super::position::{load_position, save_position, state_path, Position, PositionMirror};
 use super::service::zoom_remote_seq;
 use super::{Forwarder, HttpClient, State, FIRST_BACKOFF, MAX_BACKOFF, POST_TIMEOUT};
 use crate::clock::now_ms;
@@ -22,12 +22,19 @@ use crate::record::{Kind, Record};
 /// Lines read from the store at a time when catching up.
 const PAGE: u64 = 100;
 
-/// Starts one task per forwarder of the hub; they stop when `shutdown` is cancelled.
-pub fn spawn_all(hub: &Arc<Hub>, tracker: &TaskTracker, shutdown: &CancellationToken) {
-    if hub.forwarders.is_empty() {
+/// Starts one task per forwarder; they stop when `shutdown` is cancelled. `mirror`: where
+/// positions are also kept (the cluster), if anywhere.
+pub fn spawn_all(
+    hub: &Arc<Hub>,
+    forwarders: &[Arc<Forwarder>],
+    mirror: Option<Arc<dyn PositionMirror>>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let Some(first) = forwarders.first() else {
         return;
-    }
-    let ca_file = hub.forwarders[0].ca_file.as_deref();
+    };
+    let ca_file = first.ca_file.as_deref();
     let client = HttpClient::with_ca_file(ca_file).unwrap_or_else(|e| {
         // Checked when the config was loaded; gone or changed since. Public CAs still work.
         tracing::error!(
@@ -37,11 +44,12 @@ pub fn spawn_all(hub: &Arc<Hub>, tracker: &TaskTracker, shutdown: &CancellationT
         );
         HttpClient::new()
     });
-    for f in &hub.forwarders {
+    for f in forwarders {
         tracker.spawn(run(
             hub.clone(),
             f.clone(),
             client.clone(),
+            mirror.clone(),
             shutdown.clone(),
         ));
     }
@@ -64,10 +72,11 @@ pub async fn run(
     hub: Arc<Hub>,
     f: Arc<Forwarder>,
     client: HttpClient,
+    mirror: Option<Arc<dyn PositionMirror>>,
     shutdown: CancellationToken,
 ) {
     let span = tracing::info_span!("forward", event = %f.event, channel = %f.channel, kind = f.kind.as_str(), index = f.index);
-    forward(hub, f.clone(), client, shutdown)
+    forward(hub, f.clone(), client, mirror.as_deref(), shutdown)
         .instrument(span)
         .await;
     f.set(State::Stopped);
@@ -77,6 +86,7 @@ async fn forward(
     hub: Arc<Hub>,
     f: Arc<Forwarder>,
     client: HttpClient,
+    mirror: Option<&dyn PositionMirror>,
     shutdown: CancellationToken,
 ) {
     let Some(ch) = hub.channel(&f.event, &f.channel) else {
@@ -88,12 +98,12 @@ async fn forward(
     let sub = ch.subscribe(None, 0);
     let mut wake = sub.events;
     let path = state_path(&hub, &f);
-    let saved = load_position(&hub, &f, &path).await;
+    let saved = load_position(&f, &path, mirror).await;
     let mut pos = match saved {
         Some(p) if p.cursor <= sub.last_seq => p,
         // In a cluster this node may still be catching up with the stream: wait for the lines
         // the last holder of the lease already posted rather than posting them again.
-        Some(p) if hub.cluster.get().is_some() => {
+        Some(p) if mirror.is_some() => {
             while ch.last_seq() < p.cursor {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -121,7 +131,7 @@ async fn forward(
     if saved != Some(pos) {
         // Saved before the first post: lines committed from now on survive a restart even if
         // the remote is down until then.
-        save_position(&hub, &f, &path, pos).await;
+        save_position(&f, &path, mirror, pos).await;
     }
     f.stats.forwarded_seq.store(pos.cursor, Ordering::Relaxed);
     f.stats.remote_seq.store(pos.remote_seq, Ordering::Relaxed);
@@ -179,7 +189,7 @@ async fn forward(
                 }
                 pos.cursor = record.seq;
                 f.stats.forwarded_seq.store(pos.cursor, Ordering::Relaxed);
-                save_position(&hub, &f, &path, pos).await;
+                save_position(&f, &path, mirror, pos).await;
             }
             continue;
         }

@@ -1,6 +1,6 @@
 //! Per-channel state of EBU-TT Live sequences and the application of one document: its
 //! `sequenceNumber` is checked against the sequence's last one, its rows are shown on the
-//! sequence's [`Screen`], and the lines that commits go through [`super::admit`] like every
+//! sequence's [`Screen`], and the lines that commits go through [`Ingest::admit`] like every
 //! other publisher's (validation, language check, booth rules, acks after store). Like the HTTP
 //! caption formats, an EBU-TT Live producer is not a booth member: it is refused with
 //! `not_on_air` while an interpreter is on air, and a reconnect never waits for its own stale
@@ -25,12 +25,11 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 
-use super::{admit, resolve, Admitted};
+use super::{resolve, Admitted, Ingest};
 use crate::channel::Channel;
 use crate::clock::now_ms;
 use crate::formats::ebutt::{Document, Screen};
 use crate::formats::text_hash;
-use crate::hub::Hub;
 use crate::protocol::{ClientMsg, ErrorCode, Refusal};
 use crate::store::{Ack, EbuttState, Saved};
 
@@ -115,7 +114,7 @@ impl EbuttStreams {
     /// accepted one of its sequence; 1 starts the sequence over (a restarted producer).
     pub async fn apply(
         &self,
-        hub: &Hub,
+        ingest: &Ingest,
         ch: &Arc<Channel>,
         doc: &Document,
     ) -> Result<Applied, Refusal> {
@@ -166,7 +165,7 @@ impl EbuttStreams {
                 text,
                 id: Some(id.clone()),
             };
-            pending.push(match admit(hub, ch, msg).await {
+            pending.push(match ingest.admit(ch, msg, None).await {
                 Ok(Admitted::Pending(rx)) => (id, Ok(rx)),
                 Ok(_) => continue,
                 Err(r) => (id, Err(r)),
@@ -176,7 +175,7 @@ impl EbuttStreams {
         // carries the document's lines, so a restart in between resubmits them by their ids.
         let save = async {
             if let Some(state) = state {
-                if let Err(r) = hub.store.save(Saved::Ebutt(state)).await {
+                if let Err(r) = ingest.store().save(Saved::Ebutt(state)).await {
                     // A restart finds the sequence one document behind; that document, sent
                     // again, is applied again with the same ids.
                     tracing::warn!(error = %r.message, "saving the EBU-TT Live sequence state failed");
@@ -200,7 +199,7 @@ impl EbuttStreams {
         let mut refused = None;
         if let Some(text) = partial.as_ref().filter(|p| !(p.is_empty() && committed)) {
             let msg = ClientMsg::Partial { text: text.clone() };
-            if let Err(r) = admit(hub, ch, msg).await {
+            if let Err(r) = ingest.admit(ch, msg, None).await {
                 refused = Some(r);
             }
         }

@@ -1,6 +1,6 @@
 //! Per-channel state of the HTTP caption formats (Zoom, YouTube, StreamText) and the
 //! application of one post: the line in progress and the last seq of each format on each
-//! channel, then every committed line through [`super::admit`], so these formats share the
+//! channel, then every committed line through [`Ingest::admit`], so these formats share the
 //! pipeline of every other publisher (validation, language check, booth rules, acks after
 //! store).
 //!
@@ -23,13 +23,12 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::{admit, resolve, Admitted};
+use super::{resolve, Admitted, Ingest};
 use crate::channel::Channel;
 use crate::clock::now_ms;
 use crate::formats::line::LineBuffer;
 use crate::formats::youtube::Cue;
 use crate::formats::{check_seq, client_id, timestamp, Format, FormatError, SeqCheck};
-use crate::hub::Hub;
 use crate::protocol::{ClientMsg, Refusal};
 use crate::store::{Ack, FormatState, Saved};
 
@@ -130,13 +129,13 @@ impl FormatStreams {
     /// Applies post `seq` of `format` to the channel and waits until its lines are stored.
     pub async fn post(
         &self,
-        hub: &Hub,
+        ingest: &Ingest,
         ch: &Arc<Channel>,
         format: Format,
         seq: u64,
         input: Input<'_>,
     ) -> Result<Posted, PostError> {
-        let max = hub.limits.max_caption_chars;
+        let max = ingest.max_caption_chars();
         // Decide and apply under the map guard; no await until it is dropped.
         let (finals, partial, reply, retry, state) = {
             let mut slot = self.slots.entry(key(ch, format)).or_default();
@@ -208,7 +207,10 @@ impl FormatStreams {
         let mut pending = Vec::with_capacity(finals.len());
         let mut refused = None;
         for (id, text) in finals {
-            match admit(hub, ch, ClientMsg::Final { text, id: Some(id) }).await {
+            match ingest
+                .admit(ch, ClientMsg::Final { text, id: Some(id) }, None)
+                .await
+            {
                 Ok(Admitted::Pending(rx)) => pending.push(rx),
                 Ok(_) => {}
                 Err(r) => {
@@ -232,10 +234,10 @@ impl FormatStreams {
         // The new line in progress, once the lines before it are visible. A commit already
         // cleared the partial, so an empty line after one needs nothing.
         if let Some(text) = partial.filter(|p| !(p.is_empty() && committed)) {
-            admit(hub, ch, ClientMsg::Partial { text }).await?;
+            ingest.admit(ch, ClientMsg::Partial { text }, None).await?;
         }
         if let Some(state) = state {
-            hub.store.save(Saved::Format(state)).await?;
+            ingest.store().save(Saved::Format(state)).await?;
         }
         Ok(Posted { reply, retry, acks })
     }

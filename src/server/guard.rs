@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::routes::ApiError;
+use super::error::ApiError;
 use super::AppState;
 use crate::config::{default_port, parse_origin};
 use crate::metrics::Refused;

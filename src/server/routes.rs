@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tracing::Instrument;
 
+pub use super::error::{api_error, refusal_response, ApiError};
 use super::upgrade;
 use super::AppState;
 use crate::channel::Channel;
@@ -20,6 +21,7 @@ use crate::protocol::api::{ChannelSummary, EventList, EventSummary};
 use crate::protocol::{parse_client, ClientMsg, ErrorCode, Refusal, ServerMsg};
 use crate::session::{self, LISTENER_READ_BUFFER, PUBLISHER_READ_BUFFER};
 use crate::transcript;
+use crate::web::WebState;
 
 mod formats;
 
@@ -52,60 +54,12 @@ pub fn router(state: AppState) -> Router {
             get(transcript_route),
         )
         .merge(formats::routes())
-        .merge(crate::web::routes())
+        .merge(crate::web::routes().with_state(WebState {
+            hub: state.hub.clone(),
+            web_dir: state.options.web_dir.as_deref().map(Into::into),
+            public_url: state.public_url.clone(),
+        }))
         .with_state(state)
-}
-
-/// A refused HTTP request: a status and the protocol's `error` body (a code clients branch on
-/// and a message for people).
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    refusal: Refusal,
-    www_authenticate: bool,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            refusal: Refusal::new(code, message),
-            www_authenticate: false,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            [(header::CONTENT_TYPE, "application/json")],
-            self.refusal.to_frame().to_string(),
-        )
-            .into_response();
-        if self.www_authenticate {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                "Bearer realm=\"babelcast\"".parse().expect("static"),
-            );
-        }
-        r
-    }
-}
-
-/// A JSON error body in the protocol's `error` shape, with an HTTP status.
-pub fn api_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    ApiError::new(status, code, message).into_response()
-}
-
-fn refusal_response(r: &Refusal) -> Response {
-    let status = StatusCode::from_u16(r.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        r.to_frame().to_string(),
-    )
-        .into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -113,11 +67,13 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.hub.render_metrics(),
-    )
-        .into_response()
+    let mut out = String::with_capacity(4096);
+    app.hub.render_metrics(&mut out);
+    if let Some(node) = &app.cluster {
+        node.render_metrics(&mut out);
+    }
+    crate::forward::render_metrics(&app.hub, &app.forwarders, &mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 async fn events(State(app): State<AppState>) -> Response {
@@ -361,7 +317,7 @@ fn publish_socket(
         None => format!("{default_name}-{}", &crate::secret::random_token()[..6]),
     };
     let config = session::ws_config(&app.hub.limits, PUBLISHER_READ_BUFFER);
-    let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());
+    let (hub, ingest, shutdown) = (app.hub.clone(), app.ingest.clone(), app.shutdown.clone());
     let span = tracing::info_span!("publisher", event = %ch.info.event, channel = %ch.info.id, name = %name, ?kind);
     let write_timeout = app.hub.limits.write_timeout();
     upgrade::accept(req, config, write_timeout, &app.tracker, move |ws| {
@@ -370,9 +326,11 @@ fn publish_socket(
             hub.metrics.opened();
             let end = match kind {
                 Publishing::Json => {
-                    session::publisher::run(ws, hub.clone(), ch, name, shutdown).await
+                    session::publisher::run(ws, hub.clone(), ingest, ch, name, shutdown).await
                 }
-                Publishing::EbuTt => session::ebutt::run(ws, hub.clone(), ch, shutdown).await,
+                Publishing::EbuTt => {
+                    session::ebutt::run(ws, hub.clone(), ingest, ch, shutdown).await
+                }
             };
             hub.metrics.closed();
             count_end(&hub, end);
@@ -433,7 +391,7 @@ async fn captions(
         ClientMsg::Final { id, .. } => id.clone(),
         _ => None,
     };
-    match ingest::admit(&app.hub, &ch, msg).await {
+    match app.ingest.admit(&ch, msg, None).await {
         Ok(Admitted::Partial | Admitted::Control) => (
             StatusCode::ACCEPTED,
             [(header::CONTENT_TYPE, "application/json")],

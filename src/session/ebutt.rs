@@ -20,6 +20,7 @@ use super::{close, close_publisher, feed, flush, read_error, End};
 use crate::channel::Channel;
 use crate::formats::ebutt;
 use crate::hub::Hub;
+use crate::ingest::Ingest;
 use crate::limiter::TokenBucket;
 use crate::metrics::Refused;
 use crate::protocol::{ErrorCode, Frame, Refusal, ServerMsg};
@@ -28,13 +29,14 @@ use crate::protocol::{ErrorCode, Frame, Refusal, ServerMsg};
 pub async fn run<S>(
     mut ws: WebSocketStream<S>,
     hub: Arc<Hub>,
+    ingest: Arc<Ingest>,
     ch: Arc<Channel>,
     shutdown: CancellationToken,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let end = match session(&mut ws, &hub, &ch, &shutdown).await {
+    let end = match session(&mut ws, &hub, &ingest, &ch, &shutdown).await {
         Ok(end) | Err(end) => end,
     };
     let _ = flush(&mut ws, hub.limits.write_timeout()).await;
@@ -45,6 +47,7 @@ where
 async fn session<S>(
     ws: &mut WebSocketStream<S>,
     hub: &Hub,
+    ingest: &Ingest,
     ch: &Arc<Channel>,
     shutdown: &CancellationToken,
 ) -> Result<End, End>
@@ -84,10 +87,10 @@ where
                         return Ok(end);
                     }
                     Some(Ok(Message::Text(t))) => {
-                        document(hub, ch, t.as_str(), &mut rate).await
+                        document(hub, ingest, ch, t.as_str(), &mut rate).await
                     }
                     Some(Ok(Message::Binary(b))) => match std::str::from_utf8(&b) {
-                        Ok(t) => document(hub, ch, t, &mut rate).await,
+                        Ok(t) => document(hub, ingest, ch, t, &mut rate).await,
                         Err(_) => vec![refuse(hub, &Refusal::new(
                             ErrorCode::BadXml,
                             "a binary frame that is not UTF-8; send each EBU-TT Live document as UTF-8 text",
@@ -120,6 +123,7 @@ fn refuse(hub: &Hub, r: &Refusal) -> Frame {
 /// Parses and applies one document; the frames to answer (acks and errors), in order.
 async fn document(
     hub: &Hub,
+    ingest: &Ingest,
     ch: &Arc<Channel>,
     xml: &str,
     rate: &mut Option<TokenBucket>,
@@ -139,7 +143,7 @@ async fn document(
         Ok(doc) => doc,
         Err(e) => return vec![refuse(hub, &e.refusal())],
     };
-    let applied = match hub.ebutt.apply(hub, ch, &doc).await {
+    let applied = match ingest.ebutt.apply(ingest, ch, &doc).await {
         Ok(a) => a,
         Err(r) => return vec![refuse(hub, &r)],
     };

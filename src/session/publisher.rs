@@ -21,12 +21,11 @@ use super::{close, close_publisher, feed, flush, read_error, End};
 use crate::channel::Channel;
 use crate::channel::{Backlog, Subscription};
 use crate::hub::Hub;
-use crate::ingest::Publisher;
-use crate::ingest::{self, Admitted};
+use crate::ingest::{self, Admitted, Ingest, Publisher};
 use crate::limiter::TokenBucket;
 use crate::metrics::Refused;
 use crate::protocol::{parse_client, ClientMsg, ErrorCode, Frame, Refusal, ServerMsg};
-use crate::store::{Ack, Append};
+use crate::store::Ack;
 
 type AckResult = Result<Ack, Refusal>;
 
@@ -54,6 +53,7 @@ fn ack_frame(id: Option<&str>, result: &AckResult) -> Frame {
 pub async fn run<S>(
     mut ws: WebSocketStream<S>,
     hub: Arc<Hub>,
+    ingest: Arc<Ingest>,
     ch: Arc<Channel>,
     name: String,
     shutdown: CancellationToken,
@@ -62,25 +62,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (count, handover) = ch.publisher_join(&name);
-    if let Some(h) = handover {
-        // Stored in order with the lines; the ack itself is not needed.
-        let ack = hub
-            .store
-            .submit(
-                ch.clone(),
-                Append::Handover(h),
-                crate::clock::now_ms(),
-                None,
-            )
-            .await;
-        drop(ack);
-    }
+    // Stored in order with the lines.
+    ingest.store_handover(&ch, handover).await;
     let me = Publisher {
         id: count.id(),
         name: &name,
     };
     let mut pending = FuturesOrdered::new();
-    let end = match session(&mut ws, &hub, &ch, me, &shutdown, &mut pending).await {
+    let end = match session(&mut ws, &hub, &ingest, &ch, me, &shutdown, &mut pending).await {
         Ok(end) | Err(end) => end,
     };
     // Ack what the store accepted before we stop, so the publisher need not resend it.
@@ -101,6 +90,7 @@ where
 async fn session<S>(
     ws: &mut WebSocketStream<S>,
     hub: &Hub,
+    ingest: &Ingest,
     ch: &Arc<Channel>,
     me: Publisher<'_>,
     shutdown: &CancellationToken,
@@ -201,7 +191,7 @@ where
                                 ClientMsg::Edit { of, .. } => (None, Some(*of)),
                                 _ => (None, None),
                             };
-                            match ingest::admit_from(hub, ch, msg, Some(me)).await {
+                            match ingest.admit(ch, msg, Some(me)).await {
                                 Ok(Admitted::Partial | Admitted::Control) => {}
                                 Ok(Admitted::Pending(rx)) => pending.push_back(pending_ack(id, rx)),
                                 Err(r) => {

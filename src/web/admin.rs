@@ -10,11 +10,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::WebState;
 use crate::channel::Channel;
 use crate::clock::now_ms;
 use crate::protocol::api::{AdminChannel, AdminChannels, Alert, AlertKind};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::server::AppState;
 
 /// A source with a line this recent counts as live.
 pub const SOURCE_LIVE_MS: i64 = 30_000;
@@ -49,7 +49,7 @@ fn age(now: i64, ts: i64) -> Option<i64> {
 }
 
 /// `GET /v1/admin/channels`.
-pub async fn channels(State(app): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn channels(State(app): State<WebState>, headers: HeaderMap) -> Response {
     if !bearer(&headers).is_some_and(|t| app.hub.is_admin(t)) {
         return unauthorized();
     }

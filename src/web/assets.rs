@@ -20,7 +20,7 @@ use axum::response::Response;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::server::AppState;
+use super::WebState;
 
 /// One embedded file.
 struct Asset {
@@ -171,12 +171,12 @@ pub enum Want<'a> {
 }
 
 /// Serves the file `name` of `web/` (embedded, or from `--web-dir`).
-pub async fn serve(app: &AppState, headers: &HeaderMap, name: &str, want: Want<'_>) -> Response {
+pub async fn serve(app: &WebState, headers: &HeaderMap, name: &str, want: Want<'_>) -> Response {
     // Only names from the embedded table are served, so no path can escape `web/`.
     if !ASSETS.iter().any(|a| a.name == name) {
         return not_found();
     }
-    match &app.options.web_dir {
+    match &app.web_dir {
         Some(dir) => match tokio::fs::read(dir.join(name)).await {
             // Development: read and compress on every request; no versioned URLs.
             Ok(bytes) => respond(headers, &prepare(name, bytes), NO_CACHE),

@@ -94,7 +94,12 @@ async fn apply(
     seq: u64,
     input: Input<'_>,
 ) -> Response {
-    match app.hub.formats.post(&app.hub, ch, format, seq, input).await {
+    match app
+        .ingest
+        .formats
+        .post(&app.ingest, ch, format, seq, input)
+        .await
+    {
         Ok(posted) => plain(StatusCode::OK, posted.reply),
         Err(PostError::Format(e)) => format_error(app, &e),
         Err(PostError::Refused(r)) => {
@@ -153,7 +158,7 @@ async fn zoom_seq(
     match admit_request(&app, (&event, &channel), &q, &headers, &empty, Format::Zoom) {
         Ok((ch, _)) => plain(
             StatusCode::OK,
-            app.hub.formats.last_seq(&ch, Format::Zoom).to_string(),
+            app.ingest.formats.last_seq(&ch, Format::Zoom).to_string(),
         ),
         Err(e) => e.into_response(),
     }
