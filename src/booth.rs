@@ -176,9 +176,9 @@ impl Booth {
         self.state().on_air.as_ref().map(|o| o.name.clone())
     }
 
-    /// Admits a partial/final/edit-as-on-air from `id`: on air already, or the channel is idle
-    /// (it then takes the air). Marks activity for the silence rule.
-    pub fn admit(&self, id: u64, listeners: u64) -> Result<Option<Handover>, Refusal> {
+    /// Lets `id` speak (a partial, final, or edit as on air): on air already, or the channel
+    /// is idle (it then takes the air). Marks activity for the silence rule.
+    pub fn claim_air(&self, id: u64, listeners: u64) -> Result<Option<Handover>, Refusal> {
         let mut st = self.state();
         match &mut st.on_air {
             Some(o) if o.id == id => {

@@ -33,6 +33,7 @@ pub use rate::LineRate;
 pub use socket::{DirectSocket, Takeover};
 
 use crate::booth::Booth;
+pub use crate::protocol::EMPTY_PARTIAL;
 use crate::protocol::{Frame, ServerMsg, Status};
 use crate::record::{Committed, Kind, Record};
 
@@ -134,9 +135,6 @@ pub struct Subscription {
     /// `since` was beyond the channel's last seq: the client must start over.
     pub reset: bool,
 }
-
-/// The partial frame that clears the line in progress.
-pub const EMPTY_PARTIAL: &str = r#"{"type":"partial","text":""}"#;
 
 impl Channel {
     /// A channel whose store holds `recent` (oldest first) and whose last seq is `last_seq`.

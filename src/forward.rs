@@ -115,23 +115,6 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// The forwarder as the dashboard shows it (the URL is left out: it holds secrets).
-    pub fn status_json(&self) -> serde_json::Value {
-        let s = &self.stats;
-        let last = s.last_success_ms.load(Ordering::Relaxed);
-        serde_json::json!({
-            "kind": self.kind.as_str(),
-            "index": self.index,
-            "state": self.state().as_str(),
-            "posts": s.posts.load(Ordering::Relaxed),
-            "retries": s.retries.load(Ordering::Relaxed),
-            "dropped": s.dropped.load(Ordering::Relaxed),
-            "last_success_ts": (last > 0).then_some(last),
-            "forwarded_seq": s.forwarded_seq.load(Ordering::Relaxed),
-            "remote_seq": s.remote_seq.load(Ordering::Relaxed),
-        })
-    }
-
     pub fn state(&self) -> State {
         let v = self.stats.state.load(Ordering::Relaxed);
         State::ALL

@@ -150,7 +150,7 @@ impl Ingest {
         // Partials and finals need the air: a booth publisher takes an idle channel by speaking.
         let on_air = |channel: &Channel| -> Result<Option<Handover>, Refusal> {
             match from {
-                Some(p) => channel.booth.admit(p.id, listeners),
+                Some(p) => channel.booth.claim_air(p.id, listeners),
                 None if channel.booth.any_on_air() => Err(Refusal::new(
                     ErrorCode::NotOnAir,
                     "a booth publisher is on air on this channel; publish from the booth",

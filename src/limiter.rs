@@ -1,7 +1,7 @@
 //! Admission limits: open connections per node and per client address, the new-connection
 //! rate per address, and the token bucket that also paces each publisher's messages.
 //!
-//! The accept loop asks [`ConnLimiter::admit`] for a [`ConnPermit`] before it serves a single
+//! The accept loop asks [`ConnLimiter::permit`] for a [`ConnPermit`] before it serves a single
 //! byte; the permit is held for the connection's whole life (HTTP keep-alive and WebSocket
 //! alike) and gives its slot back on drop. Addresses are keyed per IPv4 address and per IPv6
 //! /64 (one phone on IPv6 usually owns a whole /64). Loopback is exempt from the per-address
@@ -223,15 +223,15 @@ impl ConnLimiter {
     }
 
     /// Admits a new connection from `ip`, or says why not (and counts the refusal).
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Denied> {
-        let result = self.try_admit(ip);
+    pub fn permit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Denied> {
+        let result = self.try_permit(ip);
         if let Err(d) = result {
             self.metrics.refuse(d.refused());
         }
         result
     }
 
-    fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Denied> {
+    fn try_permit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Denied> {
         if self
             .open
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -356,14 +356,14 @@ mod tests {
     #[test]
     fn node_limit_counts_open_connections() {
         let l = limiter(|l| l.max_connections = 2);
-        let a = l.admit("10.0.0.1".parse().unwrap()).unwrap();
-        let _b = l.admit("10.0.0.2".parse().unwrap()).unwrap();
+        let a = l.permit("10.0.0.1".parse().unwrap()).unwrap();
+        let _b = l.permit("10.0.0.2".parse().unwrap()).unwrap();
         assert_eq!(
-            l.admit("10.0.0.3".parse().unwrap()).unwrap_err(),
+            l.permit("10.0.0.3".parse().unwrap()).unwrap_err(),
             Denied::NodeFull
         );
         drop(a);
-        assert!(l.admit("10.0.0.3".parse().unwrap()).is_ok());
+        assert!(l.permit("10.0.0.3".parse().unwrap()).is_ok());
     }
 
     #[test]
@@ -373,15 +373,15 @@ mod tests {
             l.per_ip_connect_rate = 0.0;
         });
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
-        let a = l.admit(ip).unwrap();
-        let _b = l.admit(ip).unwrap();
-        assert_eq!(l.admit(ip).unwrap_err(), Denied::IpConnections);
-        assert!(l.admit("10.0.0.10".parse().unwrap()).is_ok());
+        let a = l.permit(ip).unwrap();
+        let _b = l.permit(ip).unwrap();
+        assert_eq!(l.permit(ip).unwrap_err(), Denied::IpConnections);
+        assert!(l.permit("10.0.0.10".parse().unwrap()).is_ok());
         drop(a);
-        assert!(l.admit(ip).is_ok());
+        assert!(l.permit(ip).is_ok());
         // Loopback is exempt by default.
         let lo: IpAddr = "127.0.0.5".parse().unwrap();
-        let held: Vec<_> = (0..5).map(|_| l.admit(lo).unwrap()).collect();
+        let held: Vec<_> = (0..5).map(|_| l.permit(lo).unwrap()).collect();
         assert_eq!(held.len(), 5);
     }
 
@@ -393,10 +393,10 @@ mod tests {
         });
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8::2".parse().unwrap();
-        let held: Vec<_> = (0..3).map(|_| l.admit(ip).unwrap()).collect();
-        assert_eq!(l.admit(same_64).unwrap_err(), Denied::IpRate);
+        let held: Vec<_> = (0..3).map(|_| l.permit(ip).unwrap()).collect();
+        assert_eq!(l.permit(same_64).unwrap_err(), Denied::IpRate);
         drop(held);
-        assert!(l.admit("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        assert!(l.permit("2001:db8:0:1::1".parse().unwrap()).is_ok());
     }
 
     #[test]

@@ -73,7 +73,7 @@ struct Counters {
 }
 
 /// What every client task shares.
-struct Shared {
+struct RunState {
     cfg: LoadConfig,
     run_id: String,
     addr: SocketAddr,
@@ -101,7 +101,7 @@ struct Shared {
     last_resume: AtomicU64,
 }
 
-impl Shared {
+impl RunState {
     /// The source address of slot `slot`: 127.0.0.(1 + slot). A listener starts at slot
     /// `index % --source-addrs` and moves on by `--source-addrs` when an address has no port.
     fn source(&self, slot: usize) -> Option<IpAddr> {
@@ -186,7 +186,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     } else {
         usize::MAX
     };
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(RunState {
         run_id: format!("{:x}", now_micros()),
         addr,
         host,
@@ -277,7 +277,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
             .store(last.max(c.base.load(Ordering::Relaxed)), Ordering::Relaxed);
     }
     let target_of = |i: usize| shared.channels[i % nch].target.load(Ordering::Relaxed);
-    let incomplete = |s: &Shared| {
+    let incomplete = |s: &RunState| {
         (0..n)
             .filter(|&i| s.progress[i].load(Ordering::Relaxed) < target_of(i))
             .count()

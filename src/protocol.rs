@@ -240,6 +240,16 @@ impl BoothMsg<'_> {
     }
 }
 
+impl ClientMsg {
+    /// The message as a publisher sends it (for the clients: `push`, `load`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a client message serialises")
+    }
+}
+
+/// The partial frame that clears the line in progress.
+pub const EMPTY_PARTIAL: &str = r#"{"type":"partial","text":""}"#;
+
 /// Parses one client text frame, mapping failures to the codes clients branch on.
 pub fn parse_client(text: &str) -> Result<ClientMsg, Refusal> {
     match serde_json::from_str::<ClientMsg>(text) {
@@ -258,6 +268,14 @@ pub fn parse_client(text: &str) -> Result<ClientMsg, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_partial_is_the_partial_message_with_no_text() {
+        assert_eq!(
+            ServerMsg::Partial { text: "" }.to_frame().as_str(),
+            EMPTY_PARTIAL
+        );
+    }
 
     #[test]
     fn parses_every_client_message() {

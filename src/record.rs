@@ -88,7 +88,7 @@ impl Record {
         .to_frame()
     }
 
-    /// The handover carried by a [`Kind::Handover`] record.
+    /// The handover carried by a [`Kind::Handover`] record (see [`handover_text`]).
     pub fn handover(&self) -> Option<Handover> {
         (self.kind == Kind::Handover)
             .then(|| serde_json::from_str(&self.text).ok())
@@ -104,6 +104,12 @@ impl Record {
             ts: self.ts,
         }
     }
+}
+
+/// The text a handover record stores: the [`Handover`] as JSON, read back by
+/// [`Record::handover`].
+pub fn handover_text(h: &Handover) -> String {
+    serde_json::to_string(h).expect("a handover serialises")
 }
 
 /// A committed event as fan-out carries it: its seq and its one shared frame.

@@ -280,7 +280,7 @@ async fn accept_loop(listener: TcpListener, state: AppState) {
                 }
             },
         };
-        let permit = match state.limiter.admit(peer.ip()) {
+        let permit = match state.limiter.permit(peer.ip()) {
             Ok(p) => Arc::new(p),
             Err(denied) => {
                 // Over TLS a plain-text answer would be garbage to the client, and a TLS

@@ -15,17 +15,18 @@ use std::time::Duration;
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::booth::Handover;
 use crate::channel::Channel;
 use crate::config::SyncMode;
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorCode, Refusal};
+use crate::protocol::Refusal;
 use crate::record::{Kind, Record};
 
 pub mod replica;
+mod request;
 mod saved;
 mod writer;
 
+pub use request::{check_edit, Ack, Append, Editor, Outcome, Request};
 pub use saved::{EbuttState, FormatState, Saved};
 
 use writer::{Msg, Writer};
@@ -38,92 +39,6 @@ const QUEUE: usize = 8192;
 const MAX_CONCURRENT_READS: usize = 8;
 /// Most events in one transaction.
 const MAX_BATCH: usize = 2048;
-
-/// What a publisher asks to store.
-#[derive(Debug, Clone)]
-pub enum Append {
-    Line {
-        text: String,
-        lang: String,
-        expected_lang: Option<String>,
-        client_id: Option<String>,
-        /// The publisher's display name (lets the author correct the line later).
-        author: Option<String>,
-    },
-    Edit {
-        of: u64,
-        text: String,
-        /// Who corrects, when the edit comes from a booth publisher: only the on-air
-        /// publisher or the line's author may correct a line.
-        editor: Option<Editor>,
-    },
-    /// A change of on-air publisher.
-    Handover(Handover),
-}
-
-/// Whether an edit of line `of` may be stored: `target` is the line's author (`None`: no
-/// committed line has that seq). Only the on-air publisher or the line's author may correct a
-/// line. Shared by the local writer and the cluster sequencer.
-pub fn check_edit(
-    of: u64,
-    target: Option<Option<String>>,
-    editor: Option<&Editor>,
-) -> Result<(), Refusal> {
-    let Some(author) = target else {
-        return Err(Refusal::new(
-            ErrorCode::UnknownSeq,
-            format!("no committed line with seq {of} in this channel"),
-        ));
-    };
-    match editor {
-        Some(e) if !e.on_air && author.as_deref() != Some(e.name.as_str()) => Err(Refusal::new(
-            ErrorCode::NotOnAir,
-            "only the on-air publisher or the line's author can correct it",
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// A booth publisher correcting a line.
-#[derive(Debug, Clone)]
-pub struct Editor {
-    pub name: String,
-    pub on_air: bool,
-}
-
-/// A stored event's acknowledgement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ack {
-    pub seq: u64,
-    /// The final's client id was already stored: this is the original seq.
-    pub duplicate: bool,
-}
-
-/// How the sequencer (the local writer, or the cluster's) decided one submission.
-#[derive(Debug)]
-pub enum Outcome {
-    Stored(Record),
-    /// The final's client id was already stored, with this seq.
-    Duplicate(u64),
-    Refused(Refusal),
-}
-
-impl Outcome {
-    /// The submitter's answer.
-    pub fn into_ack(self) -> Result<Ack, Refusal> {
-        match self {
-            Outcome::Stored(r) => Ok(Ack {
-                seq: r.seq,
-                duplicate: false,
-            }),
-            Outcome::Duplicate(seq) => Ok(Ack {
-                seq,
-                duplicate: true,
-            }),
-            Outcome::Refused(r) => Err(r),
-        }
-    }
-}
 
 /// Why the store could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -138,16 +53,8 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-}
-
-/// One event to sequence and store, with where its acknowledgement goes.
-#[derive(Debug)]
-pub struct Request {
-    pub channel: Arc<Channel>,
-    pub append: Append,
-    pub ts: i64,
-    pub partial_gen: Option<u64>,
-    pub reply: oneshot::Sender<Result<Ack, Refusal>>,
+    #[error("a read of the transcript database stopped: {0}")]
+    Read(String),
 }
 
 /// Handle to the transcript store; cheap to share behind an `Arc`.
@@ -162,7 +69,7 @@ pub struct Store {
     /// A page cap for the writer to apply before its next commit (see [`Store::set_page_limit`]).
     page_limit: Arc<AtomicU64>,
     /// Cluster mode: the sequencer that takes every submission instead of the writer thread.
-    external: Option<mpsc::Sender<Request>>,
+    sequencer: Option<mpsc::Sender<Request>>,
 }
 
 /// `page_limit` value meaning "no change requested".
@@ -275,7 +182,7 @@ impl Store {
             readers: Mutex::new(Vec::new()),
             read_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_READS),
             page_limit,
-            external: None,
+            sequencer: None,
         })
     }
 
@@ -283,7 +190,7 @@ impl Store {
     /// fixes seqs through JetStream) instead of the writer thread, which then only stores what
     /// the stream ordered (see [`replica`]). Without it the writer is the sequencer.
     pub fn with_sequencer(mut self, sequencer: mpsc::Sender<Request>) -> Store {
-        self.external = Some(sequencer);
+        self.sequencer = Some(sequencer);
         self
     }
 
@@ -322,7 +229,7 @@ impl Store {
             partial_gen,
             reply,
         };
-        if let Some(sequencer) = &self.external {
+        if let Some(sequencer) = &self.sequencer {
             if let Err(mpsc::error::SendError(req)) = sequencer.send(req).await {
                 let _ = req.reply.send(Err(Refusal::shutting_down()));
             }
@@ -408,8 +315,25 @@ impl Store {
         })
     }
 
+    /// Events `after < seq <= upto` of a channel, read on a blocking thread while holding one
+    /// of the bounded read slots: how resumes past memory, transcript exports and forwarders
+    /// read history.
+    pub async fn read_range(
+        self: &Arc<Self>,
+        event: &str,
+        channel: &str,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<Record>, StoreError> {
+        let _slot = self.read_slot().await;
+        let (store, event, channel) = (self.clone(), event.to_string(), channel.to_string());
+        tokio::task::spawn_blocking(move || store.range(&event, &channel, after, upto))
+            .await
+            .map_err(|e| StoreError::Read(e.to_string()))?
+    }
+
     /// Waits for a read slot; hold it across the `spawn_blocking` read.
-    pub async fn read_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+    async fn read_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.read_slots
             .acquire()
             .await

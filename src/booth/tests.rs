@@ -9,7 +9,7 @@ fn first_publisher_is_on_air_and_the_second_waits() {
     assert!(h.is_none());
     let (ben, _) = b.join("Ben", 0);
     assert!(b.is_on_air(anna) && !b.is_on_air(ben));
-    assert_eq!(b.admit(ben, 0).unwrap_err().code, ErrorCode::NotOnAir);
+    assert_eq!(b.claim_air(ben, 0).unwrap_err().code, ErrorCode::NotOnAir);
     b.request(ben, 0).unwrap();
     let h = b.accept(anna, 0).unwrap().unwrap();
     assert_eq!(

@@ -10,13 +10,17 @@ use std::sync::Arc;
 
 use async_nats::jetstream::kv;
 
+use super::wire::Presence;
 use super::{Node, NATS_TIMEOUT};
 use crate::forward::{self, Forwarder, PositionMirror};
 use crate::hub::Hub;
 
 /// Writes this node's presence once (before serving).
 pub(super) async fn announce(node: &Node) -> Result<u64, kv::PutError> {
-    let value = serde_json::json!({"boot": node.boot}).to_string();
+    let value = serde_json::to_string(&Presence {
+        boot: node.boot.clone(),
+    })
+    .expect("presence serialises");
     node.nodes_kv.put(&node.id, value.into()).await
 }
 

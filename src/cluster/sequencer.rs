@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::{wire, Applied, Link, Node};
 use crate::hub::Hub;
 use crate::protocol::{ErrorCode, Refusal};
-use crate::record::{Kind, Record};
+use crate::record::Kind;
 use crate::store::{Append, Outcome, Request, Store, StoreError};
 
 /// Most events in one stream message.
@@ -300,11 +300,7 @@ fn decide(
     for req in reqs {
         let record = match &req.append {
             Append::Line {
-                text,
-                lang,
-                expected_lang,
-                client_id,
-                author,
+                client_id, author, ..
             } => {
                 if let Some(id) = client_id {
                     let known = match ids.get(id.as_str()) {
@@ -318,30 +314,10 @@ fn decide(
                     ids.insert(id, seq + 1);
                 }
                 lines.insert(seq + 1, author.as_deref());
-                Record {
-                    seq: seq + 1,
-                    kind: Kind::Line,
-                    ts: req.ts.max(ts),
-                    text: text.clone(),
-                    lang: lang.clone(),
-                    of: None,
-                    client_id: client_id.clone(),
-                    expected_lang: expected_lang.clone(),
-                    author: author.clone(),
-                }
+                req.append.record(seq + 1, req.ts.max(ts))
             }
-            Append::Handover(h) => Record {
-                seq: seq + 1,
-                kind: Kind::Handover,
-                ts: req.ts.max(ts),
-                text: serde_json::to_string(h).expect("handover serialises"),
-                lang: String::new(),
-                of: None,
-                client_id: None,
-                expected_lang: None,
-                author: None,
-            },
-            Append::Edit { of, text, editor } => {
+            Append::Handover(_) => req.append.record(seq + 1, req.ts.max(ts)),
+            Append::Edit { of, editor, .. } => {
                 let target: Option<Option<String>> = if *of > at.seq {
                     lines.get(of).map(|a| a.map(str::to_string))
                 } else {
@@ -354,17 +330,7 @@ fn decide(
                     out.push(Outcome::Refused(r));
                     continue;
                 }
-                Record {
-                    seq: seq + 1,
-                    kind: Kind::Edit,
-                    ts: req.ts.max(ts),
-                    text: text.clone(),
-                    lang: String::new(),
-                    of: Some(*of),
-                    client_id: None,
-                    expected_lang: None,
-                    author: editor.as_ref().map(|e| e.name.clone()),
-                }
+                req.append.record(seq + 1, req.ts.max(ts))
             }
         };
         seq = record.seq;

@@ -134,6 +134,13 @@ mod tests {
     }
 }
 
+/// A node's presence entry in the nodes bucket (`{node_id}`), refreshed every third of the
+/// presence TTL; `boot` tells one run of the node from the next.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Presence {
+    pub boot: String,
+}
+
 /// A node's listeners and their feedback per channel (`{prefix}.audience.{node}`, core NATS,
 /// every few seconds).
 #[derive(Debug, Serialize, Deserialize)]

@@ -146,13 +146,10 @@ async fn forward(
         if last > pos.cursor {
             f.set(State::Sending);
             let (after, upto) = (pos.cursor, last.min(pos.cursor + PAGE));
-            let (h, ev, id) = (hub.clone(), f.event.clone(), f.channel.clone());
-            let slot = hub.store.read_slot().await;
-            let page = tokio::task::spawn_blocking(move || h.store.range(&ev, &id, after, upto))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-            drop(slot);
+            let page = hub
+                .store
+                .read_range(&f.event, &f.channel, after, upto)
+                .await;
             let records = match page {
                 Ok(r) => {
                     read_backoff = FIRST_BACKOFF;

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::captions::{event_seq, token_micros};
 use super::client::{connect, ConnectError, BACKOFF_MAX, BACKOFF_MIN};
-use super::{now_micros, Shared};
+use super::{now_micros, RunState};
 use crate::protocol::{CLOSE_BEHIND, CLOSE_GOING_AWAY};
 
 /// What one listener saw, judged against the channel's last seq at the end.
@@ -61,7 +61,7 @@ impl Track {
 
 /// Runs listener `idx` until the run stops: connect, read, reconnect with `since=`.
 pub(super) async fn listener(
-    shared: Arc<Shared>,
+    shared: Arc<RunState>,
     idx: usize,
     chan: usize,
     slow: bool,

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Shared;
+use super::RunState;
 
 /// The progress line on stderr.
 pub(super) struct Progress {
@@ -14,7 +14,7 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub(super) fn start(shared: Arc<Shared>) -> Progress {
+    pub(super) fn start(shared: Arc<RunState>) -> Progress {
         let phase = Arc::new(std::sync::Mutex::new("start"));
         let quiet = shared.cfg.quiet;
         let task = (!quiet).then(|| {

@@ -13,7 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::captions::caption;
 use super::client::{connect, BACKOFF_MAX, BACKOFF_MIN};
-use super::{now_micros, Shared};
+use super::{now_micros, RunState};
+use crate::protocol::ClientMsg;
 
 /// What one publisher did.
 #[derive(Debug, Default, Clone)]
@@ -31,7 +32,7 @@ pub struct PublisherOutcome {
 }
 
 /// Runs publisher `idx` on channel `chan` for the run's duration, then waits for its acks.
-pub(super) async fn publisher(shared: Arc<Shared>, idx: usize, chan: usize) -> PublisherOutcome {
+pub(super) async fn publisher(shared: Arc<RunState>, idx: usize, chan: usize) -> PublisherOutcome {
     let cfg = &shared.cfg;
     let ch = &shared.channels[chan];
     let path = format!("{}?token={}", ch.publish_path, cfg.token);
@@ -78,8 +79,11 @@ pub(super) async fn publisher(shared: Arc<Shared>, idx: usize, chan: usize) -> P
         }
         // Resend what was not acknowledged: the same ids make the server answer `duplicate`.
         for (id, text, _) in &pending {
-            let m = serde_json::json!({"type": "final", "text": text, "id": id});
-            if ws.feed(Message::Text(m.to_string().into())).await.is_err() {
+            let m = ClientMsg::Final {
+                text: text.clone(),
+                id: Some(id.clone()),
+            };
+            if ws.feed(Message::Text(m.to_json().into())).await.is_err() {
                 continue 'connect;
             }
         }
@@ -100,10 +104,13 @@ pub(super) async fn publisher(shared: Arc<Shared>, idx: usize, chan: usize) -> P
                     let token = format!("[lg:{idx}:{n}:{}]", now_micros());
                     let text = caption(&token, cfg.size, lang(n));
                     let id = format!("lg-{}-{idx}-{n}", shared.run_id);
-                    let m = serde_json::json!({"type": "final", "text": text, "id": id});
+                    let m = ClientMsg::Final {
+                        text: text.clone(),
+                        id: Some(id.clone()),
+                    };
                     pending.push_back((id, text, now_micros()));
                     out.finals_sent += 1;
-                    if ws.send(Message::Text(m.to_string().into())).await.is_err() {
+                    if ws.send(Message::Text(m.to_json().into())).await.is_err() {
                         break;
                     }
                 }
@@ -111,9 +118,9 @@ pub(super) async fn publisher(shared: Arc<Shared>, idx: usize, chan: usize) -> P
                     p += 1;
                     let token = format!("[lg:{idx}:p{p}:{}]", now_micros());
                     let text = caption(&token, cfg.size, lang(n + 1));
-                    let m = serde_json::json!({"type": "partial", "text": text});
+                    let m = ClientMsg::Partial { text };
                     out.partials_sent += 1;
-                    if ws.send(Message::Text(m.to_string().into())).await.is_err() {
+                    if ws.send(Message::Text(m.to_json().into())).await.is_err() {
                         break;
                     }
                 }

@@ -461,21 +461,17 @@ async fn transcript_route(
         }
     };
     let upto = ch.last_seq();
-    let hub = app.hub.clone();
-    let (ev, id) = (event.clone(), channel.clone());
-    let slot = app.hub.store.read_slot().await;
-    let records =
-        match tokio::task::spawn_blocking(move || hub.store.range(&ev, &id, 0, upto)).await {
-            Ok(Ok(r)) => r,
-            _ => {
-                return api_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::StorageUnavailable,
-                    "the transcript could not be read",
-                )
-            }
-        };
-    drop(slot);
+    let records = match app.hub.store.read_range(&event, &channel, 0, upto).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "reading a transcript failed");
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StorageUnavailable,
+                "the transcript could not be read",
+            );
+        }
+    };
     let body = transcript::render(format, version, &ch.info, &records);
     let filename = format!("{event}-{channel}.{}", format.extension());
     Response::builder()

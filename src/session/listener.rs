@@ -127,13 +127,7 @@ where
             let mut from = after;
             while from < upto {
                 let to = (from + STORE_PAGE).min(upto);
-                let (hub2, event, id) = (hub.clone(), info.event.clone(), info.id.clone());
-                let slot = hub.store.read_slot().await;
-                let page =
-                    tokio::task::spawn_blocking(move || hub2.store.range(&event, &id, from, to))
-                        .await
-                        .map_err(|_| End::Error)?;
-                drop(slot);
+                let page = hub.store.read_range(&info.event, &info.id, from, to).await;
                 let page = page.map_err(|e| {
                     tracing::error!(error = %e, "reading history for a resume failed");
                     End::Error

@@ -18,7 +18,7 @@ use super::{
 use crate::channel::Channel;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, Refusal};
-use crate::record::{Kind, Record};
+use crate::record::Kind;
 
 /// What the writer thread is asked to do.
 pub(super) enum Msg {
@@ -186,13 +186,7 @@ impl Writer {
                     .entry(Arc::as_ptr(ch))
                     .or_insert_with(|| (ch.last_seq(), ch.last_ts()));
                 let record = match &req.append {
-                    Append::Line {
-                        text,
-                        lang,
-                        expected_lang,
-                        client_id,
-                        author,
-                    } => {
+                    Append::Line { client_id, .. } => {
                         if let Some(id) = client_id {
                             let existing: Option<i64> = by_id
                                 .query_row(params![ev, cid, id], |r| r.get(0))
@@ -202,30 +196,10 @@ impl Writer {
                                 continue;
                             }
                         }
-                        Record {
-                            seq: counter.0 + 1,
-                            kind: Kind::Line,
-                            ts: req.ts.max(counter.1),
-                            text: text.clone(),
-                            lang: lang.clone(),
-                            of: None,
-                            client_id: client_id.clone(),
-                            expected_lang: expected_lang.clone(),
-                            author: author.clone(),
-                        }
+                        req.append.record(counter.0 + 1, req.ts.max(counter.1))
                     }
-                    Append::Handover(h) => Record {
-                        seq: counter.0 + 1,
-                        kind: Kind::Handover,
-                        ts: req.ts.max(counter.1),
-                        text: serde_json::to_string(h).expect("handover serialises"),
-                        lang: String::new(),
-                        of: None,
-                        client_id: None,
-                        expected_lang: None,
-                        author: None,
-                    },
-                    Append::Edit { of, text, editor } => {
+                    Append::Handover(_) => req.append.record(counter.0 + 1, req.ts.max(counter.1)),
+                    Append::Edit { of, editor, .. } => {
                         let target: Option<(String, Option<String>)> = kind_of
                             .query_row(params![ev, cid, *of as i64], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()?;
@@ -236,17 +210,7 @@ impl Writer {
                             outcomes.push(Outcome::Refused(r));
                             continue;
                         }
-                        Record {
-                            seq: counter.0 + 1,
-                            kind: Kind::Edit,
-                            ts: req.ts.max(counter.1),
-                            text: text.clone(),
-                            lang: String::new(),
-                            of: Some(*of),
-                            client_id: None,
-                            expected_lang: None,
-                            author: editor.as_ref().map(|e| e.name.clone()),
-                        }
+                        req.append.record(counter.0 + 1, req.ts.max(counter.1))
                     }
                 };
                 insert.execute(params![
