@@ -12,7 +12,8 @@
 //! event is durable. The state mutex is never held across an `.await`.
 //!
 //! `backlog`: what a joining or lagging listener is sent from the history ring; `presence`:
-//! the listener and publisher counts, their guards and the status frame.
+//! the listener and publisher counts, their guards and the status frame; `heartbeat`: the
+//! status sent again on a quiet channel.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -22,6 +23,7 @@ use tokio::sync::{broadcast, watch};
 
 mod backlog;
 mod fanout;
+mod heartbeat;
 mod presence;
 mod rate;
 mod socket;
@@ -121,6 +123,8 @@ struct State {
     partial_gen: u64,
     partial_empty: bool,
     last_status: Status,
+    /// What the heartbeat saw at the last status tick.
+    beat: heartbeat::Beat,
 }
 
 /// A listener's view of the channel at the moment it joined.
@@ -179,6 +183,7 @@ impl Channel {
                 partial_gen: 0,
                 partial_empty: true,
                 last_status: status0,
+                beat: Default::default(),
             }),
             events,
             partial,

@@ -208,7 +208,8 @@ impl Hub {
             .collect()
     }
 
-    /// Pushes coalesced status (listener counts) to every channel every [`STATUS_INTERVAL`].
+    /// Pushes coalesced status (listener counts) to every channel every [`STATUS_INTERVAL`],
+    /// and the status again on quiet channels as their heartbeat.
     pub async fn run_status_ticker(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(STATUS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -217,6 +218,7 @@ impl Hub {
                 _ = tick.tick() => {
                     for ch in self.all_channels() {
                         ch.refresh_status();
+                        ch.beat_if_quiet();
                     }
                 }
                 _ = shutdown.cancelled() => return,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use babelcast::server::lan::Origin;
 use babelcast::{Config, Options, Server};
 use clap::{Parser, Subcommand};
 
@@ -152,6 +153,22 @@ fn print_banner(server: &Server) {
     let hub = server.hub();
     let url = server.public_url();
     println!("babelcast listening on {url}");
+    let bound = server.local_addr();
+    match server.public_url_origin() {
+        Origin::Lan => println!(
+            "  (bound to {bound}, every interface: links and QR codes use this machine's network \
+             address; set server.public_url if phones reach it by another name)"
+        ),
+        Origin::NoLan => println!(
+            "  warning: bound to {bound} but this machine has no network address: phones \
+             cannot open these links; set server.public_url"
+        ),
+        Origin::Bound if bound.ip().is_loopback() => println!(
+            "  (only this machine can open these links: bind 0.0.0.0 or set server.public_url \
+             for phones)"
+        ),
+        Origin::Bound | Origin::Configured => {}
+    }
     for ev in &hub.events {
         println!("\n  {} — attendees: {url}/e/{}", ev.id, ev.id);
         for ch in &ev.channels {

@@ -7,6 +7,7 @@
 mod conn;
 mod error;
 pub mod guard;
+pub mod lan;
 mod routes;
 mod tls;
 mod upgrade;
@@ -98,6 +99,8 @@ pub struct AppState {
 pub struct Server {
     state: AppState,
     local_addr: SocketAddr,
+    /// How `public_url` was chosen (for the startup banner).
+    url_origin: lan::Origin,
     grace: Duration,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -154,16 +157,12 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let public_url: Arc<str> = config
-            .server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| {
-                let scheme = if tls.is_some() { "https" } else { "http" };
-                format!("{scheme}://{local_addr}")
-            })
-            .trim_end_matches('/')
-            .into();
+        let (public_url, url_origin) = lan::public_url(
+            config.server.public_url.as_deref(),
+            local_addr,
+            tls.is_some(),
+        );
+        let public_url: Arc<str> = public_url.into();
         let state = AppState {
             hub: hub.clone(),
             ingest,
@@ -186,6 +185,7 @@ impl Server {
         Ok(Server {
             state,
             local_addr,
+            url_origin,
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
             accept,
         })
@@ -211,9 +211,14 @@ impl Server {
         &self.state.forwarders
     }
 
-    /// The base URL used in printed links.
+    /// The base URL used in printed links and QR codes.
     pub fn public_url(&self) -> &str {
         &self.state.public_url
+    }
+
+    /// How [`public_url`](Self::public_url) was chosen.
+    pub fn public_url_origin(&self) -> &lan::Origin {
+        &self.url_origin
     }
 
     /// The token that, once cancelled, shuts every task down.

@@ -1,8 +1,8 @@
 //! The web apps: pages and files of `web/` (see [`assets`] for embedding, compression and
 //! caching), QR codes for the hall screen, and the organiser dashboard's admin API.
 //!
-//! Pages: `/` (events), `/e/{event}` (attendee), `/booth/{event}` (interpreter console),
-//! `/admin` (organiser dashboard). Every page is plain HTML with JavaScript modules and one
+//! Pages: `/` (events), `/e/{event}` (attendee), `/e/{event}/display` (hall screen and
+//! livestream overlay), `/booth/{event}` (interpreter console), `/admin` (organiser dashboard). Every page is plain HTML with JavaScript modules and one
 //! stylesheet, under a strict content security policy (no inline script or style).
 
 pub mod admin;
@@ -53,6 +53,12 @@ pub fn routes() -> Router<WebState> {
             }),
         )
         .route(
+            "/e/{event}/display",
+            get(|State(s): State<WebState>, h: HeaderMap| async move {
+                page(&s, &h, "display.html").await
+            }),
+        )
+        .route(
             "/booth/{event}",
             get(|State(s): State<WebState>, h: HeaderMap| async move {
                 page(&s, &h, "booth.html").await
@@ -85,6 +91,25 @@ pub fn routes() -> Router<WebState> {
                  h: HeaderMap,
                  Path((v, f)): Path<(String, String)>| async move {
                     assets::serve(&s, &h, &f, Want::Versioned(&v)).await
+                },
+            ),
+        )
+        // The string tables (web/i18n/), imported relative to i18n.js.
+        .route(
+            "/static/i18n/{file}",
+            get(
+                |State(s): State<WebState>, h: HeaderMap, Path(f): Path<String>| async move {
+                    assets::serve(&s, &h, &format!("i18n/{f}"), Want::Fresh).await
+                },
+            ),
+        )
+        .route(
+            "/static/{version}/i18n/{file}",
+            get(
+                |State(s): State<WebState>,
+                 h: HeaderMap,
+                 Path((v, f)): Path<(String, String)>| async move {
+                    assets::serve(&s, &h, &format!("i18n/{f}"), Want::Versioned(&v)).await
                 },
             ),
         )

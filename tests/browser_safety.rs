@@ -151,7 +151,24 @@ const ESCAPES: &[&str] = &[
     "/../secret.txt",
     "/%2e%2e/secret.txt",
     "/static/abc/def/../../../secret.txt",
+    "/static/i18n/..%2f..%2fsecret.txt",
+    "/static/i18n/%2e%2e%2fnot-listed.txt",
+    "/static/x/i18n/..%2f..%2f..%2fsecret.txt",
+    "/static/i18n/not-listed.txt",
 ];
+
+/// Copies `from` into `to` (a directory of files and directories of files: web/, web/i18n/).
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir(to.join(entry.file_name())).unwrap();
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_path_escapes_the_web_files() {
@@ -160,13 +177,11 @@ async fn no_path_escapes_the_web_files() {
     let tmp = tempfile::tempdir().unwrap();
     let web = tmp.path().join("web");
     std::fs::create_dir(&web).unwrap();
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("web")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), web.join(entry.file_name())).unwrap();
-    }
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("web"), &web);
     const SECRET: &str = "the-secret-file-content";
     std::fs::write(tmp.path().join("secret.txt"), SECRET).unwrap();
     std::fs::write(web.join("not-listed.txt"), SECRET).unwrap();
+    std::fs::write(web.join("i18n/not-listed.txt"), SECRET).unwrap();
     let store = tmp.path().join("data");
     let config = Config::parse(&config_toml(&store), Path::new("t.toml")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -200,5 +215,6 @@ async fn no_path_escapes_the_web_files() {
     }
     // The real files are still served.
     assert_eq!(raw::get(addr, "/static/app.css").await.status, 200);
+    assert_eq!(raw::get(addr, "/static/i18n/zh.js").await.status, 200);
     server.shutdown().await;
 }

@@ -1,7 +1,9 @@
 // Organiser dashboard: polls GET /v1/admin/channels with the admin token (kept in
-// sessionStorage) and updates one row per channel in place.
+// sessionStorage) and updates one row per channel in place. On a phone each row is a card
+// whose cells carry their column's name.
 
 import { channelPath, el, langAttr, readStore } from "./common.js";
+import { t, use } from "./i18n.js";
 
 /** How often the dashboard polls. */
 const POLL_MS = 2000;
@@ -11,36 +13,41 @@ let token = null;
 let timer = null;
 const rows = new Map();
 
-function setConn(state, text) {
+function setConn(state, key) {
   $("conn").dataset.state = state;
-  $("conn").querySelector(".conn-text").textContent = text;
+  $("conn").querySelector(".conn-text").textContent = t(key);
 }
 
 function ago(ms) {
-  if (ms === null || ms === undefined) return "never";
+  if (ms === null || ms === undefined) return t("admin.never");
   const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  return `${Math.floor(s / 3600)} h ago`;
+  if (s < 60) return t("admin.ago.s", { n: s });
+  if (s < 3600) return t("admin.ago.min", { n: Math.floor(s / 60) });
+  return t("admin.ago.h", { n: Math.floor(s / 3600) });
+}
+
+/** A cell that names its column (shown on a phone, where the header row is not). */
+function td(cls, col, ...children) {
+  return el("td", { class: cls, "data-label": t(`admin.col.${col}`) }, ...children);
 }
 
 function row(c) {
   const key = `${c.event}/${c.id}`;
   let tr = rows.get(key);
   if (tr) return tr;
-  const t = (f) => `${channelPath(c.event, c.id, "transcript")}?format=${f}`;
+  const link = (f) => `${channelPath(c.event, c.id, "transcript")}?format=${f}`;
   tr = el("tr", { "data-key": key },
     el("th", { scope: "row" },
       el("span", { class: "chan", lang: langAttr(c.lang) }, c.label),
       el("span", { class: "muted small" }, `${c.event_title || c.event} · ${c.id}${c.source ? ` ← ${c.source}` : ""}`)),
-    el("td", { class: "state" }, el("span", { class: "onair" }), el("span", { class: "who muted small" })),
-    el("td", { class: "num publishers" }),
-    el("td", { class: "num listeners" }),
-    el("td", { class: "num rate" }),
-    el("td", { class: "num age" }),
-    el("td", { class: "alerts-cell" }),
-    el("td", { class: "links" },
-      ...["txt", "vtt", "srt", "json"].flatMap((f, i) => [i ? " " : "", el("a", { href: t(f), download: `${c.event}-${c.id}.${f}` }, f.toUpperCase())])));
+    td("state", "state", el("span", { class: "onair" }), el("span", { class: "who muted small" })),
+    td("num publishers", "publishers"),
+    td("num listeners", "listeners"),
+    td("num rate", "rate"),
+    td("num age", "age"),
+    td("alerts-cell", "alerts"),
+    td("links", "transcript",
+      ...["txt", "vtt", "srt", "json"].flatMap((f, i) => [i ? " " : "", el("a", { href: link(f), download: `${c.event}-${c.id}.${f}` }, f.toUpperCase())])));
   rows.set(key, tr);
   $("rows").append(tr);
   return tr;
@@ -56,7 +63,7 @@ function render(data) {
     const tr = row(c);
     const air = tr.querySelector(".onair");
     air.dataset.on = String(c.on_air);
-    air.textContent = c.on_air ? "On air" : "Idle";
+    air.textContent = t(c.on_air ? "admin.on_air" : "admin.idle");
     tr.querySelector(".who").textContent = c.on_air_name || "";
     tr.querySelector(".publishers").textContent = String(c.publishers);
     tr.querySelector(".listeners").textContent = String(c.listeners);
@@ -65,19 +72,19 @@ function render(data) {
     const cell = tr.querySelector(".alerts-cell");
     const f = c.feedback || {};
     const asks = ["slower", "unclear", "lost"].filter((k) => f[k] > 0)
-      .map((k) => el("span", { class: "badge info" }, `audience: ${k} ×${f[k]}`));
+      .map((k) => el("span", { class: "badge info" }, t("admin.feedback", { kind: t(`admin.feedback.${k}`), n: f[k] })));
     cell.replaceChildren(...c.alerts.map((a) => el("span", { class: `badge ${a.kind}` }, a.message)), ...asks);
     tr.classList.toggle("alerting", c.alerts.length > 0);
     for (const a of c.alerts) all.push(`${c.label} (${c.event}): ${a.message}`);
   }
-  $("totals").textContent = `${listeners} listening · ${onAir} on air`;
+  $("totals").textContent = t("admin.totals", { listeners, on_air: onAir, channels: data.channels.length });
   const box = $("alerts");
   const text = all.join("\n");
   if (box.dataset.text !== text) {
     box.dataset.text = text;
     box.replaceChildren(...all.map((a) => el("p", { class: "alert" }, `⚠ ${a}`)));
   }
-  $("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  $("updated").textContent = t("admin.updated", { time: new Date().toLocaleTimeString() });
 }
 
 async function poll() {
@@ -89,20 +96,20 @@ async function poll() {
       cache: "no-store",
     });
     if (res.status === 401) {
-      signOut("That admin token was refused.");
+      signOut(t("admin.refused"));
       return;
     }
     if (!res.ok) throw new Error(String(res.status));
     render(await res.json());
-    setConn("live", "Live");
+    setConn("live", "conn.live");
   } catch {
-    setConn("reconnecting", "Cannot reach the server; retrying…");
+    setConn("reconnecting", "admin.unreachable");
   }
   if (token) timer = setTimeout(poll, POLL_MS);
 }
 
-function signIn(t) {
-  token = t;
+function signIn(value) {
+  token = value;
   try {
     sessionStorage.setItem(KEY, JSON.stringify({ token }));
   } catch {
@@ -111,7 +118,7 @@ function signIn(t) {
   $("signin").hidden = true;
   $("board").hidden = false;
   $("signout").hidden = false;
-  setConn("connecting", "Connecting…");
+  setConn("connecting", "conn.connecting");
   poll();
 }
 
@@ -126,19 +133,27 @@ function signOut(message) {
   $("signin").hidden = false;
   $("board").hidden = true;
   $("signout").hidden = true;
-  setConn("idle", "Signed out");
+  setConn("idle", "admin.signed_out");
   const err = $("signin-error");
   err.textContent = message || "";
   err.hidden = !message;
   $("token").focus();
 }
 
-$("signin").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const t = $("token").value.trim();
-  if (t) signIn(t);
-});
-$("signout").addEventListener("click", () => signOut(""));
-const saved = readStore(sessionStorage, KEY, { token: "" }).token;
-if (saved) signIn(saved);
-else $("token").focus();
+async function start() {
+  await use("en");
+  $("signin").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const value = $("token").value.trim();
+    if (value) signIn(value);
+  });
+  $("signout").addEventListener("click", () => signOut(""));
+  const saved = readStore(sessionStorage, KEY, { token: "" }).token;
+  if (saved) signIn(saved);
+  else {
+    setConn("idle", "admin.signed_out");
+    $("token").focus();
+  }
+}
+
+start();

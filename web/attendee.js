@@ -1,17 +1,25 @@
 // Attendee page: follows one channel (and optionally the floor beside it), resumes with
-// since= after any disconnect, keeps the screen awake, remembers display settings.
+// since= after any disconnect, notices a dead network, keeps the screen awake, remembers
+// display settings, and speaks the channel's language (or the browser's).
+//
+// On a slow link the first caption must not wait for anything it does not need: the socket
+// of the channel named in the URL (or remembered) opens at once, in parallel with the event
+// list and the words of the page.
 
 import {
-  channelPath, connBadge, el, eventFromPath, floorOf, labelOf, langAttr, loadEvents, readStore,
-  Socket, writeStore, wsUrl,
+  channelPath, connBadge, el, eventFromPath, floorOf, labelOf, langAttr, loadEvents, NATIVE,
+  readStore, Socket, writeStore, wsUrl,
 } from "./common.js";
 import { Feed } from "./feed.js";
+import { pick, prefetch, t, use } from "./i18n.js";
 
 const SETTINGS_KEY = "babelcast.settings";
 const DEFAULTS = { size: 100, theme: "dark", spacing: "normal", dual: false };
 const SIZE_MIN = 80;
 const SIZE_MAX = 250;
 const SIZE_STEP = 10;
+/** How long the "sent" note under the feedback buttons stays. */
+const FEEDBACK_NOTE_MS = 4000;
 
 const $ = (id) => document.getElementById(id);
 const event = eventFromPath();
@@ -20,6 +28,7 @@ const params = new URLSearchParams(location.search);
 const CODE_KEY = `babelcast.code.${event}`;
 const accessCode = params.get("code") || sessionStorage.getItem(CODE_KEY) || "";
 if (params.get("code")) sessionStorage.setItem(CODE_KEY, accessCode);
+const CHANNEL_KEY = `babelcast.channel.${event}`;
 
 const root = document.documentElement;
 const picker = $("channel");
@@ -33,24 +42,38 @@ let ev = null;
 let channel = null;
 let floor = null;
 let wakeLock = null;
+let lastStatus = null;
+let noticeKey = null;
 
 const mainFeed = new Feed(mainPane);
 const floorFeed = new Feed(floorPane, { announce: false });
 
-const mainSocket = new Socket(() => listenUrl(channel, mainFeed), {
+const mainSocket = new Socket(() => listenUrl(mainFeed.channel, mainFeed), {
   onMessage: (m) => {
     if (m.type === "status") showStatus(m);
     mainFeed.handle(m);
   },
 });
 const showConn = connBadge(conn, mainSocket);
+let connState = ["connecting", 0];
 mainSocket.onState = (state, delay) => {
+  connState = [state, delay];
   showConn(state, delay);
-  if (state === "live") keepAwake();
+  if (state === "live") {
+    keepAwake();
+    if (noticeKey === "notice.offline") showNotice(null);
+  } else {
+    // What was being typed when the feed stopped is stale; the line it became comes on resume.
+    mainFeed.setPartial("");
+  }
+  if (state === "offline") showNotice("notice.offline");
 };
 const floorSocket = new Socket(() => listenUrl(floor.id, floorFeed), {
   onMessage: (m) => floorFeed.handle(m),
-  onState: (state) => { floorPane.dataset.state = state; },
+  onState: (state) => {
+    floorPane.dataset.state = state;
+    if (state !== "live") floorFeed.setPartial("");
+  },
 });
 
 /** Adds the access code (if any) to a URL that may already have a query. */
@@ -62,6 +85,30 @@ function withCode(url) {
 function listenUrl(id, feed) {
   const since = feed.lastSeq === null ? "" : `?since=${feed.lastSeq}`;
   return wsUrl(withCode(channelPath(event, id, "listen") + since));
+}
+
+// ---- words ------------------------------------------------------------------------------
+
+/** A channel's name: its label, or for a floor left unnamed, "Floor" in the page's language. */
+function nameOf(ch) {
+  return ch.lang === "auto" && (!ch.label || ch.label === NATIVE.auto) ? t("floor") : labelOf(ch);
+}
+
+/** The page in the channel's language, else the browser's, else English. */
+async function speak(tag) {
+  await use(pick(tag));
+  if (conn.dataset.state !== "error") showConn(...connState);
+  for (const f of [mainFeed, floorFeed]) f.relabel();
+  if (lastStatus) showStatus(lastStatus);
+  if (noticeKey) showNotice(noticeKey, noticeVars);
+  showWake();
+  if (ev) {
+    labelDual();
+    document.title = `${nameOf(ev.channels.find((c) => c.id === channel))} · ${ev.title || ev.id} · babelcast`;
+    for (const o of picker.options) o.textContent = nameOf(ev.channels.find((c) => c.id === o.value));
+    if (floor) $("floor-title").textContent = nameOf(floor);
+    $("main-title").textContent = nameOf(ev.channels.find((c) => c.id === channel));
+  }
 }
 
 // ---- settings -------------------------------------------------------------------------
@@ -119,26 +166,32 @@ function wireSettings() {
 // ---- status, wake lock, transcript ----------------------------------------------------
 
 function showStatus(s) {
+  lastStatus = s;
   // Counts are refreshed every few seconds; this page is always one of them.
-  $("listeners").textContent = `${Math.max(1, s.listeners)} listening`;
-  mainPane.querySelector(".waiting").textContent = s.on_air
-    ? "On air — captions will appear here."
-    : "Waiting for captions…";
+  $("listeners").textContent = t("listening", { n: Math.max(1, s.listeners) });
+  const waiting = mainPane.querySelector(".waiting");
+  waiting.dataset.i18n = s.on_air ? "waiting.on_air" : "waiting";
+  waiting.textContent = t(waiting.dataset.i18n);
+}
+
+let wakeKey = "wake.on";
+function showWake(key = wakeKey) {
+  wakeKey = key;
+  $("wake").textContent = t(key);
 }
 
 async function keepAwake() {
-  const label = $("wake");
   if (!("wakeLock" in navigator)) {
-    label.textContent = "This browser may let the screen sleep.";
+    showWake("wake.unsupported");
     return;
   }
   if (wakeLock || document.visibilityState !== "visible") return;
   try {
     wakeLock = await navigator.wakeLock.request("screen");
-    label.textContent = "Screen stays on while captions are live.";
+    showWake("wake.on");
     wakeLock.addEventListener("release", () => { wakeLock = null; });
   } catch {
-    label.textContent = "The screen may sleep (wake lock refused).";
+    showWake("wake.refused");
   }
 }
 
@@ -152,9 +205,9 @@ function wireFeedback() {
   for (const b of document.querySelectorAll("button[data-feedback]")) {
     b.addEventListener("click", () => {
       const sent = mainSocket.send({ type: "feedback", kind: b.dataset.feedback });
-      $("feedback-sent").textContent = sent ? "Sent anonymously. Thank you." : "Not connected; try again in a moment.";
+      $("feedback-sent").textContent = t(sent ? "feedback.sent" : "feedback.not_sent");
       clearTimeout(clear);
-      clear = setTimeout(() => { $("feedback-sent").textContent = ""; }, 4000);
+      clear = setTimeout(() => { $("feedback-sent").textContent = ""; }, FEEDBACK_NOTE_MS);
     });
   }
 }
@@ -169,17 +222,35 @@ function transcriptLinks() {
 
 // ---- channels ---------------------------------------------------------------------------
 
+/** The channel asked for in the URL, else the one chosen last time (known before the events). */
+function askedChannel() {
+  return params.get("channel") || readStore(localStorage, CHANNEL_KEY, { id: null }).id;
+}
+
 function preferredChannel() {
   const ids = ev.channels.map((c) => c.id);
-  const asked = params.get("channel");
+  const asked = askedChannel();
   if (asked && ids.includes(asked)) return asked;
-  const remembered = readStore(localStorage, `babelcast.channel.${event}`, { id: null }).id;
-  if (remembered && ids.includes(remembered)) return remembered;
   for (const l of navigator.languages || []) {
     const ch = ev.channels.find((c) => c.lang === l.split("-")[0]);
     if (ch) return ch.id;
   }
   return ids[0];
+}
+
+function labelDual() {
+  const f = floorOf(ev, channel);
+  const named = f && f.id !== channel && nameOf(f) !== t("floor");
+  $("dual-label").textContent = named ? t("dual.named", { name: nameOf(f) }) : t("dual");
+}
+
+/** Opens the main socket on `id` (before the event list is known, or on a change). */
+function listenTo(id) {
+  if (mainFeed.channel === id) return;
+  mainSocket.stop();
+  mainFeed.clear();
+  mainFeed.channel = id;
+  mainSocket.start();
 }
 
 /** (Re)connects the panes for the current channel and settings. */
@@ -190,18 +261,14 @@ function follow() {
   $("dual").disabled = !f || f.id === channel;
   // Feedback goes to an interpreter: a channel with a source has one.
   $("feedback-box").hidden = !ch.source;
-  $("dual-label").textContent = f && f.id !== channel ? `Show ${labelOf(f)} beside` : "Show the floor beside";
-  document.getElementById("panes").classList.toggle("dual", dual);
-  mainPane.querySelector(".pane-title").hidden = !dual;
-  mainPane.querySelector(".pane-title").textContent = labelOf(ch);
-  mainPane.querySelector(".pane-title").lang = langAttr(ch.lang);
-  if (mainFeed.channel !== channel) {
-    mainSocket.stop();
-    mainFeed.clear();
-    mainFeed.channel = channel;
-    mainFeed.setLang(ch.lang);
-    mainSocket.start();
-  }
+  labelDual();
+  $("panes").classList.toggle("dual", dual);
+  const title = $("main-title");
+  title.hidden = !dual;
+  title.textContent = nameOf(ch);
+  title.lang = langAttr(ch.lang);
+  listenTo(channel);
+  mainFeed.setLang(ch.lang);
   floorPane.hidden = !dual;
   if (!dual) {
     floorSocket.stop();
@@ -213,7 +280,8 @@ function follow() {
     floor = f;
     floorFeed.channel = f.id;
     floorFeed.setLang(f.lang);
-    floorPane.querySelector(".pane-title").textContent = labelOf(f);
+    $("floor-title").textContent = nameOf(f);
+    $("floor-title").lang = langAttr(f.lang);
     floorSocket.start();
   }
 }
@@ -224,42 +292,57 @@ function choose(id) {
   const u = new URL(location.href);
   u.searchParams.set("channel", id);
   history.replaceState(null, "", u);
-  writeStore(localStorage, `babelcast.channel.${event}`, { id });
+  writeStore(localStorage, CHANNEL_KEY, { id });
   const ch = ev.channels.find((c) => c.id === id);
-  document.title = `${labelOf(ch)} · ${ev.title || ev.id} · babelcast`;
+  document.title = `${nameOf(ch)} · ${ev.title || ev.id} · babelcast`;
   transcriptLinks();
   follow();
+  speak(ch.lang);
 }
 
-function showNotice(text) {
-  notice.textContent = text;
-  notice.hidden = !text;
+let noticeVars = {};
+/** Shows the notice `key` (null hides it). */
+function showNotice(key, vars = {}) {
+  noticeKey = key;
+  noticeVars = vars;
+  notice.hidden = !key;
+  if (!key) return;
+  notice.replaceChildren(t(key, vars));
+  if (key === "error.no_event") notice.append(" ", el("a", { href: "/" }, t("error.all_events")));
 }
 
 async function start() {
   applySettings();
   wireSettings();
   wireFeedback();
+  showWake();
+  // In parallel: the socket of the channel we most likely show, the words of its language
+  // (ids are often language tags), and the event list.
+  const asked = askedChannel();
+  prefetch(pick(asked));
+  if (asked) listenTo(asked);
   for (let attempt = 0; ; attempt++) {
     try {
       const events = await loadEvents();
       ev = events.find((e) => e.id === event) || null;
       break;
     } catch {
-      showNotice("Cannot reach the caption server; retrying…");
+      showNotice("error.unreachable");
       await new Promise((r) => setTimeout(r, Math.min(10000, 500 * 2 ** attempt)));
     }
   }
   if (!ev) {
+    mainSocket.stop();
+    await use(pick());
     conn.dataset.state = "error";
-    conn.querySelector(".conn-text").textContent = "No such event";
-    showNotice(`There is no event “${event}”. `);
-    notice.append(el("a", { href: "/" }, "See all events"));
+    conn.querySelector(".conn-text").textContent = t("conn.no_event");
+    showNotice("error.no_event", { event });
     return;
   }
-  showNotice("");
+  showNotice(null);
+  $("event-name").textContent = ev.title || ev.id;
   for (const ch of ev.channels) {
-    picker.append(el("option", { value: ch.id, lang: langAttr(ch.lang) }, labelOf(ch)));
+    picker.append(el("option", { value: ch.id, lang: langAttr(ch.lang) }, nameOf(ch)));
   }
   picker.addEventListener("change", () => choose(picker.value));
   choose(preferredChannel());

@@ -1,44 +1,42 @@
 // Booth console: an interpreter publishes into one channel. Typing streams partials
-// (throttled), Enter commits a final with a client id (resent after a reconnect until acked:
-// the server keeps finals idempotent by id), a previous line can be corrected in place, and the
-// source channel's live captions run beside the input.
+// (throttled, never in the middle of an input method's composition), Enter commits a final
+// with a client id (resent after a reconnect until acked: the server keeps finals idempotent
+// by id), a previous line can be corrected in place, and the source channel's live captions
+// run beside the input. A partner on standby publishes nothing: a line committed then is held
+// in the console, marked not sent, until the interpreter is on air and presses "Send now".
 
 import {
   channelPath, connBadge, dirOf, el, eventFromPath, labelOf, langAttr, loadEvents, NATIVE,
   readStore, Socket, writeStore, wsUrl,
 } from "./common.js";
 import { Feed } from "./feed.js";
+import { t, use } from "./i18n.js";
+import { Lines } from "./booth-lines.js";
+import { Sender } from "./booth-send.js";
 
-/** Least time between two partials sent while typing. */
-const PARTIAL_EVERY_MS = 150;
-/** A final not acked after this long is sent again (same id, so never stored twice). */
-const RESEND_AFTER_MS = 5000;
+/** How long an alert stays. */
+const ALERT_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 const event = eventFromPath();
 const SESSION_KEY = `babelcast.booth.${event}`;
 const input = $("input");
-const list = $("lines");
 const ownScroller = $("own-scroller");
 
 let ev = null;
 let me = null; // { channel, token, name }
 let ch = null;
 let publisherId = null;
-let onAirNow = false;
-let partnerOnAir = false;
+/** The last booth message: who is on air (null before the first). */
+let booth = null;
 let lastLanguageAlert = null;
-/** Lines by seq (committed, from acks or from the channel itself). */
-const bySeq = new Map();
-/** Finals and edits sent but not yet acked, oldest first. */
-let pending = [];
-let counter = 0;
-const sessionTag = Math.random().toString(36).slice(2, 8);
 let editing = null; // { li, seq, draft }
-let partialTimer = null;
-let partialDirty = false;
-let lastPartial = "";
 
+const lines = new Lines($("lines"), {
+  onPick: (li) => setEditing(li),
+  onSend: (li) => sender.sendHeld(li),
+  onDiscard: (li) => sender.discard(li),
+});
 const sourceFeed = new Feed($("pane-source"), { announce: false });
 const pub = new Socket(
   () => wsUrl(`${channelPath(event, me.channel, "publish")}?token=${encodeURIComponent(me.token)}`
@@ -46,9 +44,15 @@ const pub = new Socket(
   { onMessage: onPublisherMessage },
 );
 const badge = connBadge($("conn"), pub);
+const sender = new Sender({
+  socket: pub,
+  lines,
+  air: () => ({ standby: standby(), partner: partnerName() }),
+  alert: (text) => showAlert(text),
+});
 pub.onState = (state, delay) => {
   badge(state, delay);
-  if (state === "live") resendPending();
+  if (state === "live") sender.resendAll();
   if (state === "reconnecting") checkToken();
 };
 // A monitor: with the token and monitor=1 this console is not counted among the listeners.
@@ -63,6 +67,22 @@ const source = new Socket(() => {
   const since = sourceFeed.lastSeq === null ? "" : `?since=${sourceFeed.lastSeq}`;
   return wsUrl(channelPath(event, ch.source, "listen") + since);
 }, { onMessage: (m) => sourceFeed.handle(m) });
+
+// ---- who is on air ------------------------------------------------------------------------
+
+function mine() {
+  return !!(booth && booth.on_air && publisherId !== null && booth.on_air.id === publisherId);
+}
+
+/** A partner is on air: this console is on standby and publishes nothing. */
+function standby() {
+  return !!(booth && booth.on_air && !mine());
+}
+
+/** The name of the partner on air (or "your partner"). */
+function partnerName() {
+  return standby() ? booth.on_air.name : t("booth.partner");
+}
 
 // ---- sign in --------------------------------------------------------------------------
 
@@ -81,9 +101,7 @@ async function tokenStatus(channel, token) {
 
 async function checkToken() {
   if (!me) return;
-  if ((await tokenStatus(me.channel, me.token)) === 401) {
-    signOut("This token can no longer publish to the channel; sign in again.");
-  }
+  if ((await tokenStatus(me.channel, me.token)) === 401) signOut(t("booth.signin.revoked"));
 }
 
 async function signIn(cred, quiet) {
@@ -91,9 +109,7 @@ async function signIn(cred, quiet) {
   const status = await tokenStatus(cred.channel, cred.token);
   if (status === 401 || status === 404 || status === 0) {
     if (!quiet) {
-      err.textContent = status === 401
-        ? "This token cannot publish to that channel."
-        : status === 404 ? "Unknown channel." : "Cannot reach the server.";
+      err.textContent = t(status === 401 ? "booth.signin.wrong_token" : status === 404 ? "booth.signin.unknown_channel" : "booth.signin.unreachable");
       err.hidden = false;
     }
     return;
@@ -107,6 +123,7 @@ async function signIn(cred, quiet) {
 function signOut(message) {
   for (const s of [pub, own, source]) s.stop();
   me = null;
+  booth = null;
   try {
     sessionStorage.removeItem(SESSION_KEY);
   } catch {
@@ -117,7 +134,7 @@ function signOut(message) {
   $("signout").hidden = true;
   $("onair").hidden = $("listeners").hidden = true;
   $("conn").dataset.state = "idle";
-  $("conn").querySelector(".conn-text").textContent = "Signed out";
+  $("conn").querySelector(".conn-text").textContent = t("booth.signed_out");
   const err = $("signin-error");
   err.textContent = message || "";
   err.hidden = !message;
@@ -131,15 +148,17 @@ function enterConsole() {
   $("console").hidden = false;
   $("signout").hidden = false;
   $("onair").hidden = $("listeners").hidden = false;
-  $("title").textContent = `${labelOf(ch)} booth`;
-  document.title = `${labelOf(ch)} booth · ${ev.title || ev.id}`;
-  $("own-title").textContent = `${labelOf(ch)} — activate a line (or press ↑) to correct it`;
+  const name = labelOf(ch);
+  $("title").textContent = t("booth.channel_title", { name });
+  $("console-title").textContent = t("booth.channel_title", { name });
+  document.title = `${t("booth.channel_title", { name })} · ${ev.title || ev.id}`;
+  $("own-title").textContent = t("booth.own_title", { name });
   input.lang = langAttr(ch.lang);
   input.dir = dirOf(ch.lang);
-  list.lang = langAttr(ch.lang);
-  list.replaceChildren();
-  bySeq.clear();
-  pending = [];
+  $("lines").lang = langAttr(ch.lang);
+  lines.clear();
+  sender.reset();
+  booth = null;
   own.lastSeq = 0;
   own.seenHello = false;
   pub.start();
@@ -148,93 +167,30 @@ function enterConsole() {
   $("console").classList.toggle("no-source", !src);
   $("pane-source").hidden = !src;
   if (src) {
-    $("pane-source").querySelector(".pane-title").textContent = `Source: ${labelOf(src)}`;
+    $("source-title").textContent = t("booth.source_title", { name: labelOf(src) });
     sourceFeed.clear();
     sourceFeed.setLang(src.lang);
     source.start();
   }
+  showAir();
   setEditing(null);
   input.focus();
 }
 
 // ---- publishing ---------------------------------------------------------------------------
 
-function sendPartialNow() {
-  partialDirty = false;
-  const text = input.value;
-  if (text === lastPartial) return;
-  if (pub.send({ type: "partial", text })) lastPartial = text;
-}
-
-/** Throttled partials: the first keystroke goes at once, then at most one per interval. */
-function typed() {
-  if (editing) return;
-  partialDirty = true;
-  if (partialTimer !== null) return;
-  sendPartialNow();
-  partialTimer = setTimeout(function again() {
-    partialTimer = null;
-    if (partialDirty && !editing) {
-      sendPartialNow();
-      partialTimer = setTimeout(again, PARTIAL_EVERY_MS);
-    }
-  }, PARTIAL_EVERY_MS);
-}
-
-function cancelPartial() {
-  clearTimeout(partialTimer);
-  partialTimer = null;
-  partialDirty = false;
-}
-
 function commit() {
   const text = input.value.trim();
   if (editing) {
-    const { li, seq } = editing;
-    if (text && text !== li.querySelector(".btext").textContent) {
-      const op = { kind: "edit", of: seq, text, li, sentAt: Date.now() };
-      pending.push(op);
-      li.querySelector(".btext").textContent = text;
-      setState(li, "pending");
-      pub.send({ type: "edit", of: seq, text });
-    }
+    sender.edit(editing.li, editing.seq, text);
     setEditing(null);
     return;
   }
   if (!text) return;
-  cancelPartial();
-  counter += 1;
-  const id = `${sessionTag}-${counter}`;
-  const li = lineItem(text);
-  li.dataset.id = id;
-  setState(li, "pending");
-  list.append(li);
-  pending.push({ kind: "final", id, text, li, sentAt: Date.now() });
-  pub.send({ type: "final", text, id });
-  // The server clears the partial this final completes.
-  lastPartial = "";
+  sender.final(text);
   input.value = "";
   scrollOwn();
 }
-
-/** After a reconnect, everything not acked is sent again (finals keep their ids). */
-function resendPending() {
-  lastPartial = "";
-  for (const op of pending) {
-    op.sentAt = Date.now();
-    pub.send(op.kind === "final" ? { type: "final", text: op.text, id: op.id } : { type: "edit", of: op.of, text: op.text });
-  }
-}
-
-setInterval(() => {
-  const now = Date.now();
-  for (const op of pending) {
-    if (op.kind === "final" && now - op.sentAt > RESEND_AFTER_MS && pub.live) {
-      op.sentAt = now;
-      pub.send({ type: "final", text: op.text, id: op.id });
-    }
-  }
-}, 1000);
 
 function onPublisherMessage(m) {
   switch (m.type) {
@@ -242,44 +198,35 @@ function onPublisherMessage(m) {
       publisherId = m.publisher_id ?? null;
       break;
     case "ack":
-      onAck(m);
+      sender.ack(m);
       break;
     case "status":
-      $("listeners").textContent = `${m.listeners} listening`;
-      onAirNow = m.on_air;
-      showOnAir();
+      $("listeners").textContent = t("booth.listening", { n: m.listeners });
       break;
     case "booth":
       showBooth(m);
       break;
     case "error":
-      showAlert(`${m.message} (${m.code})`);
-      if (m.code === "storage_unavailable" || m.code === "shutting_down") {
-        // The oldest pending op was refused; it stays pending and is sent again.
-        if (pending[0]) pending[0].sentAt = 0;
-      }
+      if (!sender.refused(m)) onError(m);
       break;
   }
 }
 
-function onAck(m) {
-  const i = m.id
-    ? pending.findIndex((o) => o.id === m.id)
-    : pending.findIndex((o) => o.kind === "edit");
-  if (i < 0) return;
-  const [op] = pending.splice(i, 1);
-  if (op.kind === "final") {
-    const existing = bySeq.get(m.seq);
-    if (existing && existing !== op.li) {
-      op.li.remove();
-      setState(existing, "stored");
-    } else {
-      op.li.dataset.seq = String(m.seq);
-      bySeq.set(m.seq, op.li);
-      setState(op.li, "stored");
-    }
+/** What the console last asked of the booth (take, handover_request, handover_accept). */
+let lastAsk = null;
+
+/** An error about a booth action or anything else: a sentence, never a code. */
+function onError(m) {
+  const name = partnerName();
+  if (m.code === "handover_refused") {
+    const key = { handover_request: "booth.alert.request_refused", handover_accept: "booth.alert.accept_refused" }[lastAsk];
+    showAlert(t(key || "booth.alert.take_refused", { name }));
+  } else if (m.code === "not_on_air") {
+    showAlert(t("booth.alert.standby", { name }));
+  } else if (m.code === "rate_limited") {
+    showAlert(t("booth.alert.too_fast"));
   } else {
-    setState(op.li, "stored");
+    showAlert(t("booth.alert.other", { message: m.message || "" }));
   }
 }
 
@@ -287,119 +234,96 @@ function onAck(m) {
 
 function onOwnMessage(m) {
   if (m.type === "hello") {
-    if (m.reset) {
-      list.replaceChildren();
-      bySeq.clear();
-    }
+    if (m.reset) lines.clear();
     own.seenHello = true;
     return;
   }
   if (m.type === "partial") {
     // Shown only when a booth partner is on air (not this console's own typing echoed).
     const p = $("own-partial");
-    p.textContent = partnerOnAir ? m.text : "";
-    p.hidden = !partnerOnAir || !m.text;
+    const show = standby() && !!m.text;
+    p.textContent = show ? m.text : "";
+    p.hidden = !show;
     return;
   }
   if (typeof m.seq !== "number" || m.type === "ack") return;
   if (m.seq <= own.lastSeq) return;
   own.lastSeq = m.seq;
   if (m.type === "line") {
-    let li = bySeq.get(m.seq);
+    let li = lines.get(m.seq);
     if (!li) {
       // This console's own final, seen before its ack: adopt the pending line.
-      const op = pending.find((o) => o.kind === "final" && !o.li.dataset.seq && o.text === m.text);
-      if (op) {
-        li = op.li;
-        li.dataset.seq = String(m.seq);
-        bySeq.set(m.seq, li);
-      }
+      li = sender.unacked(m.text);
+      if (li) lines.commit(li, m.seq);
     }
-    if (!li) {
-      li = lineItem(m.text);
-      li.dataset.seq = String(m.seq);
-      setState(li, "stored");
-      bySeq.set(m.seq, li);
-      const firstPending = [...list.children].find((x) => !x.dataset.seq);
-      list.insertBefore(li, firstPending || null);
-    }
+    if (!li) li = lines.committed(m.seq, m.text);
     li.lang = langAttr(m.lang) || langAttr(ch.lang);
     if (m.expected_lang) markMismatch(li, m);
+    $("own-partial").hidden = true;
     scrollOwn();
   } else if (m.type === "edit") {
-    const li = bySeq.get(m.of);
+    const li = lines.get(m.of);
     if (li && !(editing && editing.li === li)) {
       li.querySelector(".btext").textContent = m.text;
       li.classList.add("edited");
     }
   } else if (m.type === "handover") {
-    const note = el("li", { class: "note" }, `Handover: ${m.from || "nobody"} → ${m.to || "nobody"}`);
-    list.insertBefore(note, [...list.children].find((x) => !x.dataset.seq && !x.classList.contains("note")) || null);
+    const nobody = t("booth.nobody");
+    lines.note(m.seq, t("booth.handover_note", { from: m.from || nobody, to: m.to || nobody }));
+    scrollOwn();
   }
 }
 
 function markMismatch(li, m) {
   li.classList.add("mismatch");
-  const name = (t) => `${NATIVE[t] || t} (${t})`;
-  const text = `Detected ${name(m.lang)}; this channel is ${name(m.expected_lang)}`;
+  const name = (tag) => `${NATIVE[tag] || tag} (${tag})`;
   let w = li.querySelector(".warn");
   if (!w) {
     w = el("span", { class: "warn" });
     li.append(w);
   }
-  w.textContent = `⚠ ${text}`;
-  showAlert(`Language check: line ${m.seq} looks like ${name(m.lang)}, not ${name(m.expected_lang)}.`);
+  w.textContent = `⚠ ${t("booth.mismatch", { detected: name(m.lang), expected: name(m.expected_lang) })}`;
+  showAlert(t("booth.alert.mismatch", { seq: m.seq, detected: name(m.lang), expected: name(m.expected_lang) }));
 }
 
-// ---- lines, corrections, keyboard -------------------------------------------------------
-
-function lineItem(text) {
-  const li = el("li", { class: "bline" });
-  const b = el("button", { type: "button", class: "btext" });
-  b.textContent = text;
-  b.addEventListener("click", () => {
-    if (li.dataset.seq) setEditing(li);
-  });
-  li.append(b, el("span", { class: "state" }));
-  return li;
-}
-
-function setState(li, state) {
-  li.dataset.state = state;
-  li.querySelector(".state").textContent = { pending: "sending…", stored: "✓ stored" }[state] || state;
-}
+// ---- corrections, keyboard -------------------------------------------------------------
 
 function setEditing(li) {
   if (editing) editing.li.classList.remove("editing");
-  const label = $("input-label");
   if (!li) {
     if (editing) input.value = editing.draft;
     editing = null;
-    label.textContent = "Caption — Enter commits the line";
+    sender.paused = false;
     $("compose").classList.remove("correcting");
+    showAir();
     input.focus();
     return;
   }
   const draft = editing ? editing.draft : input.value;
-  if (!editing) cancelPartial();
+  if (!editing) sender.cancelPartial();
+  sender.paused = true;
   editing = { li, seq: Number(li.dataset.seq), draft };
   li.classList.add("editing");
   li.scrollIntoView({ block: "nearest" });
-  label.textContent = `Correcting line ${editing.seq} — Enter saves, Esc cancels`;
+  $("input-label").textContent = t("booth.label.correcting", { seq: editing.seq });
   $("compose").classList.add("correcting");
   input.value = li.querySelector(".btext").textContent;
   input.focus();
   input.setSelectionRange(input.value.length, input.value.length);
 }
 
-function committedLines() {
-  return [...list.querySelectorAll("li.bline[data-seq]")];
-}
-
-input.addEventListener("input", typed);
+input.addEventListener("compositionstart", () => { sender.composing = true; });
+input.addEventListener("compositionend", () => {
+  sender.composing = false;
+  // The composed text is in the box now: it goes out as the next partial.
+  sender.typed(input.value);
+});
+input.addEventListener("input", (e) => {
+  if (!e.isComposing) sender.typed(input.value);
+});
 input.addEventListener("keydown", (e) => {
   // An IME (Chinese, Japanese, ...) uses Enter to confirm a word: never commit then.
-  if (e.isComposing || e.keyCode === 229) return;
+  if (e.isComposing || sender.composing || e.keyCode === 229) return;
   if (e.key === "Enter" && !e.shiftKey) {
     e.preventDefault();
     commit();
@@ -408,34 +332,42 @@ input.addEventListener("keydown", (e) => {
     if (editing) setEditing(null);
     else if (input.value) {
       input.value = "";
-      cancelPartial();
-      pub.send({ type: "partial", text: "" });
-      lastPartial = "";
+      sender.clearPartial();
     }
   } else if (e.key === "ArrowUp" && (editing || input.value === "" || input.selectionStart === 0)) {
-    const lines = committedLines();
-    const i = editing ? lines.indexOf(editing.li) - 1 : lines.length - 1;
+    const all = lines.committedLines();
+    const i = editing ? all.indexOf(editing.li) - 1 : all.length - 1;
     if (i >= 0) {
       e.preventDefault();
-      setEditing(lines[i]);
+      setEditing(all[i]);
     }
   } else if (e.key === "ArrowDown" && editing) {
     e.preventDefault();
-    const lines = committedLines();
-    const i = lines.indexOf(editing.li) + 1;
-    setEditing(i < lines.length ? lines[i] : null);
+    const all = lines.committedLines();
+    const i = all.indexOf(editing.li) + 1;
+    setEditing(i < all.length ? all[i] : null);
   }
 });
 $("compose").addEventListener("submit", (e) => {
   e.preventDefault();
   commit();
 });
+
+/** Booth actions, by button and by shortcut (Alt+T, Alt+A, Alt+H). */
+const ACTIONS = { KeyT: ["take", "take"], KeyA: ["request", "handover_request"], KeyH: ["accept", "handover_accept"] };
+function ask(type) {
+  lastAsk = type;
+  pub.send({ type });
+}
 document.addEventListener("keydown", (e) => {
-  if (e.altKey && (e.key === "t" || e.key === "T") && !$("take").hidden) {
+  // By key position (`code`): on a Mac, Alt+T types "†".
+  const action = e.altKey && !e.ctrlKey && !e.metaKey && ACTIONS[e.code];
+  if (action && me && !$(action[0]).hidden) {
     e.preventDefault();
-    pub.send({ type: "take" });
+    ask(action[1]);
   }
 });
+for (const [id, type] of Object.values(ACTIONS)) $(id).addEventListener("click", () => ask(type));
 
 function scrollOwn() {
   ownScroller.scrollTop = ownScroller.scrollHeight;
@@ -447,58 +379,63 @@ function showAlert(text) {
   a.textContent = text;
   a.hidden = false;
   clearTimeout(alertTimer);
-  alertTimer = setTimeout(() => { a.hidden = true; }, 8000);
+  alertTimer = setTimeout(() => { a.hidden = true; }, ALERT_MS);
 }
 
 // ---- booth partners --------------------------------------------------------------------
 
-function showOnAir() {
+/** The badge, the caption box and the held lines, from who is on air. */
+function showAir() {
   const b = $("onair");
-  b.dataset.on = String(onAirNow);
-  b.textContent = onAirNow ? "On air" : "Off air";
+  const state = mine() ? "mine" : standby() ? "standby" : "off";
+  b.dataset.state = state;
+  b.textContent = t({ mine: "booth.badge.on_air", standby: "booth.badge.standby", off: "booth.badge.off_air" }[state]);
+  $("compose").classList.toggle("standby", state === "standby");
+  const note = $("standby-note");
+  note.hidden = state !== "standby";
+  if (state === "standby") note.textContent = t("booth.standby_note", { name: booth.on_air.name });
+  if (!editing) $("input-label").textContent = t(state === "standby" ? "booth.label.standby" : "booth.label.caption");
+  lines.setOnAir(state === "mine");
+  if (state === "standby") sender.cancelPartial();
 }
 
 function showBooth(m) {
-  const box = $("booth-state");
-  box.hidden = false;
-  const mine = m.on_air && publisherId !== null && m.on_air.id === publisherId;
-  onAirNow = !!m.on_air;
-  partnerOnAir = !!m.on_air && !mine;
-  showOnAir();
-  if (mine) $("onair").textContent = "You are on air";
+  const wasStandby = standby();
+  booth = m;
+  $("booth-state").hidden = false;
+  const isMine = mine();
   $("booth-who").textContent = !m.on_air
-    ? "Nobody is on air."
-    : mine ? "You are on air." : `${m.on_air.name} is on air; you are on standby.`;
+    ? t("booth.who.nobody")
+    : isMine ? t("booth.who.you") : t("booth.who.partner", { name: m.on_air.name });
   const f = m.feedback || {};
-  const asks = [["slower", "slower"], ["unclear", "unclear"], ["lost", "lost"]]
-    .filter(([k]) => f[k] > 0).map(([k, label]) => `${label} ×${f[k]}`);
-  $("feedback").textContent = asks.length ? `Audience: ${asks.join(", ")}` : "";
-  $("take").hidden = mine;
-  $("request").hidden = mine || !m.on_air;
+  const asks = ["slower", "unclear", "lost"].filter((k) => f[k] > 0).map((k) => `${t(`booth.feedback.${k}`)} ×${f[k]}`);
+  $("feedback").textContent = asks.length ? t("booth.feedback", { asks: asks.join(", ") }) : "";
+  $("take").hidden = isMine;
+  $("request").hidden = isMine || !m.on_air;
   const asked = m.request && m.request.id !== publisherId;
-  $("accept").hidden = !(mine && asked);
-  if (mine && asked) $("accept").textContent = `Hand over to ${m.request.name}`;
+  $("accept").hidden = !(isMine && asked);
+  if (isMine && asked) $("accept").textContent = t("booth.accept", { name: m.request.name });
   if (m.language_alert && m.language_alert !== lastLanguageAlert) {
-    const t = String(m.language_alert);
-    showAlert(`Language alert: your recent lines look like ${NATIVE[t] || t} (${t}), not ${labelOf(ch)}.`);
+    const tag = String(m.language_alert);
+    showAlert(t("booth.alert.language", { detected: `${NATIVE[tag] || tag} (${tag})`, name: labelOf(ch) }));
   }
   lastLanguageAlert = m.language_alert || null;
+  showAir();
+  // Back on air with something typed on standby: it goes out as a partial now.
+  if (wasStandby && isMine && input.value && !editing) sender.typed(input.value);
 }
-
-$("take").addEventListener("click", () => pub.send({ type: "take" }));
-$("request").addEventListener("click", () => pub.send({ type: "handover_request" }));
-$("accept").addEventListener("click", () => pub.send({ type: "handover_accept" }));
 
 // ---- start ----------------------------------------------------------------------------
 
 async function start() {
+  await use("en");
   try {
     ev = (await loadEvents()).find((e) => e.id === event) || null;
   } catch {
     ev = null;
   }
   if (!ev) {
-    $("signin").replaceChildren(el("p", { class: "error" }, `There is no event “${event}”.`), el("a", { href: "/" }, "See all events"));
+    $("signin").replaceChildren(el("h1", {}, t("booth.signin.title")), el("p", { class: "error" }, t("booth.no_event", { event })), el("a", { href: "/" }, t("booth.all_events")));
     return;
   }
   $("event-title").textContent = `· ${ev.title || ev.id}`;

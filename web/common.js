@@ -1,8 +1,10 @@
 // Shared by every babelcast page: DOM building, the events API, language facts, and a
-// WebSocket that reconnects by itself with jittered exponential backoff.
+// WebSocket that reconnects by itself with jittered exponential backoff and notices a dead
+// network (the browser's `offline` event, or silence from the server).
 
-/** Languages written right to left. */
-export const RTL = new Set(["ar", "he", "fa", "ur"]);
+import { RTL, t } from "./i18n.js";
+
+export { RTL };
 
 /** Each language named in itself (the server's labels take precedence). */
 export const NATIVE = {
@@ -100,8 +102,17 @@ export function writeStore(storage, key, value) {
 
 /** First retry delay after a failure, in ms. */
 const RETRY_MIN_MS = 500;
-/** Longest delay between retries, in ms. */
+/** Longest delay between retries, in ms (also how often a device that says it is offline is
+ * tried anyway, in case it is wrong). */
 const RETRY_MAX_MS = 15000;
+/**
+ * A connection that hears nothing for this long is dead, even if the browser does not know:
+ * the server sends something at least every 6 s (its heartbeat on a quiet channel,
+ * docs/protocol.md#heartbeat), and a phone whose Wi-Fi dropped sees no close, only silence.
+ */
+export const DEAD_AFTER_MS = 10000;
+/** How often a connection checks that it still hears the server. */
+const WATCH_EVERY_MS = 1000;
 /** Close code: the listener fell too far behind; reconnect at once with since=. */
 export const CLOSE_BEHIND = 4001;
 /** Close code: the server is restarting; reconnect with since=. */
@@ -110,7 +121,8 @@ export const CLOSE_GOING_AWAY = 1001;
 /**
  * A WebSocket that reconnects until stopped. `url()` is called for every attempt, so it can
  * carry `since=` the last seq seen. States: connecting, live (after the server's hello),
- * reconnecting (waiting `delay` ms), offline (the device has no network).
+ * reconnecting (waiting `delay` ms), offline (the device has no network: the connection is
+ * dropped at the browser's `offline` event and tried again at `online`).
  */
 export class Socket {
   constructor(url, { onMessage = () => {}, onState = () => {} } = {}) {
@@ -119,15 +131,20 @@ export class Socket {
     this.onState = onState;
     this.ws = null;
     this.timer = null;
+    this.watch = null;
+    this.heard = 0;
     this.attempt = 0;
     this.stopped = true;
     /** Successful connections (hello received): 1 at first, +1 per reconnect. */
     this.connections = 0;
     this.retryNow = () => {
-      if (!this.stopped && this.timer !== null) this.open();
+      if (!this.stopped && this.ws === null) this.open();
     };
     this.onVisible = () => {
       if (document.visibilityState === "visible") this.retryNow();
+    };
+    this.onOffline = () => {
+      if (!this.stopped) this.drop();
     };
   }
 
@@ -135,6 +152,7 @@ export class Socket {
     if (!this.stopped) return;
     this.stopped = false;
     addEventListener("online", this.retryNow);
+    addEventListener("offline", this.onOffline);
     document.addEventListener("visibilitychange", this.onVisible);
     this.open();
   }
@@ -142,20 +160,16 @@ export class Socket {
   stop() {
     this.stopped = true;
     removeEventListener("online", this.retryNow);
+    removeEventListener("offline", this.onOffline);
     document.removeEventListener("visibilitychange", this.onVisible);
     clearTimeout(this.timer);
     this.timer = null;
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.onclose = ws.onmessage = ws.onerror = null;
-      ws.close(1000);
-    }
+    this.detach(1000);
   }
 
   /** Sends a message if connected; returns whether it was sent. */
   send(msg) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    if (!this.live) return false;
     this.ws.send(JSON.stringify(msg));
     return true;
   }
@@ -167,6 +181,10 @@ export class Socket {
   open() {
     clearTimeout(this.timer);
     this.timer = null;
+    if (navigator.onLine === false) {
+      this.retry(0);
+      return;
+    }
     let ws;
     try {
       ws = new WebSocket(this.url());
@@ -175,8 +193,15 @@ export class Socket {
       return;
     }
     this.ws = ws;
+    this.heard = Date.now();
+    clearInterval(this.watch);
+    // Connecting or connected, silence this long means the network is gone.
+    this.watch = setInterval(() => {
+      if (Date.now() - this.heard > DEAD_AFTER_MS) this.drop();
+    }, WATCH_EVERY_MS);
     this.onState("connecting");
     ws.onmessage = (e) => {
+      this.heard = Date.now();
       let m;
       try {
         m = JSON.parse(e.data);
@@ -192,14 +217,41 @@ export class Socket {
     };
     ws.onclose = (e) => {
       if (this.ws !== ws) return;
-      this.ws = null;
+      this.detach();
       if (!this.stopped) this.retry(e.code);
     };
   }
 
+  /** Forgets the current connection (closing it if it is still open). */
+  detach(code) {
+    clearInterval(this.watch);
+    this.watch = null;
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null;
+    ws.onclose = ws.onmessage = ws.onerror = null;
+    if (code !== undefined || ws.readyState <= WebSocket.OPEN) {
+      try {
+        ws.close(code ?? 1000);
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  /** The connection is dead (silence, or the device went offline): start over. */
+  drop() {
+    this.detach();
+    clearTimeout(this.timer);
+    this.retry(0);
+  }
+
   retry(code) {
     let delay;
-    if (code === CLOSE_BEHIND) {
+    if (navigator.onLine === false) {
+      // Back at the `online` event; tried now and then in case the browser is wrong.
+      delay = RETRY_MAX_MS;
+    } else if (code === CLOSE_BEHIND) {
       // Told to resume at once; a little jitter still spreads a crowd.
       delay = 100 + Math.random() * 400;
     } else {
@@ -214,25 +266,30 @@ export class Socket {
   }
 }
 
-/** Keeps a connection-state badge (`.conn` with a `.conn-text`) up to date. */
+/**
+ * Keeps a connection-state badge (`.conn` with a `.conn-text`, and an `aria-hidden`
+ * `.conn-wait` for the countdown) up to date. The words a screen reader hears change with the
+ * state only, never every second.
+ */
 export function connBadge(node, socket) {
   const text = node.querySelector(".conn-text");
+  const wait = node.querySelector(".conn-wait");
   let countdown = null;
   return (state, delay) => {
     clearInterval(countdown);
     node.dataset.state = state;
     node.dataset.connections = String(socket.connections);
-    const labels = { connecting: "Connecting…", live: "Live", offline: "Offline" };
-    if (state === "reconnecting") {
+    const keys = { connecting: "conn.connecting", live: "conn.live", offline: "conn.offline", reconnecting: "conn.reconnecting" };
+    text.textContent = keys[state] ? t(keys[state]) : state;
+    if (wait) wait.textContent = "";
+    if (state === "reconnecting" && wait) {
       const until = Date.now() + delay;
       const tick = () => {
         const s = Math.ceil((until - Date.now()) / 1000);
-        text.textContent = s > 1 ? `Reconnecting in ${s} s` : "Reconnecting…";
+        wait.textContent = s > 1 ? t("conn.in_seconds", { s }) : "";
       };
       tick();
       countdown = setInterval(tick, 1000);
-    } else {
-      text.textContent = labels[state] || state;
     }
   };
 }

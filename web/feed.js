@@ -2,6 +2,7 @@
 // pauses while the reader scrolls back. Caption text only ever goes in through textContent.
 
 import { dirOf, langAttr } from "./common.js";
+import { t } from "./i18n.js";
 
 /** Distance from the bottom (px) that still counts as "at the live edge". */
 const LIVE_EDGE_PX = 48;
@@ -107,7 +108,7 @@ export class Feed {
     if (!p) return; // older than what the page holds
     p.textContent = m.text;
     p.classList.add("edited");
-    p.title = "Corrected";
+    p.title = t("corrected");
     // Restart the highlight even if the line was corrected a moment ago.
     p.classList.remove("flash");
     void p.offsetWidth;
@@ -129,8 +130,13 @@ export class Feed {
       this.toBottom();
     } else if (newLine && this.jump) {
       this.unseen += 1;
-      this.jump.textContent = `Jump to live (${this.unseen} new) ↓`;
+      this.jump.textContent = t("jump.new", { n: this.unseen });
     }
+  }
+
+  /** Sets the pane's own words again (after a change of language). */
+  relabel() {
+    if (this.jump) this.jump.textContent = this.unseen ? t("jump.new", { n: this.unseen }) : t("jump");
   }
 
   toBottom() {
@@ -143,7 +149,7 @@ export class Feed {
     this.unseen = 0;
     if (this.jump) {
       this.jump.hidden = true;
-      this.jump.textContent = "Jump to live ↓";
+      this.jump.textContent = t("jump");
     }
     this.toBottom();
   }

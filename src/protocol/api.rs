@@ -23,6 +23,9 @@ pub struct EventSummary<'a> {
     /// The event has an access code: listening and transcripts need it.
     pub needs_code: bool,
     pub title: &'a str,
+    /// The attendee link people type or scan (`server.public_url`, else the machine's network
+    /// address), the one the event's QR code encodes.
+    pub url: String,
 }
 
 /// One channel of an [`EventSummary`].
@@ -186,6 +189,7 @@ mod tests {
                 id: "demo",
                 needs_code: false,
                 title: "Demo \"day\"",
+                url: "http://192.168.1.5:8080/e/demo".into(),
             }],
         };
         let channel = json!({
@@ -193,7 +197,7 @@ mod tests {
             "publishers": 1, "on_air": true, "last_seq": 41,
             "listen": "/v1/events/demo/channels/en/listen",
         });
-        let event = json!({"id": "demo", "title": "Demo \"day\"", "needs_code": false, "channels": [channel]});
+        let event = json!({"id": "demo", "title": "Demo \"day\"", "needs_code": false, "channels": [channel], "url": "http://192.168.1.5:8080/e/demo"});
         same_bytes(&typed, json!({ "events": [event] }));
     }
 

@@ -104,6 +104,7 @@ async fn events(State(app): State<AppState>) -> Response {
             id: &e.id,
             needs_code: hub.needs_access_code(&e.id),
             title: &e.title,
+            url: crate::web::qr::attendee_url(&app.public_url, &e.id, None),
         })
         .collect();
     (

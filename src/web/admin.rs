@@ -95,7 +95,10 @@ fn admin_channel<'a>(
     let last = c.stats.last_line_ts.load(Ordering::Relaxed);
     let last_age = age(now, last);
     let mut alerts = Vec::new();
-    if let Some(src) = source {
+    // A channel expects an interpreter while its source speaks another language: the English
+    // booth is rightly silent while the floor speaks English.
+    let expects_interpreter = |src: &Channel| src.last_lang().is_none_or(|l| l != c.info.lang);
+    if let Some(src) = source.filter(|s| expects_interpreter(s)) {
         let src_age = age(now, src.stats.last_line_ts.load(Ordering::Relaxed));
         let source_live = src_age.is_some_and(|a| a <= SOURCE_LIVE_MS);
         let silent = last_age.is_none_or(|a| a > SILENT_AFTER_MS);

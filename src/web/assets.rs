@@ -47,6 +47,23 @@ static ASSETS: &[Asset] = assets![
     "attendee.js",
     "booth.js",
     "admin.js",
+    "booth-lines.js",
+    "booth-send.js",
+    "display.html",
+    "display.css",
+    "display.js",
+    "i18n.js",
+    // One table per language (web/i18n.js).
+    "i18n/en.js",
+    "i18n/zh.js",
+    "i18n/ar.js",
+    "i18n/fr.js",
+    "i18n/es.js",
+    "i18n/ru.js",
+    "i18n/de.js",
+    "i18n/ja.js",
+    "i18n/ko.js",
+    "i18n/pt.js",
     "icon.svg",
 ];
 
