@@ -244,6 +244,20 @@ impl Channel {
         self.stats.partials.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Clears the line in progress if it is still the one of partial generation `gen` (its
+    /// publisher left); whether it was cleared.
+    pub fn clear_partial_if(&self, gen: u64) -> bool {
+        let mut st = self.state();
+        if st.partial_gen != gen || st.partial_empty {
+            return false;
+        }
+        st.partial_gen += 1;
+        st.partial_empty = true;
+        self.stats.partial_updates.fetch_add(1, Ordering::Release);
+        self.partial.send_replace(Frame::from_static(EMPTY_PARTIAL));
+        true
+    }
+
     /// Makes a durable event visible: history, then fan-out. Called by the store writer only,
     /// in seq order. `partial_gen` is the partial generation seen when a final arrived: if no
     /// partial came since, the partial it completes is cleared.

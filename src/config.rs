@@ -17,12 +17,14 @@ use toml::Spanned;
 
 mod certs;
 mod cluster;
+mod ingest;
 mod origin;
 mod redact;
 mod validate;
 
 pub use certs::load_ca_file;
 pub use cluster::ClusterConfig;
+pub use ingest::IngestConfig;
 pub use origin::{default_port, parse_origin, Origin};
 
 /// The whole configuration file.
@@ -34,6 +36,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub limits: Limits,
     pub booth: BoothConfig,
+    /// `[ingest]`: lines in progress of caption streams (see `ingest`).
+    pub ingest: IngestConfig,
     pub events: Vec<EventConfig>,
     /// `[cluster]`: present = this process is one node of a NATS JetStream cluster
     /// (see docs/cluster.md); absent = the single-node default.

@@ -2,10 +2,13 @@
 //! caption formats, demo): validation with specific error codes, the booth rules, language
 //! identification, and hand-off to the store. [`Ingest`] is the context every publishing path
 //! receives; [`formats`] keeps the per-channel state of the Zoom, YouTube and StreamText HTTP
-//! formats, [`ebutt`] that of EBU-TT Live sequences.
+//! formats, [`ebutt`] that of EBU-TT Live sequences; [`idle`] commits their lines in progress
+//! when a stream goes quiet or the server stops; [`stats`] counts both for `/metrics`.
 
 pub mod ebutt;
 pub mod formats;
+pub mod idle;
+pub mod stats;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,6 +36,10 @@ pub trait PartialRelay: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
+/// Finds a channel by event and channel id: the registry's lookup, handed down by the server
+/// so the idle committer can reach the channels of streams restored from the store.
+pub type ChannelLookup = Arc<dyn Fn(&str, &str) -> Option<Arc<Channel>> + Send + Sync>;
+
 /// What every way of publishing needs to admit a message: the store, the caption limit, the
 /// caption formats' and EBU-TT Live streams, and in a cluster the partial relay. Built once
 /// by the server and handed to sessions and routes.
@@ -43,7 +50,10 @@ pub struct Ingest {
     pub formats: FormatStreams,
     /// State of the EBU-TT Live sequences published over WebSocket, per channel.
     pub ebutt: EbuttStreams,
+    /// The idle committer's settings, wake-up and counters (`[ingest]`).
+    pub idle: idle::Idle,
     relay: OnceLock<Arc<dyn PartialRelay>>,
+    channels: ChannelLookup,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -80,6 +90,18 @@ fn check_text(text: &str, max_chars: usize, allow_empty: bool) -> Result<(), Ref
     Ok(())
 }
 
+/// Whether a publisher outside the booth (HTTP ingest, caption formats) may publish now:
+/// refused with `not_on_air` while a booth publisher is on air.
+pub fn anonymous_may_publish(channel: &Channel) -> Result<(), Refusal> {
+    if channel.booth.any_on_air() {
+        return Err(Refusal::new(
+            ErrorCode::NotOnAir,
+            "a booth publisher is on air on this channel; publish from the booth",
+        ));
+    }
+    Ok(())
+}
+
 /// A booth publisher (a WebSocket publisher or the demo) as the booth knows it.
 #[derive(Debug, Clone, Copy)]
 pub struct Publisher<'a> {
@@ -92,17 +114,25 @@ pub struct Publisher<'a> {
 impl Ingest {
     /// The context over `store`, with the caption formats' and EBU-TT Live streams restored
     /// from it (so retries and resends stay idempotent across restarts).
-    pub fn new(store: Arc<Store>, max_caption_chars: usize) -> Result<Ingest, StoreError> {
+    /// Lines in progress are committed after `idle_commit` of silence.
+    pub fn new(
+        store: Arc<Store>,
+        channels: ChannelLookup,
+        max_caption_chars: usize,
+        idle_commit: std::time::Duration,
+    ) -> Result<Ingest, StoreError> {
         let formats = FormatStreams::default();
-        formats.restore(store.format_states()?);
+        formats.restore(store.format_states()?, idle_commit);
         let ebutt = EbuttStreams::default();
-        ebutt.restore(store.ebutt_states()?);
+        ebutt.restore(store.ebutt_states()?, idle_commit);
         Ok(Ingest {
             store,
             max_caption_chars,
             formats,
             ebutt,
+            idle: idle::Idle::new(idle_commit),
             relay: OnceLock::new(),
+            channels,
         })
     }
 
@@ -111,6 +141,11 @@ impl Ingest {
         if self.relay.set(relay).is_err() {
             tracing::warn!("partial relay set twice; keeping the first");
         }
+    }
+
+    /// The channel `channel` of `event`, if it exists.
+    pub fn channel(&self, event: &str, channel: &str) -> Option<Arc<Channel>> {
+        (self.channels)(event, channel)
     }
 
     /// The store lines are handed to.
@@ -136,6 +171,17 @@ impl Ingest {
         }
     }
 
+    /// A publisher whose last partial had generation `gen` left: that partial, if listeners
+    /// still see it, is cleared (here and, in a cluster, on the other nodes), so no stale line
+    /// in progress stays on phones.
+    pub async fn clear_partial(&self, channel: &Arc<Channel>, gen: u64) {
+        if channel.clear_partial_if(gen) {
+            if let Some(relay) = self.relay.get() {
+                relay.relay(channel, "").await;
+            }
+        }
+    }
+
     /// Validates and applies one publisher message to `channel`. `from` is the booth
     /// publisher who sent it (booth rules apply), or `None` for an anonymous publisher (HTTP
     /// and the caption formats), refused with `not_on_air` while a booth publisher is on air.
@@ -151,11 +197,7 @@ impl Ingest {
         let on_air = |channel: &Channel| -> Result<Option<Handover>, Refusal> {
             match from {
                 Some(p) => channel.booth.claim_air(p.id, listeners),
-                None if channel.booth.any_on_air() => Err(Refusal::new(
-                    ErrorCode::NotOnAir,
-                    "a booth publisher is on air on this channel; publish from the booth",
-                )),
-                None => Ok(None),
+                None => anonymous_may_publish(channel).map(|()| None),
             }
         };
         let handover = match &msg {

@@ -149,7 +149,16 @@ impl Server {
         };
         let store = Arc::new(store);
         let hub = Arc::new(Hub::new(&config, store.clone(), metrics)?);
-        let ingest = Arc::new(Ingest::new(store, config.limits.max_caption_chars)?);
+        let lookup = {
+            let hub = hub.clone();
+            Arc::new(move |e: &str, c: &str| hub.channel(e, c)) as crate::ingest::ChannelLookup
+        };
+        let ingest = Arc::new(Ingest::new(
+            store,
+            lookup,
+            config.limits.max_caption_chars,
+            config.ingest.idle_commit(),
+        )?);
         let forwarders: Arc<[Arc<Forwarder>]> = crate::forward::from_config(&config).into();
         let cluster = match joining {
             Some(joining) => Some(joining.start(&hub, &ingest, forwarders.to_vec()).await?),
@@ -165,7 +174,7 @@ impl Server {
         let public_url: Arc<str> = public_url.into();
         let state = AppState {
             hub: hub.clone(),
-            ingest,
+            ingest: ingest.clone(),
             forwarders: forwarders.clone(),
             cluster: cluster.clone(),
             shutdown: shutdown.clone(),
@@ -177,6 +186,7 @@ impl Server {
             tls,
         };
         tracker.spawn(hub.clone().run_status_ticker(shutdown.clone()));
+        tracker.spawn(crate::ingest::idle::run(ingest.clone(), shutdown.clone()));
         // In a cluster only the node holding the forwarding lease runs them (no double posts).
         if cluster.is_none() {
             crate::forward::spawn_all(&hub, &forwarders, None, &tracker, &shutdown);

@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::protocol::Refusal;
 use crate::record::{Kind, Record};
 
+mod migrate;
 pub mod replica;
 mod request;
 mod saved;
@@ -157,6 +158,7 @@ impl Store {
         };
         let conn = open_conn(&path, sync).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate::upgrade(&conn).map_err(err)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let page_limit = Arc::new(AtomicU64::new(PAGE_LIMIT_UNCHANGED));
         let writer_limit = page_limit.clone();

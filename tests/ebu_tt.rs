@@ -1,6 +1,7 @@
 //! EBU-TT Live over WebSocket: TTML documents in, partials and lines out to listeners, acks
-//! back to the producer; malformed and out-of-order documents refused with an error frame
-//! while nothing is stored and the connection stays open; resends after a reconnect stored once.
+//! back to the producer (on babelcast's URL; nothing on the toolkit's); malformed and
+//! out-of-order documents refused with an error frame while nothing is stored and the
+//! connection stays open; resends after a reconnect stored once.
 mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -292,18 +293,18 @@ async fn malformed_and_out_of_order_documents_get_errors_and_nothing_is_stored()
     .await
     .unwrap();
     let (one, _) = ack(&mut p).await;
-    // An older or out-of-order sequence number is refused, whatever it carries.
+    // An older sequence number (a resent window of documents) is refused, whatever it
+    // carries; 1 would start the sequence over.
     send(&mut p, &doc("S", 4, &["Stale", "Stale too"])).await;
     assert_eq!(error(&mut p).await, "seq_out_of_order");
     send(&mut p, &doc("S", 2, &[])).await;
     assert_eq!(error(&mut p).await, "seq_out_of_order");
     assert_eq!(last_seq(&s, "en"), one);
-    // Another sequence on the same channel counts its own numbers.
+    // Another sequence on the same channel counts its own numbers, and replaces this one:
+    // its line in progress is committed first.
     send(&mut p, &doc("Other", 2, &["Three", "Four"])).await;
-    assert_eq!(ack(&mut p).await.0, one + 1);
-    send(&mut p, &doc("S", 6, &[])).await;
     assert_eq!(ack(&mut p).await.0, one + 2);
-    assert_eq!(transcript(&s, "en").await, "One\nThree\nTwo\n");
+    assert_eq!(transcript(&s, "en").await, "One\nTwo\nThree\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,6 +319,11 @@ async fn a_reconnect_that_resends_the_last_documents_does_not_duplicate_lines() 
     let (bravo, first) = ack(&mut p).await;
     assert_eq!(bravo, alpha + 1);
     drop(p);
+    // The connection ended mid-line: its line in progress is committed.
+    poll_until("the line in progress to be committed", || async {
+        (transcript(&s, "en").await == "Alpha\nBravo\nCharlie\n").then_some(())
+    })
+    .await;
 
     // The producer reconnects and sends its last documents again.
     let mut p = producer(&url).await;
@@ -328,16 +334,16 @@ async fn a_reconnect_that_resends_the_last_documents_does_not_duplicate_lines() 
     assert_eq!(again, bravo, "the resent line keeps its seq");
     assert_eq!(v["duplicate"], true, "{v}");
     assert_eq!(v["id"], first["id"]);
+
+    // Then goes on: Charlie, still on screen, is not committed again.
+    send(&mut p, &doc("Live", 13, &["Charlie", "Delta"])).await;
+    send(&mut p, &doc("Live", 14, &[])).await;
+    let (charlie, _) = ack(&mut p).await;
     assert_eq!(
         transcript(&s, "en").await,
-        "Alpha\nBravo\n",
+        "Alpha\nBravo\nCharlie\nDelta\n",
         "nothing stored twice"
     );
-
-    // Then goes on: the line in progress is still Charlie.
-    send(&mut p, &doc("Live", 13, &[])).await;
-    let (charlie, _) = ack(&mut p).await;
-    assert_eq!(transcript(&s, "en").await, "Alpha\nBravo\nCharlie\n");
 
     // A producer that restarts its sequence at 1 starts over; an earlier line's text is
     // stored again, not taken for a duplicate.
@@ -357,13 +363,16 @@ async fn the_toolkit_url_shape_and_the_booth_rules() {
         "/TestSequence1/publish?event={EVENT}&channel=en&token={}",
         token("en")
     ));
-    let mut p = producer(&url).await;
+    // On this URL babelcast sends the producer nothing (EBU Tech 3370 carriage): no hello,
+    // no acks, and the refusal below is only logged.
+    let (mut p, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
     send(
         &mut p,
         &doc("TestSequence1", 1, &["It only took me six days."]),
     )
     .await;
-    assert_eq!(error(&mut p).await, "not_on_air");
     // Once the interpreter leaves, the producer speaks.
     booth.ws.close(None).await.unwrap();
     drop(booth);
@@ -388,11 +397,19 @@ async fn the_toolkit_url_shape_and_the_booth_rules() {
         ("partial".into(), "It only took me six days.".into())
     );
     send(&mut p, &doc("TestSequence1", 3, &[])).await;
-    ack(&mut p).await;
     assert_eq!(
         caption(&mut l).await,
         ("line".into(), "It only took me six days.".into())
     );
+    // Closing: the server's Close frame is the only thing the producer ever received.
+    p.send(Message::Close(None)).await.unwrap();
+    while let Some(msg) = p.next().await {
+        match msg {
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(other) => panic!("the producer was sent {other:?}"),
+        }
+    }
 }
 
 /// A sequence survives `kill -9`: the producer's resend of its last document after the

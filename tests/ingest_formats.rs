@@ -116,11 +116,8 @@ async fn zoom_retry_with_the_same_seq_is_idempotent() {
     assert_eq!(again, first, "a retry gets the same answer");
     assert_eq!(last_seq(&s, "en"), 2, "a retry stores nothing twice");
 
-    // A gap is refused: the client must resend the missing seq.
-    let (st, body) = post(&url(&s, "en", "zoom", &q(3)), "Lost?\n").await;
-    assert_error(st, &body, 400, "seq_out_of_order");
-    assert_eq!(last_seq(&s, "en"), 2);
-    let (st, _) = post(&url(&s, "en", "zoom", &q(2)), "Three.\n").await;
+    // A gap is accepted (tests/real_senders.rs covers every seq rule).
+    let (st, _) = post(&url(&s, "en", "zoom", &q(3)), "Three.\n").await;
     assert_eq!(st, 200);
     assert_eq!(last_seq(&s, "en"), 3);
     // Caption software that restarts begins again at 1.
@@ -302,8 +299,6 @@ async fn streamtext_applies_corrections_and_commits_on_cr_lf() {
     assert_eq!(last_seq(&s, "en"), 4);
 
     // Malformed: 400, nothing stored.
-    let (st, body) = post(&url(&s, "en", "streamtext", &q(4)), "old\n").await;
-    assert_error(st, &body, 400, "seq_out_of_order");
     let (st, body) = post(
         &url(
             &s,

@@ -45,6 +45,7 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.ingest.problems());
         let l = &self.limits;
         for (key, value) in [
             ("limits.per_ip_connect_rate", l.per_ip_connect_rate),

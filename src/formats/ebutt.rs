@@ -9,12 +9,15 @@
 //! - [`Screen`] turns the rows of successive documents of one sequence into caption lines: the
 //!   last row is the line in progress, every row above it is complete (see its docs).
 //!
-//! Timing (`begin`, `end`, `dur`), styling and layout are ignored: a document is shown when
-//! it arrives. Pure functions, no I/O; the WebSocket session is `crate::session::ebutt`.
+//! A document is shown when it arrives; its timing ([`Timing`]: `begin`, `end`, `dur` of
+//! `tt:body`) only tells when its content stops being shown. Styling and layout are ignored.
+//! Pure functions, no I/O; the WebSocket session is `crate::session::ebutt`.
 
 mod screen;
+mod timing;
 
 pub use screen::{Screen, Shown};
+pub use timing::Timing;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
@@ -28,6 +31,7 @@ pub const TTML_NS: &[u8] = b"http://www.w3.org/ns/ttml";
 pub const EBUTTP_NS: &[u8] = b"urn:ebu:tt:parameters";
 /// The namespace of `xml:id` and `xml:space`.
 const XML_NS: &[u8] = b"http://www.w3.org/XML/1998/namespace";
+
 /// Most rows of text one document may carry (a subtitle screen shows two or three).
 pub const MAX_ROWS: usize = 32;
 
@@ -40,6 +44,8 @@ pub struct Document {
     pub sequence_number: u64,
     /// The `tt:p` elements of `tt:body` with text, in document order.
     pub paragraphs: Vec<Paragraph>,
+    /// The document's timing attributes.
+    pub timing: Timing,
 }
 
 impl Document {
@@ -244,6 +250,7 @@ pub fn parse(xml: &str, max_chars: usize) -> Result<Document, DocError> {
     let mut paragraphs = Vec::new();
     let mut para: Option<(Option<String>, Rows)> = None;
     let mut rows = 0usize;
+    let mut timing = Timing::default();
     loop {
         let (ns, event) = reader.read_resolved_event().map_err(not_xml)?;
         let tt = match &event {
@@ -265,6 +272,7 @@ pub fn parse(xml: &str, max_chars: usize) -> Result<Document, DocError> {
                     return Err(DocError::NotTtml(format!("<{name}>")));
                 }
                 head = Some(header(&reader, e)?);
+                timing::read_attrs(&reader, e, &mut timing, true)?;
                 let (_, preserve) = xml_attrs(&reader, e)?;
                 if matches!(event, Event::Start(_)) {
                     stack.push(Ctx {
@@ -289,7 +297,10 @@ pub fn parse(xml: &str, max_chars: usize) -> Result<Document, DocError> {
                     preserve,
                 };
                 match (tt, local.as_ref()) {
-                    (true, b"body") => ctx.body = true,
+                    (true, b"body") => {
+                        ctx.body = true;
+                        timing::read_attrs(&reader, e, &mut timing, false)?;
+                    }
                     (true, b"p") if top.body && para.is_none() => {
                         ctx.text = true;
                         ctx.para = true;
@@ -396,6 +407,7 @@ pub fn parse(xml: &str, max_chars: usize) -> Result<Document, DocError> {
         sequence_identifier,
         sequence_number,
         paragraphs,
+        timing,
     })
 }
 

@@ -79,6 +79,34 @@ impl LineBuffer {
         out
     }
 
+    /// Applies one chunk of a stream whose senders may post one caption per chunk with no
+    /// line break (Zoom): a chunk that continues a line in progress is joined with a space
+    /// when neither the line's end nor the chunk's start is whitespace, so captions posted
+    /// one per request are not glued together.
+    pub fn push_chunk(&mut self, input: &str, corrections: bool, max_chars: usize) -> Applied {
+        let glued = self
+            .line
+            .chars()
+            .next_back()
+            .is_some_and(|c| !c.is_whitespace())
+            && input.chars().next().is_some_and(|c| !c.is_whitespace());
+        if glued {
+            let spaced = format!(" {input}");
+            self.push(&spaced, corrections, max_chars)
+        } else {
+            self.push(input, corrections, max_chars)
+        }
+    }
+
+    /// Commits the line in progress as it is (its stream went quiet, ended or was replaced):
+    /// the line, if it has any text, and an empty line in progress.
+    pub fn commit_line(&mut self) -> Option<String> {
+        let mut finals = Vec::new();
+        self.after_cr = false;
+        self.commit(&mut finals);
+        finals.pop()
+    }
+
     /// Commits the whole line in progress.
     fn commit(&mut self, finals: &mut Vec<String>) {
         let line = std::mem::take(&mut self.line);
@@ -135,6 +163,24 @@ mod tests {
             ["Next one", "then", "last"]
         );
         assert_eq!(b.line(), "");
+    }
+
+    #[test]
+    fn chunks_without_whitespace_are_joined_with_a_space() {
+        let mut b = LineBuffer::default();
+        b.push_chunk("Hello there.", false, 4000);
+        b.push_chunk("How are you?", false, 4000);
+        assert_eq!(b.line(), "Hello there. How are you?");
+        // Whitespace on either side, or a line break, is the sender's own.
+        b.push_chunk(" Fine", false, 4000);
+        b.push_chunk("\nthanks ", false, 4000);
+        b.push_chunk("a lot", false, 4000);
+        assert_eq!(b.line(), "thanks a lot");
+        assert_eq!(b.commit_line().as_deref(), Some("thanks a lot"));
+        assert_eq!(b.line(), "");
+        assert_eq!(b.commit_line(), None, "an empty line commits nothing");
+        b.push_chunk("  ", false, 4000);
+        assert_eq!(b.commit_line(), None, "nor does a blank one");
     }
 
     #[test]

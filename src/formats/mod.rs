@@ -4,18 +4,22 @@
 //! per-channel state in [`crate::ingest::formats`], egress in [`crate::forward`].
 //!
 //! - [`line`]: the line in progress of a text stream (append, corrections, CR/LF commits).
+//! - [`seq`]: what a post's `seq` means (retry, changed body, gap, new run).
 //! - [`timestamp`]: the `YYYY-MM-DDTHH:MM:SS.mmm` UTC timestamps both Zoom and YouTube use.
 //! - [`zoom`], [`youtube`], [`streamtext`]: query parameters, bodies and URLs of each service.
 //! - [`ebutt`]: EBU-TT Live documents (TTML over WebSocket) and the screen they describe.
 
 pub mod ebutt;
 pub mod line;
+pub mod seq;
 pub mod streamtext;
 pub mod timestamp;
 pub mod youtube;
 pub mod zoom;
 
 use crate::protocol::ErrorCode;
+
+pub use seq::{body_hash, check_seq, LastPost, SeqCheck};
 
 /// Which outside format a request speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,18 +45,6 @@ impl Format {
             .into_iter()
             .find(|f| f.as_str() == name)
     }
-
-    /// How the format's `seq` parameter must move.
-    pub fn seq_policy(self) -> SeqPolicy {
-        match self {
-            // Both services document "must increase by one between posts of new caption data
-            // (it must not be increased for retries)".
-            Format::Zoom | Format::YouTube => SeqPolicy::ByOne,
-            // StreamText resends everything since its last *successful* post, possibly under
-            // a later seq, so any growth is accepted.
-            Format::StreamText => SeqPolicy::Growing,
-        }
-    }
 }
 
 /// Why a format request was refused, before anything was applied.
@@ -62,8 +54,6 @@ pub enum FormatError {
     MissingSeq,
     #[error("seq must be a non-negative integer, not {0:?}")]
     BadSeq(String),
-    #[error("seq {got} is out of order: the last accepted seq is {last}, so the next must be {next} (a retry repeats {last})", next = last.saturating_add(1))]
-    SeqOutOfOrder { last: u64, got: u64 },
     #[error("lang {0:?} is not a language code like en or en-US")]
     BadLang(String),
     #[error("the body is not UTF-8 text")]
@@ -82,7 +72,6 @@ impl FormatError {
         match self {
             FormatError::MissingSeq => ErrorCode::MissingSeq,
             FormatError::BadSeq(_) => ErrorCode::BadSeq,
-            FormatError::SeqOutOfOrder { .. } => ErrorCode::SeqOutOfOrder,
             FormatError::BadLang(_) => ErrorCode::BadLang,
             FormatError::NotUtf8 => ErrorCode::NotUtf8,
             FormatError::BadTimestamp { .. } => ErrorCode::BadTimestamp,
@@ -97,46 +86,6 @@ impl FormatError {
             FormatError::CaptionTooLong { .. } => 413,
             _ => 400,
         }
-    }
-}
-
-/// How a format's `seq` must move from one post to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeqPolicy {
-    /// Exactly one more than the last accepted seq (or the same, for a retry).
-    ByOne,
-    /// Anything larger than the last accepted seq (or the same, for a retry).
-    Growing,
-}
-
-/// What a post's seq means, given the last accepted one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeqCheck {
-    /// New caption data.
-    New,
-    /// The same seq as the last accepted post: a retry, answered as before, applied once.
-    Retry,
-}
-
-/// Classifies `seq` against the last accepted seq of the stream (`None`: nothing accepted yet,
-/// e.g. after a restart, so any seq starts the stream). Seq 0 and 1 always (re)start a stream:
-/// caption software starts over at 1 when it is restarted.
-pub fn check_seq(last: Option<u64>, seq: u64, policy: SeqPolicy) -> Result<SeqCheck, FormatError> {
-    let Some(last) = last else {
-        return Ok(SeqCheck::New);
-    };
-    if seq == last {
-        return Ok(SeqCheck::Retry);
-    }
-    let ok = match policy {
-        // checked: a client may have sent u64::MAX as its last seq (found by fuzzing).
-        SeqPolicy::ByOne => last.checked_add(1) == Some(seq),
-        SeqPolicy::Growing => seq > last,
-    };
-    if ok || seq <= 1 {
-        Ok(SeqCheck::New)
-    } else {
-        Err(FormatError::SeqOutOfOrder { last, got: seq })
     }
 }
 
@@ -233,34 +182,6 @@ pub fn client_id(format: Format, epoch: i64, seq: u64, index: usize, text: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_last_seq_of_u64_max_does_not_overflow() {
-        // Found by fuzzing (fuzz/regressions/query_params): `last + 1` overflowed.
-        let err = check_seq(Some(u64::MAX), 42, SeqPolicy::ByOne).unwrap_err();
-        assert!(err.to_string().contains("out of order"));
-        assert_eq!(
-            check_seq(Some(u64::MAX), u64::MAX, SeqPolicy::ByOne),
-            Ok(SeqCheck::Retry)
-        );
-    }
-
-    #[test]
-    fn seq_moves_by_one_retries_and_restarts() {
-        let p = SeqPolicy::ByOne;
-        assert_eq!(check_seq(None, 17, p), Ok(SeqCheck::New));
-        assert_eq!(check_seq(Some(4), 5, p), Ok(SeqCheck::New));
-        assert_eq!(check_seq(Some(4), 4, p), Ok(SeqCheck::Retry));
-        assert_eq!(check_seq(Some(4), 1, p), Ok(SeqCheck::New));
-        assert_eq!(check_seq(Some(4), 0, p), Ok(SeqCheck::New));
-        assert_eq!(
-            check_seq(Some(4), 7, p),
-            Err(FormatError::SeqOutOfOrder { last: 4, got: 7 })
-        );
-        assert!(check_seq(Some(4), 3, p).is_err());
-        assert_eq!(check_seq(Some(4), 9, SeqPolicy::Growing), Ok(SeqCheck::New));
-        assert!(check_seq(Some(4), 3, SeqPolicy::Growing).is_err());
-    }
 
     #[test]
     fn seq_and_lang_parameters() {

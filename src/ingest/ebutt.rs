@@ -17,14 +17,33 @@
 //! In a cluster the state is each node's own: a producer should keep to one node (a load
 //! balancer's affinity), or a resend to another node can store its lines again.
 //!
+//! A sequence's line in progress is committed by babelcast ([`settle`]) when the sequence
+//! goes quiet for `ingest.idle_commit_ms`, when its last document's `end`/`dur` has passed,
+//! when the connection that published it ends, when another sequence starts publishing on the
+//! channel, and at graceful shutdown: a producer that never sends a clearing document loses
+//! nothing. The screen keeps such a line as committed while it stays on screen
+//! ([`Screen::settle`]).
+//!
+//! `sequenceNumber`s: the last number again is a resend; any higher number is accepted (gaps
+//! are normal); 1 starts a new run of the producer (restarted), with new client ids, after
+//! committing what the old run left in progress; any other lower number is refused (a
+//! producer resending a window of documents after a reconnect: they were applied already).
+//!
 //! **Invariant:** the map guard is only held while the document is applied to the state,
-//! never across an `.await`.
+//! never across an `.await`. Documents and babelcast's own commits of one sequence take turns
+//! on the sequence's `lane` (one permit, held across their store submissions; it guards no
+//! data).
 
+mod settle;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use dashmap::DashMap;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
+use super::stats::{Commit, SeqEvent, Stream};
 use super::{resolve, Admitted, Ingest};
 use crate::channel::Channel;
 use crate::clock::now_ms;
@@ -32,6 +51,15 @@ use crate::formats::ebutt::{Document, Screen};
 use crate::formats::text_hash;
 use crate::protocol::{ClientMsg, ErrorCode, Refusal};
 use crate::store::{Ack, EbuttState, Saved};
+
+/// Identifies the connection that published a sequence's last document.
+pub type ConnId = u64;
+
+/// A new connection id for a producer's socket.
+pub fn connection_id() -> ConnId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Sequences remembered per channel; beyond, the least recently used one is forgotten.
 pub const SEQUENCES_PER_CHANNEL: usize = 8;
@@ -53,6 +81,13 @@ struct Sequence {
     /// document, even if that one repeats it.
     partial_refused: bool,
     used: Instant,
+    /// When babelcast commits the line in progress itself, and why, unless a document comes
+    /// first.
+    due: Option<(Instant, Commit)>,
+    /// The connection that sent the last document.
+    owner: ConnId,
+    /// Documents and babelcast's own commits take turns here (see the module docs).
+    lane: Arc<Semaphore>,
 }
 
 /// What applying one document did.
@@ -87,8 +122,9 @@ fn key(ch: &Channel) -> String {
 }
 
 impl EbuttStreams {
-    /// Restores the saved sequences (at startup, before any document), oldest save first.
-    pub fn restore(&self, states: Vec<EbuttState>) {
+    /// Restores the saved sequences (at startup, before any document), oldest save first. A
+    /// restored line in progress is committed after `idle` unless a document comes first.
+    pub fn restore(&self, states: Vec<EbuttState>, idle: std::time::Duration) {
         for st in states {
             let (Ok(screen), Ok(finals)) = (
                 serde_json::from_str::<Screen>(&st.screen),
@@ -106,29 +142,45 @@ impl EbuttStreams {
             s.epoch = st.epoch;
             s.screen = screen;
             s.finals = finals;
+            s.due = (!s.screen.partial().is_empty()).then(|| (Instant::now() + idle, Commit::Idle));
         }
     }
 
-    /// Applies one document and waits until its lines are stored.
-    /// Refused as a whole (nothing applied) when its `sequenceNumber` is older than the last
-    /// accepted one of its sequence; 1 starts the sequence over (a restarted producer).
+    /// Applies one document, sent on connection `conn`, and waits until its lines are stored.
+    /// First the lines in progress of the channel's other sequences are committed (this one
+    /// replaces them).
     pub async fn apply(
         &self,
         ingest: &Ingest,
         ch: &Arc<Channel>,
         doc: &Document,
+        conn: ConnId,
     ) -> Result<Applied, Refusal> {
+        let ident = &doc.sequence_identifier;
+        let replaced = |s: &Sequence| (s.ident != *ident).then_some(Commit::Replaced);
+        self.settle_where(ingest, &key(ch), replaced).await;
+        let lane = {
+            let mut seqs = self.channels.entry(key(ch)).or_default();
+            sequence(&mut seqs, ident).lane.clone()
+        };
+        let _turn = lane
+            .acquire_owned()
+            .await
+            .map_err(|_| Refusal::shutting_down())?;
+        let now = Instant::now();
         let (finals, partial, resend, state) = {
             let mut seqs = self.channels.entry(key(ch)).or_default();
-            let s = sequence(&mut seqs, &doc.sequence_identifier);
+            let s = sequence(&mut seqs, ident);
             let n = doc.sequence_number;
-            let refused = s
-                .partial_refused
-                .then(|| s.screen.in_progress().to_string());
+            let refused = s.partial_refused.then(|| s.screen.partial());
+            s.owner = conn;
             if n == s.last {
+                ingest.idle.stats.seq(Stream::Ebutt, SeqEvent::Retry);
                 // Saved again: the first attempt's save may have failed.
                 (s.finals.clone(), refused, true, Some(saved_state(ch, s)))
             } else if n < s.last && n != 1 {
+                // A producer resending a window of documents after a reconnect: those before
+                // its last one were applied already.
                 return Err(Refusal::new(
                     ErrorCode::SeqOutOfOrder,
                     format!(
@@ -139,8 +191,9 @@ impl EbuttStreams {
             } else {
                 let mut texts = Vec::new();
                 if n < s.last {
-                    // Started over: what the old run showed is cleared (its line in progress
-                    // committed), and the new run gets new client ids.
+                    // Started over at 1: what the old run showed is committed, and the new run
+                    // gets new client ids.
+                    ingest.idle.stats.seq(Stream::Ebutt, SeqEvent::Restart);
                     texts = s.screen.show(&[]).finals;
                     s.epoch = now_ms().max(s.epoch + 1);
                 }
@@ -153,10 +206,12 @@ impl EbuttStreams {
                     .collect();
                 s.last = n;
                 s.finals.clone_from(&finals);
+                s.due = due(s, doc, now, ingest.idle.after);
                 let state = saved_state(ch, s);
                 (finals, shown.partial.or(refused), false, Some(state))
             }
         };
+        ingest.idle.wake();
         let committed = !finals.is_empty();
         // Submit every line first (the store keeps their order), then wait for all of them.
         let mut pending = Vec::with_capacity(finals.len());
@@ -218,6 +273,25 @@ impl EbuttStreams {
     }
 }
 
+/// When the line in progress of `s`, just shown from `doc`, is committed if nothing comes
+/// first: after the idle time, or once the document's timing says it is no longer shown.
+fn due(
+    s: &Sequence,
+    doc: &Document,
+    now: Instant,
+    idle: std::time::Duration,
+) -> Option<(Instant, Commit)> {
+    if s.screen.partial().is_empty() {
+        return None;
+    }
+    let day_secs = (now_ms().rem_euclid(86_400_000)) as f64 / 1000.0;
+    let idle = (now + idle, Commit::Idle);
+    Some(match doc.timing.shown_for(day_secs) {
+        Some(shown) if now + shown < idle.0 => (now + shown, Commit::Timing),
+        _ => idle,
+    })
+}
+
 /// What is saved of a sequence (see the module docs).
 fn saved_state(ch: &Channel, s: &Sequence) -> EbuttState {
     EbuttState {
@@ -241,7 +315,11 @@ fn sequence<'a>(seqs: &'a mut Vec<Sequence>, ident: &str) -> &'a mut Sequence {
         Some(i) => i,
         None => {
             if seqs.len() >= SEQUENCES_PER_CHANNEL {
-                if let Some(lru) = (0..seqs.len()).min_by_key(|&i| seqs[i].used) {
+                // The least recently used, preferring one with no line in progress (a new
+                // document commits the others' lines first, so that is nearly always one).
+                let lru = (0..seqs.len())
+                    .min_by_key(|&i| (!seqs[i].screen.partial().is_empty(), seqs[i].used));
+                if let Some(lru) = lru {
                     seqs.swap_remove(lru);
                 }
             }
@@ -253,6 +331,9 @@ fn sequence<'a>(seqs: &'a mut Vec<Sequence>, ident: &str) -> &'a mut Sequence {
                 finals: Vec::new(),
                 partial_refused: false,
                 used: now,
+                due: None,
+                owner: 0,
+                lane: Arc::new(Semaphore::new(1)),
             });
             seqs.len() - 1
         }

@@ -4,10 +4,17 @@
 //! pipeline of every other publisher (validation, language check, booth rules, acks after
 //! store).
 //!
-//! Idempotency: a post repeating the last accepted seq is a retry. It is answered with the
-//! first answer and applies nothing new; its lines are resubmitted with the same client ids
-//! (derived from format, seq, position and text), so whatever the first attempt already stored
-//! is acked as a duplicate and whatever it did not is stored now.
+//! Seqs follow [`crate::formats::seq`]: a post repeating the last accepted seq **and body** is
+//! a retry. It is answered with the first answer and applies nothing new; its lines are
+//! resubmitted with the same client ids (derived from format, run, seq, position and text), so
+//! whatever the first attempt already stored is acked as a duplicate and whatever it did not is
+//! stored now. Any other post is new text: the same seq with another body, a gap, or a seq
+//! below the last (a new run, with a new epoch so its ids never collide with the old run's).
+//!
+//! A line in progress is committed by babelcast itself after `ingest.idle_commit_ms` without
+//! a post and at graceful shutdown ([`super::idle`]), so a sender that never sends a line
+//! break loses nothing. Posts and those commits of one stream take turns on the stream's
+//! `lane` (one permit), so they reach the store in the order they were decided.
 //!
 //! Each stream's state (last seq, the run's epoch, the line in progress, the last answer) is
 //! saved in the store after the post's lines are stored, and restored at startup: after a
@@ -17,23 +24,33 @@
 //! again, is applied again with the same ids: nothing is lost or stored twice.
 //!
 //! **Invariant:** the map guard is only held while the post is applied to the state, never
-//! across an `.await`.
+//! across an `.await`. The lane permit is held across the post's store submissions: it orders
+//! one sender's posts (a sender posts one at a time; a second waits, bounded by the requests
+//! in flight), it guards no data.
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
+use super::idle::Due;
+use super::stats::{Commit, SeqEvent, Stream};
 use super::{resolve, Admitted, Ingest};
 use crate::channel::Channel;
 use crate::clock::now_ms;
 use crate::formats::line::LineBuffer;
 use crate::formats::youtube::Cue;
-use crate::formats::{check_seq, client_id, timestamp, Format, FormatError, SeqCheck};
+use crate::formats::{body_hash, check_seq, client_id, timestamp, Format, LastPost, SeqCheck};
 use crate::protocol::{ClientMsg, Refusal};
 use crate::store::{Ack, FormatState, Saved};
 
+/// The line index in client ids of a line babelcast committed itself (never a post's own:
+/// a post's lines are numbered from 0).
+const SELF_COMMITTED: usize = usize::MAX;
+
 /// One format's stream on one channel.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     line: LineBuffer,
     last_seq: Option<u64>,
@@ -45,14 +62,64 @@ struct Slot {
     /// stream that starts over at seq 1 must not collide with an earlier run's ids, or a
     /// repeated "[Applause]" would be acked as a duplicate and never shown.
     epoch: i64,
+    /// The hash of the last accepted post's body (`UNKNOWN_BODY` when restored from an older
+    /// version's state).
+    body: u32,
+    /// When the line in progress is committed if no post comes first.
+    idle_at: Option<Instant>,
+    /// Posts and babelcast's own commits of this stream take turns here (see the module docs).
+    lane: Arc<Semaphore>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            line: LineBuffer::default(),
+            last_seq: None,
+            reply: String::new(),
+            finals: Vec::new(),
+            epoch: 0,
+            body: crate::formats::seq::UNKNOWN_BODY,
+            idle_at: None,
+            lane: Arc::new(Semaphore::new(1)),
+        }
+    }
+}
+
+impl Slot {
+    fn last(&self) -> Option<LastPost> {
+        self.last_seq.map(|seq| LastPost {
+            seq,
+            body: self.body,
+        })
+    }
+
+    fn state(&self, key: &(String, Format)) -> FormatState {
+        let (event, channel) = key.0.split_once('/').unwrap_or((&key.0, ""));
+        FormatState {
+            event: event.to_string(),
+            channel: channel.to_string(),
+            format: key.1.as_str().to_string(),
+            last_seq: self.last_seq.unwrap_or(0),
+            epoch: self.epoch,
+            line: self.line.line().to_string(),
+            reply: self.reply.clone(),
+            body_hash: self.body,
+        }
+    }
 }
 
 /// The body of a post, parsed by its format.
 #[derive(Debug)]
 pub enum Input<'a> {
     /// Text appended to the line in progress (Zoom, StreamText); `corrections` applies
-    /// backspace and delete.
-    Text { text: &'a str, corrections: bool },
+    /// backspace and delete; `chunks` joins a post that continues the line with a space
+    /// where neither side has whitespace (Zoom senders post one caption per request).
+    Text {
+        text: &'a str,
+        corrections: bool,
+        chunks: bool,
+    },
     /// Complete captions (YouTube), each committed as one line.
     Cues(Vec<Cue>),
 }
@@ -60,11 +127,8 @@ pub enum Input<'a> {
 /// Why a post was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
-    /// The request itself is wrong (seq, body); nothing was applied.
-    #[error(transparent)]
-    Format(#[from] FormatError),
     /// The channel pipeline refused a line (booth on air, store unavailable, ...). The seq was
-    /// accepted: a retry with the same seq resubmits the lines.
+    /// accepted: a retry with the same seq and body resubmits the lines.
     #[error(transparent)]
     Refused(#[from] Refusal),
 }
@@ -91,8 +155,9 @@ fn key(ch: &Channel, format: Format) -> (String, Format) {
 }
 
 impl FormatStreams {
-    /// Restores the saved states (at startup, before any post).
-    pub fn restore(&self, states: Vec<FormatState>) {
+    /// Restores the saved states (at startup, before any post). A restored line in progress
+    /// is committed after `idle` unless a post continues it first.
+    pub fn restore(&self, states: Vec<FormatState>, idle: std::time::Duration) {
         for s in states {
             let Some(format) = Format::parse(&s.format) else {
                 continue;
@@ -100,14 +165,90 @@ impl FormatStreams {
             self.slots.insert(
                 (format!("{}/{}", s.event, s.channel), format),
                 Slot {
+                    idle_at: (!s.line.is_empty()).then(|| Instant::now() + idle),
                     line: LineBuffer::with_line(&s.line),
                     last_seq: Some(s.last_seq),
                     reply: s.reply,
-                    finals: Vec::new(),
                     epoch: s.epoch,
+                    body: s.body_hash,
+                    ..Slot::default()
                 },
             );
         }
+    }
+
+    /// The earliest time a line in progress is due to be committed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.slots.iter().filter_map(|s| s.idle_at).min()
+    }
+
+    /// Commits the line in progress of every stream due at `due` (every stream with one when
+    /// `None`: shutdown), one at a time, each after the stream's posts in flight.
+    pub async fn commit_due(&self, ingest: &Ingest, due: Due) {
+        let is_due = |at: Option<Instant>| at.is_some_and(|t| due.is_none_or(|now| t <= now));
+        let streams: Vec<_> = self
+            .slots
+            .iter()
+            .filter(|s| is_due(s.idle_at))
+            .map(|s| (s.key().clone(), s.lane.clone()))
+            .collect();
+        for (key, lane) in streams {
+            let Ok(_turn) = lane.acquire_owned().await else {
+                continue;
+            };
+            // Decided under the map guard, after the posts that held the lane before us.
+            let (text, id, state) = {
+                let Some(mut slot) = self.slots.get_mut(&key) else {
+                    continue;
+                };
+                if !is_due(slot.idle_at) {
+                    continue; // a post came meanwhile and moved the deadline
+                }
+                slot.idle_at = None;
+                let Some(text) = slot.line.commit_line() else {
+                    continue;
+                };
+                let seq = slot.last_seq.unwrap_or(0);
+                let id = client_id(key.1, slot.epoch, seq, SELF_COMMITTED, &text);
+                (text, id, slot.state(&key))
+            };
+            let why = if due.is_some() {
+                Commit::Idle
+            } else {
+                Commit::Shutdown
+            };
+            if let Err(r) = self.commit(ingest, &key, text.clone(), id, state).await {
+                tracing::warn!(stream = %key.0, format = key.1.as_str(), code = ?r.code, error = %r.message, "the line in progress could not be committed; trying again later");
+                if let Some(mut slot) = self.slots.get_mut(&key) {
+                    // Nothing else ran on this stream meanwhile (we hold its lane).
+                    slot.line = LineBuffer::with_line(&text);
+                    slot.idle_at = due.map(|now| now + ingest.idle.after);
+                }
+                continue;
+            }
+            ingest.idle.stats.committed(Stream::Format(key.1), why);
+        }
+    }
+
+    /// Stores `text` as a line of the stream `key` committed by babelcast, then the stream's
+    /// state (its line in progress now empty).
+    async fn commit(
+        &self,
+        ingest: &Ingest,
+        key: &(String, Format),
+        text: String,
+        id: String,
+        state: FormatState,
+    ) -> Result<(), Refusal> {
+        let ch = ingest
+            .channel(&state.event, &state.channel)
+            .ok_or_else(Refusal::shutting_down)?;
+        let msg = ClientMsg::Final { text, id: Some(id) };
+        if let Admitted::Pending(rx) = ingest.admit(&ch, msg, None).await? {
+            resolve(rx).await?;
+        }
+        tracing::debug!(stream = %key.0, format = key.1.as_str(), "line in progress committed");
+        ingest.store().save(Saved::Format(state)).await
     }
 
     /// The last accepted seq of a format on a channel (0 before any).
@@ -126,49 +267,76 @@ impl FormatStreams {
             .unwrap_or_default()
     }
 
-    /// Applies post `seq` of `format` to the channel and waits until its lines are stored.
+    /// Applies post `seq` of `format` (whose raw body is `body`) to the channel and waits
+    /// until its lines are stored.
     pub async fn post(
         &self,
         ingest: &Ingest,
         ch: &Arc<Channel>,
-        format: Format,
-        seq: u64,
+        (format, seq, body): (Format, u64, &str),
         input: Input<'_>,
     ) -> Result<Posted, PostError> {
         let max = ingest.max_caption_chars();
+        let key = key(ch, format);
+        let lane = self.slots.entry(key.clone()).or_default().lane.clone();
+        let _turn = lane
+            .acquire_owned()
+            .await
+            .map_err(|_| Refusal::shutting_down())?;
+        // Refused before anything is applied: a post refused now leaves no text behind to
+        // be committed later.
+        super::anonymous_may_publish(ch)?;
+        let body = body_hash(body);
+        let stats = &ingest.idle.stats;
         // Decide and apply under the map guard; no await until it is dropped.
         let (finals, partial, reply, retry, state) = {
-            let mut slot = self.slots.entry(key(ch, format)).or_default();
-            match check_seq(slot.last_seq, seq, format.seq_policy())? {
+            let mut slot = self.slots.entry(key.clone()).or_default();
+            let check = check_seq(slot.last(), seq, body);
+            let counted = match check {
+                SeqCheck::Retry => Some(SeqEvent::Retry),
+                SeqCheck::Gap { skipped } => Some(SeqEvent::Gap { skipped }),
+                SeqCheck::Changed => Some(SeqEvent::Changed),
+                SeqCheck::Restart => Some(SeqEvent::Restart),
+                SeqCheck::New => None,
+            };
+            if let Some(event) = counted {
+                stats.seq(Stream::Format(format), event);
+            }
+            match check {
                 // Saved again once its lines are stored: the first attempt may have failed
                 // before saving (a refused line, a full disk), and a restart must not find
-                // the stream one post behind (Zoom and YouTube would then be refused).
-                SeqCheck::Retry => {
-                    let state = FormatState {
-                        event: ch.info.event.clone(),
-                        channel: ch.info.id.clone(),
-                        format: format.as_str().to_string(),
-                        last_seq: seq,
-                        epoch: slot.epoch,
-                        line: slot.line.line().to_string(),
-                        reply: slot.reply.clone(),
-                    };
-                    (
-                        slot.finals.clone(),
-                        None,
-                        slot.reply.clone(),
-                        true,
-                        Some(state),
-                    )
-                }
-                SeqCheck::New => {
-                    if slot.last_seq.is_none_or(|last| seq <= 1 && last > seq) || slot.epoch == 0 {
-                        slot.epoch = now_ms();
+                // the stream one post behind.
+                SeqCheck::Retry => (
+                    slot.finals.clone(),
+                    None,
+                    slot.reply.clone(),
+                    true,
+                    Some(slot.state(&key)),
+                ),
+                _ => {
+                    // A new run (and new text under a seq already used) gets a new epoch, so
+                    // its lines' client ids never collide with lines stored before.
+                    if slot.epoch == 0 || matches!(check, SeqCheck::Restart | SeqCheck::Changed) {
+                        slot.epoch = now_ms().max(slot.epoch + 1);
                     }
                     let epoch = slot.epoch;
-                    let (texts, partial) = match input {
-                        Input::Text { text, corrections } => {
-                            let applied = slot.line.push(text, corrections, max);
+                    // A new run does not continue the old run's line in progress: that is a
+                    // line of its own, committed first.
+                    let old_line = match check {
+                        SeqCheck::Restart => slot.line.commit_line(),
+                        _ => None,
+                    };
+                    let (mut texts, partial) = match input {
+                        Input::Text {
+                            text,
+                            corrections,
+                            chunks,
+                        } => {
+                            let applied = if chunks {
+                                slot.line.push_chunk(text, corrections, max)
+                            } else {
+                                slot.line.push(text, corrections, max)
+                            };
                             let partial = applied.changed.then(|| slot.line.line().to_string());
                             (applied.finals, partial)
                         }
@@ -180,6 +348,9 @@ impl FormatStreams {
                             None,
                         ),
                     };
+                    if let Some(old) = old_line {
+                        texts.insert(0, old);
+                    }
                     let finals: Vec<(String, String)> = texts
                         .into_iter()
                         .enumerate()
@@ -187,21 +358,16 @@ impl FormatStreams {
                         .collect();
                     let reply = timestamp::format(now_ms());
                     slot.last_seq = Some(seq);
+                    slot.body = body;
                     slot.reply.clone_from(&reply);
                     slot.finals.clone_from(&finals);
-                    let state = FormatState {
-                        event: ch.info.event.clone(),
-                        channel: ch.info.id.clone(),
-                        format: format.as_str().to_string(),
-                        last_seq: seq,
-                        epoch,
-                        line: slot.line.line().to_string(),
-                        reply: reply.clone(),
-                    };
-                    (finals, partial, reply, false, Some(state))
+                    slot.idle_at =
+                        (!slot.line.line().is_empty()).then(|| Instant::now() + ingest.idle.after);
+                    (finals, partial, reply, false, Some(slot.state(&key)))
                 }
             }
         };
+        ingest.idle.wake();
         let committed = !finals.is_empty();
         // Submit every line first (the store keeps their order), then wait for all of them.
         let mut pending = Vec::with_capacity(finals.len());

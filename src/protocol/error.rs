@@ -45,8 +45,8 @@ pub enum ErrorCode {
     BadXml,
     /// Well-formed XML that is not an EBU-TT Live document (root, sequence attributes).
     BadDocument,
-    /// An EBU-TT Live `sequenceNumber` older than the last one accepted in its sequence; a
-    /// caption format's `seq` out of order.
+    /// An EBU-TT Live `sequenceNumber` older than the last one accepted in its sequence (the
+    /// HTTP caption formats accept every `seq`: see `formats::seq`).
     SeqOutOfOrder,
 
     // Refusals of an HTTP request (or a WebSocket handshake) before any message.

@@ -73,6 +73,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
         node.render_metrics(&mut out);
     }
     crate::forward::render_metrics(&app.hub, &app.forwarders, &mut out);
+    app.ingest.idle.stats.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -241,6 +242,8 @@ enum Publishing {
     Json,
     /// EBU-TT Live documents (docs/integrations.md).
     EbuTt,
+    /// The same on the toolkit-shaped URL: nothing is sent back (EBU Tech 3370 carriage).
+    EbuTtCarriage,
 }
 
 async fn publish(
@@ -289,7 +292,8 @@ async fn publish_ebutt_toolkit(
     if !q.contains_key("name") && crate::booth::check_name(&sequence).is_ok() {
         q.insert("name".to_string(), sequence);
     }
-    publish_socket(&app, &event, &channel, &q, req, Publishing::EbuTt, "ebu-tt")
+    let kind = Publishing::EbuTtCarriage;
+    publish_socket(&app, &event, &channel, &q, req, kind, "ebu-tt")
 }
 
 /// A publisher socket: 404 for an unknown channel and 401 without its publish token before
@@ -329,8 +333,12 @@ fn publish_socket(
                 Publishing::Json => {
                     session::publisher::run(ws, hub.clone(), ingest, ch, name, shutdown).await
                 }
-                Publishing::EbuTt => {
-                    session::ebutt::run(ws, hub.clone(), ingest, ch, shutdown).await
+                Publishing::EbuTt | Publishing::EbuTtCarriage => {
+                    let replies = match kind {
+                        Publishing::EbuTtCarriage => session::ebutt::Replies::Logged,
+                        _ => session::ebutt::Replies::Sent,
+                    };
+                    session::ebutt::run(ws, hub.clone(), ingest, ch, shutdown, replies).await
                 }
             };
             hub.metrics.closed();

@@ -69,9 +69,23 @@ where
         name: &name,
     };
     let mut pending = FuturesOrdered::new();
-    let end = match session(&mut ws, &hub, &ingest, &ch, me, &shutdown, &mut pending).await {
+    // The partial generation of this publisher's last partial, cleared when it leaves.
+    let mut shown = None;
+    let end = match session(
+        &mut ws,
+        (&hub, &ingest),
+        &ch,
+        (me, &mut shown),
+        &shutdown,
+        &mut pending,
+    )
+    .await
+    {
         Ok(end) | Err(end) => end,
     };
+    if let Some(gen) = shown {
+        ingest.clear_partial(&ch, gen).await;
+    }
     // Ack what the store accepted before we stop, so the publisher need not resend it.
     let timeout = hub.limits.write_timeout();
     while let Some((id, result)) = pending.next().await {
@@ -89,10 +103,9 @@ where
 
 async fn session<S>(
     ws: &mut WebSocketStream<S>,
-    hub: &Hub,
-    ingest: &Ingest,
+    (hub, ingest): (&Hub, &Ingest),
     ch: &Arc<Channel>,
-    me: Publisher<'_>,
+    (me, shown): (Publisher<'_>, &mut Option<u64>),
     shutdown: &CancellationToken,
     pending: &mut FuturesOrdered<PendingAck>,
 ) -> Result<End, End>
@@ -192,7 +205,10 @@ where
                                 _ => (None, None),
                             };
                             match ingest.admit(ch, msg, Some(me)).await {
-                                Ok(Admitted::Partial | Admitted::Control) => {}
+                                // Only the publisher on air sets partials, so the generation
+                                // now is this one's.
+                                Ok(Admitted::Partial) => *shown = Some(ch.partial_gen()),
+                                Ok(Admitted::Control) => {}
                                 Ok(Admitted::Pending(rx)) => pending.push_back(pending_ack(id, rx)),
                                 Err(r) => {
                                     hub.metrics.refuse_message(r.code);

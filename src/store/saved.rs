@@ -24,6 +24,8 @@ pub struct FormatState {
     pub line: String,
     /// The answer to the last accepted post.
     pub reply: String,
+    /// The hash of the last accepted post's body (`crate::formats::body_hash`; 0: not known).
+    pub body_hash: u32,
 }
 
 /// Where an EBU-TT Live sequence on a channel stands (see `crate::ingest::ebutt`); `screen`
@@ -64,7 +66,7 @@ impl Store {
     pub fn format_states(&self) -> Result<Vec<FormatState>, StoreError> {
         self.with_reader(|c| {
             let mut stmt = c.prepare(
-                "SELECT event, channel, format, last_seq, epoch, line, reply FROM format_state",
+                "SELECT event, channel, format, last_seq, epoch, line, reply, body_hash FROM format_state",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(FormatState {
@@ -75,6 +77,7 @@ impl Store {
                     epoch: r.get(4)?,
                     line: r.get(5)?,
                     reply: r.get(6)?,
+                    body_hash: r.get::<_, i64>(7)? as u32,
                 })
             })?;
             rows.collect()

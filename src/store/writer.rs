@@ -233,11 +233,11 @@ impl Writer {
         {
             // A state only ever moves forward (a late save of an older post is ignored).
             let mut save = tx.prepare_cached(
-                "INSERT INTO format_state (event, channel, format, last_seq, epoch, line, reply)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO format_state (event, channel, format, last_seq, epoch, line, reply, body_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (event, channel, format) DO UPDATE SET
                     last_seq = excluded.last_seq, epoch = excluded.epoch,
-                    line = excluded.line, reply = excluded.reply
+                    line = excluded.line, reply = excluded.reply, body_hash = excluded.body_hash
                  WHERE excluded.epoch > format_state.epoch
                     OR (excluded.epoch = format_state.epoch AND excluded.last_seq >= format_state.last_seq)",
             )?;
@@ -266,7 +266,8 @@ impl Writer {
                             s.last_seq as i64,
                             s.epoch,
                             s.line,
-                            s.reply
+                            s.reply,
+                            i64::from(s.body_hash)
                         ])?;
                     }
                     Saved::Ebutt(s) => {

@@ -20,6 +20,11 @@ pub struct Shown {
 /// (the first one not committed yet) equals it or starts with it: it was replaced or cleared.
 /// So an empty document (a clear) commits the line in progress.
 ///
+/// A line in progress can also be committed while it is still on screen ([`Screen::settle`]:
+/// the producer went quiet, its timing passed, it disconnected). The screen then keeps it as
+/// committed: a later document showing it again commits nothing, and one whose row continues
+/// it ("Good evening" → "Good evening and welcome") commits only the rest ("and welcome").
+///
 /// This fits the ways live producers fill a screen: a growing line ("Good" → "Good evening"),
 /// rows that roll up (`[A, B…]` → `[B, C…]`: A and B committed once each), and whole
 /// subtitles replaced by the next one. Rows, not `xml:id`s, identify lines because producers
@@ -31,17 +36,58 @@ pub struct Screen {
     committed: Vec<String>,
     /// The last row of the last document, not committed yet.
     in_progress: Option<String>,
+    /// The start of `in_progress` that is committed already (it continues a settled line).
+    #[serde(default)]
+    done: Option<String>,
+    /// The line in progress last committed by [`Screen::settle`], while still on screen.
+    #[serde(default)]
+    settled: Option<String>,
+}
+
+/// What of `row` is not committed yet when `done` (its start) is.
+fn rest(row: &str, done: Option<&str>) -> String {
+    match done.and_then(|d| row.strip_prefix(d)) {
+        Some(r) => r.trim_start().to_string(),
+        None => row.to_string(),
+    }
+}
+
+/// Adds a line to commit unless it is blank.
+fn push(finals: &mut Vec<String>, line: String) {
+    if !line.trim().is_empty() {
+        finals.push(line);
+    }
 }
 
 impl Screen {
-    /// The line in progress (empty: none).
+    /// The last row shown, if it is the line in progress (empty: none).
     pub fn in_progress(&self) -> &str {
         self.in_progress.as_deref().unwrap_or("")
     }
 
+    /// The line in progress as listeners see it: what of it is not committed yet.
+    pub fn partial(&self) -> String {
+        rest(self.in_progress(), self.done.as_deref())
+    }
+
+    /// Commits the line in progress while it stays on screen (see the type's docs).
+    pub fn settle(&mut self) -> Shown {
+        let Some(row) = self.in_progress.take() else {
+            return Shown::default();
+        };
+        let mut finals = Vec::new();
+        push(&mut finals, rest(&row, self.done.take().as_deref()));
+        self.committed.push(row.clone());
+        self.settled = Some(row);
+        Shown {
+            finals,
+            partial: Some(String::new()),
+        }
+    }
+
     /// Shows the rows of a new document.
     pub fn show(&mut self, rows: &[String]) -> Shown {
-        let before = self.in_progress().to_string();
+        let before = self.partial();
         let mut already = std::mem::take(&mut self.committed);
         let mut fresh = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
@@ -54,26 +100,46 @@ impl Screen {
             }
         }
         let mut finals = Vec::new();
-        if let Some(prev) = self.in_progress.take() {
-            let continued = fresh
+        let done = self.done.take();
+        let settled = self.settled.take();
+        // The fresh row that continues a line whose start is committed already, and that start.
+        let mut carried: Option<(usize, String)> = None;
+        let continuing = |line: &str| {
+            fresh
                 .first()
-                .is_some_and(|&i| rows[i].starts_with(prev.as_str()));
-            if !continued {
-                finals.push(prev);
+                .copied()
+                .filter(|&i| rows[i].starts_with(line))
+        };
+        if let Some(prev) = self.in_progress.take() {
+            match continuing(&prev) {
+                Some(i) => carried = done.map(|d| (i, d)),
+                None => push(&mut finals, rest(&prev, done.as_deref())),
+            }
+        }
+        if let Some(s) = settled {
+            if self.committed.contains(&s) {
+                self.settled = Some(s); // still on screen, as it was
+            } else if carried.is_none() {
+                carried = continuing(&s).map(|i| (i, s));
             }
         }
         let last = rows.len().checked_sub(1);
         for &i in &fresh {
+            let prefix = carried
+                .as_ref()
+                .filter(|(j, _)| *j == i)
+                .map(|(_, p)| p.clone());
             if Some(i) == last {
                 self.in_progress = Some(rows[i].clone());
+                self.done = prefix;
             } else {
-                finals.push(rows[i].clone());
+                push(&mut finals, rest(&rows[i], prefix.as_deref()));
                 self.committed.push(rows[i].clone());
             }
         }
-        let now = self.in_progress();
+        let now = self.partial();
         Shown {
-            partial: (now != before).then(|| now.to_string()),
+            partial: (now != before).then_some(now),
             finals,
         }
     }
@@ -183,6 +249,45 @@ mod tests {
             show(&mut s, &[]),
             (v(&["Tom & Jerry"]), Some(String::new()))
         );
+    }
+
+    #[test]
+    fn a_settled_line_is_committed_once_and_only_its_continuation_follows() {
+        let mut s = Screen::default();
+        show(&mut s, &["Good evening"]);
+        let settled = s.settle();
+        assert_eq!(settled.finals, v(&["Good evening"]));
+        assert_eq!(settled.partial.as_deref(), Some(""));
+        assert_eq!(s.settle(), Shown::default(), "nothing left to settle");
+        // The same screen again (a refresh) commits nothing.
+        assert_eq!(show(&mut s, &["Good evening"]), (v(&[]), None));
+        s.settle();
+        // A continuation shows and commits only what is new.
+        assert_eq!(
+            show(&mut s, &["Good evening and welcome"]),
+            (v(&[]), Some("and welcome".into()))
+        );
+        assert_eq!(
+            show(&mut s, &["Good evening and welcome to"]),
+            (v(&[]), Some("and welcome to".into()))
+        );
+        assert_eq!(
+            show(&mut s, &["Good evening and welcome to", "the news"]),
+            (v(&["and welcome to"]), Some("the news".into()))
+        );
+        // Settled twice over: the second settle commits only the rest.
+        s.settle();
+        assert_eq!(
+            show(&mut s, &["Good evening and welcome to", "the news tonight"]),
+            (v(&[]), Some("tonight".into()))
+        );
+        assert_eq!(s.settle().finals, v(&["tonight"]));
+        assert_eq!(show(&mut s, &[]), (v(&[]), None));
+        // A settled row above the last is never committed again either.
+        let mut s = Screen::default();
+        show(&mut s, &["A"]);
+        s.settle();
+        assert_eq!(show(&mut s, &["A", "B"]), (v(&[]), Some("B".into())));
     }
 
     #[test]

@@ -90,18 +90,16 @@ fn admit_request<'b>(
 async fn apply(
     app: &AppState,
     ch: &Arc<Channel>,
-    format: Format,
-    seq: u64,
+    (format, seq, body): (Format, u64, &str),
     input: Input<'_>,
 ) -> Response {
     match app
         .ingest
         .formats
-        .post(&app.ingest, ch, format, seq, input)
+        .post(&app.ingest, ch, (format, seq, body), input)
         .await
     {
         Ok(posted) => plain(StatusCode::OK, posted.reply),
-        Err(PostError::Format(e)) => format_error(app, &e),
         Err(PostError::Refused(r)) => {
             app.hub
                 .metrics
@@ -143,8 +141,9 @@ async fn zoom(
     let input = Input::Text {
         text,
         corrections: false,
+        chunks: true,
     };
-    apply(&app, &ch, Format::Zoom, seq, input).await
+    apply(&app, &ch, (Format::Zoom, seq, text), input).await
 }
 
 /// `GET …/captions/zoom/seq`: the last accepted Zoom seq of the channel, a plain integer.
@@ -195,7 +194,7 @@ async fn youtube_route(
         Ok(c) => c,
         Err(e) => return format_error(&app, &e),
     };
-    apply(&app, &ch, Format::YouTube, seq, Input::Cues(cues)).await
+    apply(&app, &ch, (Format::YouTube, seq, text), Input::Cues(cues)).await
 }
 
 /// `POST …/captions/streamtext?seq=N&lang=en`: the text typed since the last post, with
@@ -225,9 +224,11 @@ async fn streamtext(
     if let Err(e) = formats::parse_lang(q.get("lang").map(String::as_str)) {
         return format_error(&app, &e);
     }
+    // StreamText posts what was typed, split anywhere (even inside a word): no space added.
     let input = Input::Text {
         text,
         corrections: formats::streamtext::CORRECTIONS,
+        chunks: false,
     };
-    apply(&app, &ch, Format::StreamText, seq, input).await
+    apply(&app, &ch, (Format::StreamText, seq, text), input).await
 }
