@@ -28,8 +28,8 @@ fn encode_line(c: &mut Criterion) {
             b.iter(|| {
                 ServerMsg::Line {
                     seq: black_box(123_456),
-                    text: black_box(text),
-                    lang: black_box(lang),
+                    text: black_box(text).into(),
+                    lang: black_box(lang).into(),
                     ts: black_box(1_700_000_000_000),
                     expected_lang: None,
                 }
@@ -39,8 +39,8 @@ fn encode_line(c: &mut Criterion) {
     }
     let frame = ServerMsg::Line {
         seq: 1,
-        text: TEXTS[0].1,
-        lang: "en",
+        text: TEXTS[0].1.into(),
+        lang: "en".into(),
         ts: 1,
         expected_lang: None,
     }

@@ -19,10 +19,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
+// The runtime's clock (paused and advanced in tests of the silence rule).
+use tokio::time::Instant;
 
 pub use crate::protocol::FeedbackCounts;
 use crate::protocol::{
@@ -411,17 +413,17 @@ fn booth_frame(st: &State, now: u64, listeners: u64) -> Frame {
     fn member(m: &Member) -> BoothMember<'_> {
         BoothMember {
             id: m.id,
-            name: &m.name,
+            name: m.name.as_str().into(),
         }
     }
     let partners = || st.members.iter().chain(&st.remote);
     BoothMsg {
         feedback: total(st, now),
-        language_alert: st.language_alert.as_deref(),
+        language_alert: st.language_alert.as_deref().map(Into::into),
         listeners,
         on_air: st.on_air.as_ref().map(|o| BoothMember {
             id: o.id,
-            name: &o.name,
+            name: o.name.as_str().into(),
         }),
         publishers: partners().map(member).collect(),
         request: st

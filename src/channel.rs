@@ -30,6 +30,7 @@ mod socket;
 pub use backlog::Backlog;
 use backlog::{history_after, last_lines};
 pub use fanout::{encode, Fanout, Feeds};
+pub use heartbeat::QUIET_TICKS;
 pub use presence::CountGuard;
 pub use rate::LineRate;
 pub use socket::{DirectSocket, Takeover};
@@ -54,15 +55,15 @@ impl ChannelInfo {
     /// The `hello` frame a connection to this channel starts with.
     pub fn hello(&self, role: &str, seq: u64, reset: bool, publisher_id: Option<u64>) -> Frame {
         ServerMsg::Hello {
-            event: &self.event,
-            channel: &self.id,
-            lang: &self.lang,
-            label: &self.label,
-            role,
+            event: self.event.as_str().into(),
+            channel: self.id.as_str().into(),
+            lang: self.lang.as_str().into(),
+            label: self.label.as_str().into(),
+            role: role.into(),
             seq,
             reset,
             publisher_id,
-            source: self.source.as_deref(),
+            source: self.source.as_deref().map(Into::into),
         }
         .to_frame()
     }
@@ -233,7 +234,7 @@ impl Channel {
         let frame = if text.is_empty() {
             Frame::from_static(EMPTY_PARTIAL)
         } else {
-            ServerMsg::Partial { text }.to_frame()
+            ServerMsg::Partial { text: text.into() }.to_frame()
         };
         let mut st = self.state();
         st.partial_gen += 1;

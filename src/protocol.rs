@@ -11,6 +11,8 @@
 //! types declare fields in that alphabetical order (`"type"` last, see [`MsgType`]) so the
 //! bytes on the wire stayed the same. Clients must not depend on key order either way.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
@@ -87,68 +89,71 @@ pub struct Status {
 }
 
 /// A message the server sends. Every variant is serialised once and shared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Text fields are `Cow`s: the server builds them borrowed (no copy); clients and tests read
+/// them owned (`ServerMsg<'static>` via [`parse_server`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg<'a> {
     /// First message on every socket.
     Hello {
-        event: &'a str,
-        channel: &'a str,
+        event: Cow<'a, str>,
+        channel: Cow<'a, str>,
         /// The channel's declared language (`auto` for a floor).
-        lang: &'a str,
-        label: &'a str,
+        lang: Cow<'a, str>,
+        label: Cow<'a, str>,
         /// `listen` or `publish`.
-        role: &'a str,
+        role: Cow<'a, str>,
         /// The last seq of the channel when this connection joined.
         seq: u64,
         /// True when the client asked for `since` beyond the channel's last seq (e.g. the
         /// store was wiped): the client must drop what it shows and take what follows.
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         reset: bool,
         /// Publishers only: this connection's id in `booth` messages.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         publisher_id: Option<u64>,
         /// The channel this one is interpreted from, if any.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        source: Option<&'a str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<Cow<'a, str>>,
     },
     /// A committed line.
     Line {
         seq: u64,
-        text: &'a str,
+        text: Cow<'a, str>,
         /// BCP-47 primary language tag of the text.
-        lang: &'a str,
+        lang: Cow<'a, str>,
         /// Server receive time, Unix milliseconds.
         ts: i64,
         /// Present when the line was confidently detected as a language other than the
         /// channel's declared one; `lang` then names the detected language.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        expected_lang: Option<&'a str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_lang: Option<Cow<'a, str>>,
     },
     /// A correction of line `of`; takes its own seq.
     Edit {
         seq: u64,
         of: u64,
-        text: &'a str,
+        text: Cow<'a, str>,
         ts: i64,
     },
     /// The on-air publisher changed; takes its own seq.
     Handover {
         seq: u64,
-        from: Option<&'a str>,
-        to: Option<&'a str>,
+        from: Option<Cow<'a, str>>,
+        to: Option<Cow<'a, str>>,
         /// `request`, `timeout` or `take`.
-        reason: &'a str,
+        reason: Cow<'a, str>,
         ts: i64,
     },
     /// The line in progress (replaces the previous partial; empty text clears it).
-    Partial { text: &'a str },
+    Partial { text: Cow<'a, str> },
     /// Publishers following their source: the `line`, `edit`, `partial` and `handover`
     /// messages that follow (until `follow_source` off) are the source channel's.
     Source {
-        channel: &'a str,
-        lang: &'a str,
-        label: &'a str,
+        channel: Cow<'a, str>,
+        lang: Cow<'a, str>,
+        label: Cow<'a, str>,
         on: bool,
     },
     /// Listener count and on-air state; coalesced, sent when it changes.
@@ -156,21 +161,21 @@ pub enum ServerMsg<'a> {
     /// Acknowledgement of a final or edit once it is durably stored.
     Ack {
         seq: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<&'a str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Cow<'a, str>>,
         /// True when this final's `id` had already been stored: nothing new was stored.
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         duplicate: bool,
     },
     /// A refused message; the connection stays open.
     Error {
         code: ErrorCode,
-        message: &'a str,
+        message: Cow<'a, str>,
         /// The refused final's client `id`, when it had one.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<&'a str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Cow<'a, str>>,
         /// The seq a refused edit referred to.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         of: Option<u64>,
     },
     /// HTTP publishing: a partial or a control message was taken (nothing stored, no seq).
@@ -187,7 +192,7 @@ impl ServerMsg<'_> {
 
 /// The `"type"` of the messages whose keys are in alphabetical order ([`BoothMsg`], the
 /// transcript's events in [`api`]): written last, after the other fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MsgType {
     Booth,
@@ -197,16 +202,16 @@ pub enum MsgType {
 }
 
 /// A booth partner as the `booth` message names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoothMember<'a> {
     /// The `publisher_id` of the partner's `hello`.
     pub id: u64,
     /// The display name (`?name=`).
-    pub name: &'a str,
+    pub name: Cow<'a, str>,
 }
 
 /// Audience feedback over the last minute, per kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackCounts {
     pub lost: u32,
     pub slower: u32,
@@ -216,11 +221,11 @@ pub struct FeedbackCounts {
 /// The `booth` message to publishers: who is on air, the partners, the pending handover
 /// request, listeners, feedback and the language alert (docs/interpreting.md). Keys in
 /// alphabetical order, `"type":"booth"` last.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoothMsg<'a> {
     pub feedback: FeedbackCounts,
     /// The detected language while the language alert is raised.
-    pub language_alert: Option<&'a str>,
+    pub language_alert: Option<Cow<'a, str>>,
     pub listeners: u64,
     pub on_air: Option<BoothMember<'a>>,
     /// Every booth partner, on this node and (cluster mode) the on-air one and the requester
@@ -250,6 +255,17 @@ impl ClientMsg {
 /// The partial frame that clears the line in progress.
 pub const EMPTY_PARTIAL: &str = r#"{"type":"partial","text":""}"#;
 
+/// Reads one server text frame (for clients and tests): a [`ServerMsg`], or `None` for a
+/// frame that is not one (the publishers' `booth` message: [`parse_booth`]).
+pub fn parse_server(text: &str) -> Option<ServerMsg<'static>> {
+    serde_json::from_str(text).ok()
+}
+
+/// Reads one `booth` frame (for clients and tests).
+pub fn parse_booth(text: &str) -> Option<BoothMsg<'static>> {
+    serde_json::from_str(text).ok()
+}
+
 /// Parses one client text frame, mapping failures to the codes clients branch on.
 pub fn parse_client(text: &str) -> Result<ClientMsg, Refusal> {
     match serde_json::from_str::<ClientMsg>(text) {
@@ -272,7 +288,7 @@ mod tests {
     #[test]
     fn empty_partial_is_the_partial_message_with_no_text() {
         assert_eq!(
-            ServerMsg::Partial { text: "" }.to_frame().as_str(),
+            ServerMsg::Partial { text: "".into() }.to_frame().as_str(),
             EMPTY_PARTIAL
         );
     }
@@ -319,9 +335,12 @@ mod tests {
         // The bytes of the `serde_json::json!` value it replaced (keys sorted).
         let anna = BoothMember {
             id: 1,
-            name: "Anna",
+            name: "Anna".into(),
         };
-        let ben = BoothMember { id: 2, name: "Ben" };
+        let ben = BoothMember {
+            id: 2,
+            name: "Ben".into(),
+        };
         let feedback = FeedbackCounts {
             lost: 1,
             slower: 2,
@@ -329,11 +348,11 @@ mod tests {
         };
         let msg = BoothMsg {
             feedback,
-            language_alert: Some("fr"),
+            language_alert: Some("fr".into()),
             listeners: 7,
-            on_air: Some(anna),
-            publishers: vec![anna, ben],
-            request: Some(ben),
+            on_air: Some(anna.clone()),
+            publishers: vec![anna.clone(), ben.clone()],
+            request: Some(ben.clone()),
             kind: MsgType::Booth,
         };
         let old = serde_json::json!({
@@ -366,8 +385,8 @@ mod tests {
         let text = "He said \"你好\" <b>&amp;</b>\n";
         let frame = ServerMsg::Line {
             seq: 7,
-            text,
-            lang: "en",
+            text: text.into(),
+            lang: "en".into(),
             ts: 1,
             expected_lang: None,
         }

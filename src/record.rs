@@ -58,15 +58,15 @@ impl Record {
         match self.kind {
             Kind::Line => ServerMsg::Line {
                 seq: self.seq,
-                text: &self.text,
-                lang: &self.lang,
+                text: self.text.as_str().into(),
+                lang: self.lang.as_str().into(),
                 ts: self.ts,
-                expected_lang: self.expected_lang.as_deref(),
+                expected_lang: self.expected_lang.as_deref().map(Into::into),
             },
             Kind::Edit => ServerMsg::Edit {
                 seq: self.seq,
                 of: self.of.unwrap_or(0),
-                text: &self.text,
+                text: self.text.as_str().into(),
                 ts: self.ts,
             },
             Kind::Handover => {
@@ -77,9 +77,9 @@ impl Record {
                 });
                 return ServerMsg::Handover {
                     seq: self.seq,
-                    from: h.from.as_deref(),
-                    to: h.to.as_deref(),
-                    reason: &h.reason,
+                    from: h.from.as_deref().map(Into::into),
+                    to: h.to.as_deref().map(Into::into),
+                    reason: h.reason.as_str().into(),
                     ts: self.ts,
                 }
                 .to_frame();

@@ -7,7 +7,7 @@ use common::raw::{self, metric};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 fn listen_url(s: &TestServer, channel: &str) -> String {
@@ -151,12 +151,21 @@ async fn a_slow_request_body_gets_408() {
     l.ws.close(None).await.ok();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On the runtime's paused clock: the seconds of pings and silence pass at once (nothing here
+// waits for a thread outside the runtime, so auto-advance only skips idle time).
+#[tokio::test(start_paused = true)]
 async fn a_dead_client_is_reaped_and_a_live_one_is_not() {
     let s = TestServer::start_with(|c| c.limits.ping_interval_secs = 1).await;
-    let mut dead = s.listen("en", None).await;
+    // `dead` is a bare socket after the handshake: it reads nothing and answers no ping.
+    let mut dead = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        TestServer::channel_path("en", "listen")
+    );
+    dead.write_all(head.as_bytes()).await.unwrap();
     let mut alive = s.listen("en", None).await;
-    // `alive` keeps reading (tungstenite answers the server's pings); `dead` reads nothing.
+    // `alive` keeps reading (tungstenite answers the server's pings).
     let reader = tokio::spawn(async move {
         let until = tokio::time::Instant::now() + Duration::from_millis(4500);
         while let Ok(Some(msg)) = tokio::time::timeout_at(until, alive.ws.next()).await {
@@ -166,12 +175,38 @@ async fn a_dead_client_is_reaped_and_a_live_one_is_not() {
         }
         alive
     });
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    let close = dead.closed().await.expect("a close frame");
-    assert_eq!(u16::from(close.code), 4002);
     let mut alive = reader.await.unwrap();
+    // What the server sent `dead`: the handshake answer, hello, status, pings, then Close 4002.
+    let mut bytes = Vec::new();
+    tokio::time::timeout(RECV_TIMEOUT, dead.read_to_end(&mut bytes))
+        .await
+        .expect("the server ends the dead connection")
+        .unwrap();
+    let body = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(close_code(&bytes[body..]), Some(4002));
     alive.ws.close(None).await.ok();
     assert!(metric(s.addr, "babelcast_idle_closes_total").await >= 1.0);
+}
+
+/// The code of the first Close frame in a stream of (unmasked) server frames.
+fn close_code(mut frames: &[u8]) -> Option<u16> {
+    while frames.len() >= 2 {
+        let opcode = frames[0] & 0x0f;
+        let (len, at) = match frames[1] & 0x7f {
+            126 => (u16::from_be_bytes([frames[2], frames[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(frames[2..10].try_into().ok()?) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        let payload = frames.get(at..at + len)?;
+        if opcode == 8 {
+            return Some(u16::from_be_bytes([payload[0], payload[1]]));
+        }
+        frames = &frames[at + len..];
+    }
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 //! a handover here. Without a cluster nothing of this runs.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::{Booth, Member, OnAir};
 

@@ -2,13 +2,13 @@
 //! for people. Sent as the protocol's `error` message ([`ServerMsg::Error`]) on sockets and as
 //! the JSON body of every refused HTTP request (docs/protocol.md#errors).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Frame, ServerMsg};
 
 /// Why a message or a request was refused; sent as `{"type":"error","code":…,"message":…}`
 /// on sockets and as the body of HTTP refusals (docs/protocol.md#errors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame is not valid JSON.
@@ -196,8 +196,8 @@ impl Refusal {
     pub fn to_frame_for(&self, id: Option<&str>, of: Option<u64>) -> Frame {
         ServerMsg::Error {
             code: self.code,
-            message: &self.message,
-            id,
+            message: self.message.as_str().into(),
+            id: id.map(Into::into),
             of,
         }
         .to_frame()

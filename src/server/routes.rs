@@ -412,7 +412,7 @@ async fn captions(
                 [(header::CONTENT_TYPE, "application/json")],
                 ServerMsg::Ack {
                     seq: ack.seq,
-                    id: id.as_deref(),
+                    id: id.as_deref().map(Into::into),
                     duplicate: ack.duplicate,
                 }
                 .to_frame()

@@ -191,7 +191,7 @@ async fn document(
             Ok(ack) => Answer::Ack(
                 ServerMsg::Ack {
                     seq: ack.seq,
-                    id: Some(&id),
+                    id: Some(id.as_str().into()),
                     duplicate: ack.duplicate,
                 }
                 .to_frame(),

@@ -12,11 +12,12 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
+// The runtime's clock, so tests can pause and advance it (pings, idle closes, feedback rate).
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
@@ -151,7 +152,7 @@ where
     ch.stats.frames_out.fetch_add(sent, Ordering::Relaxed);
 
     let ping_every = limits.ping_interval();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let mut last_feedback: Option<Instant> = None;
     // Observability, off the per-frame path: a sampled listener reports publish-to-send

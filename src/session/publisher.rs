@@ -40,7 +40,7 @@ fn ack_frame(id: Option<&str>, result: &AckResult) -> Frame {
     match result {
         Ok(ack) => ServerMsg::Ack {
             seq: ack.seq,
-            id,
+            id: id.map(Into::into),
             duplicate: ack.duplicate,
         }
         .to_frame(),
@@ -269,9 +269,9 @@ where
         return feed(ws, r.to_frame()).await;
     };
     let marker = ServerMsg::Source {
-        channel: &src.info.id,
-        lang: &src.info.lang,
-        label: &src.info.label,
+        channel: src.info.id.as_str().into(),
+        lang: src.info.lang.as_str().into(),
+        label: src.info.label.as_str().into(),
         on,
     }
     .to_frame();

@@ -7,6 +7,7 @@ pub mod raw;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use babelcast::protocol::{parse_booth, parse_server, BoothMsg, ClientMsg, ServerMsg};
 use babelcast::{Config, Options, Server};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -288,6 +289,70 @@ impl WsClient {
         }
         self.send_json(m).await;
         self.recv_event().await
+    }
+
+    /// The next text frame as it came.
+    async fn recv_text(&mut self) -> String {
+        loop {
+            let msg = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message")
+                .expect("connection ended")
+                .expect("websocket error");
+            match msg {
+                Message::Text(t) => return t.to_string(),
+                Message::Close(c) => panic!("connection closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next server message, typed with the protocol's own [`ServerMsg`], skipping the
+    /// publishers' `booth` messages (see [`WsClient::recv_booth`]).
+    pub async fn recv_msg(&mut self) -> ServerMsg<'static> {
+        loop {
+            let text = self.recv_text().await;
+            if let Some(msg) = parse_server(&text) {
+                return msg;
+            }
+            assert!(parse_booth(&text).is_some(), "not a server message: {text}");
+        }
+    }
+
+    /// The next caption event or answer (line, edit, handover, partial, ack, error, …),
+    /// skipping status and booth messages.
+    pub async fn next_msg(&mut self) -> ServerMsg<'static> {
+        loop {
+            match self.recv_msg().await {
+                ServerMsg::Status(_) => continue,
+                msg => return msg,
+            }
+        }
+    }
+
+    /// The next `booth` message, skipping everything else.
+    pub async fn recv_booth(&mut self) -> BoothMsg<'static> {
+        loop {
+            let text = self.recv_text().await;
+            if let Some(b) = parse_booth(&text) {
+                return b;
+            }
+        }
+    }
+
+    /// Sends a publisher (or listener) message.
+    pub async fn send(&mut self, msg: ClientMsg) {
+        self.send_text(&msg.to_json()).await;
+    }
+
+    /// Publishes a final and returns the answer: its ack, or the error refusing it.
+    pub async fn publish_final(&mut self, text: &str, id: Option<&str>) -> ServerMsg<'static> {
+        self.send(ClientMsg::Final {
+            text: text.into(),
+            id: id.map(Into::into),
+        })
+        .await;
+        self.next_msg().await
     }
 
     /// Waits for the server to close the connection; returns the close frame.

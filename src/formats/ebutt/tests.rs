@@ -1,6 +1,7 @@
 //! Unit tests of the EBU-TT Live parser: documents, namespaces, rows, limits and errors.
 
 use super::*;
+use crate::protocol::ErrorCode;
 
 const HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <tt:tt xmlns:tt="http://www.w3.org/ns/ttml" xmlns:ebuttp="urn:ebu:tt:parameters" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:timeBase="clock" ttp:clockMode="local" xml:lang="en" ebuttp:sequenceIdentifier="TestSequence1" ebuttp:sequenceNumber="7">"#;
