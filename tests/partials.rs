@@ -1,8 +1,22 @@
 //! Partial coalescing: partials go through one slot per channel, so a listener that cannot
 //! keep up only ever gets the newest one, never a backlog of stale ones.
 mod common;
+use babelcast::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use common::*;
-use serde_json::json;
+
+fn partial_msg(text: impl Into<String>) -> ClientMsg {
+    ClientMsg::Partial { text: text.into() }
+}
+
+/// Sends a malformed frame and waits for its refusal: the server answers in order, so every
+/// message sent before has been applied once it is back.
+async fn barrier(p: &mut WsClient) {
+    p.send_text("{not json").await;
+    match p.next_msg().await {
+        ServerMsg::Error { code, .. } => assert_eq!(code, ErrorCode::BadJson),
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+}
 
 const PARTIALS: usize = 1000;
 
@@ -25,19 +39,16 @@ async fn a_listener_that_does_not_read_gets_few_partials_and_the_newest_last() {
     let mut slow = s.listen_slow("en", None).await;
     let mut p = s.publish("en").await;
     for n in 1..=PARTIALS {
-        p.send_json(json!({"type": "partial", "text": partial(n)}))
-            .await;
+        p.send(partial_msg(partial(n))).await;
     }
-    // A refused message is answered in order: once it is, every partial has been applied.
-    p.send_text("{not json").await;
-    assert_eq!(p.recv_event().await["code"], "bad_json");
+    barrier(&mut p).await;
 
     // Now the listener reads: it gets a few partials, in order, ending with the newest.
     let mut got = Vec::new();
     while got.last() != Some(&PARTIALS) {
-        let v = slow.recv_event().await;
-        assert_eq!(v["type"], "partial", "{v}");
-        let text = v["text"].as_str().unwrap();
+        let ServerMsg::Partial { text } = slow.next_msg().await else {
+            panic!("only partials are sent");
+        };
         let n: usize = text[1..5].parse().unwrap();
         assert_eq!(text, partial(n), "partial text must arrive exactly as sent");
         if let Some(&prev) = got.last() {
@@ -52,50 +63,42 @@ async fn a_listener_that_does_not_read_gets_few_partials_and_the_newest_last() {
         got.len()
     );
     // The newest partial is the last one: a line now comes next, not an older partial.
-    assert_eq!(
-        p.final_line("The finished sentence.", None).await["type"],
-        "ack"
-    );
+    assert!(matches!(
+        p.publish_final("The finished sentence.", None).await,
+        ServerMsg::Ack { .. }
+    ));
     // A repeat of the newest partial is harmless (a partial replaces the previous one, and the
     // direct fan-out may hand a socket back to its session mid-partial); an older one is not.
     let newest = partial(PARTIALS);
     let next = loop {
-        let v = slow.recv_event().await;
-        if v["type"] == "partial" && v["text"] == newest.as_str() {
-            continue;
+        match slow.next_msg().await {
+            ServerMsg::Partial { text } if text == newest => continue,
+            other => break other,
         }
-        break v;
     };
-    assert_eq!(next["type"], "line", "{next}");
+    assert!(matches!(next, ServerMsg::Line { .. }), "{next:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_listener_gets_the_current_partial_after_history() {
     let s = TestServer::start().await;
     let mut p = s.publish("en").await;
-    p.final_line("The first sentence.", None).await;
-    p.send_json(json!({"type": "partial", "text": "And the sec"}))
-        .await;
-    p.send_json(json!({"type": "partial", "text": "And the second"}))
-        .await;
-    // Barrier: once the refusal is back, both partials were applied.
-    p.send_text("[").await;
-    assert_eq!(p.recv_event().await["code"], "bad_json");
+    p.publish_final("The first sentence.", None).await;
+    p.send(partial_msg("And the sec")).await;
+    p.send(partial_msg("And the second")).await;
+    barrier(&mut p).await;
     let mut l = s.listen("en", None).await;
-    assert_eq!(l.recv_event().await["text"], "The first sentence.");
-    let v = l.recv_event().await;
+    assert_eq!(l.next_line().await, (1, "The first sentence.".into()));
     assert_eq!(
-        (v["type"].as_str(), v["text"].as_str()),
-        (Some("partial"), Some("And the second"))
+        l.next_msg().await,
+        ServerMsg::Partial {
+            text: "And the second".into()
+        }
     );
     // The final completing it clears the partial after the line appears.
-    p.final_line("And the second sentence.", None).await;
-    assert_eq!(l.recv_event().await["type"], "line");
-    let v = l.recv_event().await;
-    assert_eq!(
-        (v["type"].as_str(), v["text"].as_str()),
-        (Some("partial"), Some(""))
-    );
+    p.publish_final("And the second sentence.", None).await;
+    assert_eq!(l.next_line().await.1, "And the second sentence.");
+    assert_eq!(l.next_msg().await, ServerMsg::Partial { text: "".into() });
 }
 
 /// Listeners that join while partials change as fast as a publisher can send them each end
@@ -110,8 +113,7 @@ async fn listeners_joining_during_a_partial_burst_end_with_the_newest() {
     let mut p = s.publish("en").await;
     let publisher = tokio::spawn(async move {
         for n in 1..=BURST {
-            p.send_json(json!({"type": "partial", "text": format!("partial {n}")}))
-                .await;
+            p.send(partial_msg(format!("partial {n}"))).await;
             if n % 8 == 0 {
                 tokio::task::yield_now().await;
             }
@@ -128,9 +130,7 @@ async fn listeners_joining_during_a_partial_burst_end_with_the_newest() {
         listeners.push(l.expect("connect"));
     }
     let mut p = publisher.await.expect("publisher");
-    // Answered in order: every partial has been applied once this comes back.
-    p.send_text("{not json").await;
-    assert_eq!(p.recv_event().await["code"], "bad_json");
+    barrier(&mut p).await;
 
     let newest = format!("partial {BURST}");
     let mut readers = tokio::task::JoinSet::new();
@@ -138,9 +138,10 @@ async fn listeners_joining_during_a_partial_burst_end_with_the_newest() {
         let newest = newest.clone();
         readers.spawn(async move {
             loop {
-                let v = l.recv_event().await;
-                if v["type"] == "partial" && v["text"] == newest.as_str() {
-                    return;
+                if let ServerMsg::Partial { text } = l.next_msg().await {
+                    if text == newest {
+                        return;
+                    }
                 }
             }
         });

@@ -1,31 +1,45 @@
 //! History on join and resume with `since=`: exactly the events after N, then live, with no
 //! gap and no duplicate, whether the backlog is in memory or must come from the store.
 mod common;
+use babelcast::protocol::{ClientMsg, ServerMsg};
 use common::*;
-use serde_json::json;
 
 fn text(n: u64) -> String {
     format!("Resume test line {n}.")
 }
 
+fn line(n: u64) -> ClientMsg {
+    ClientMsg::Final {
+        text: text(n),
+        id: None,
+    }
+}
+
 /// Publishes finals `from..=to` (pipelined) and waits for every ack.
 async fn publish_lines(p: &mut WsClient, from: u64, to: u64) {
     for n in from..=to {
-        p.send_json(json!({"type": "final", "text": text(n)})).await;
+        p.send(line(n)).await;
     }
     for n in from..=to {
-        let ack = p.recv_event().await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-        assert_eq!(ack["seq"], n);
+        match p.next_msg().await {
+            ServerMsg::Ack { seq, .. } => assert_eq!(seq, n),
+            other => panic!("expected the ack of line {n}, got {other:?}"),
+        }
     }
 }
 
 /// Reads committed events until seq `upto`, asserting they are exactly `from..=upto`.
 async fn expect_lines(l: &mut WsClient, from: u64, upto: u64) {
     for n in from..=upto {
-        let v = l.recv_type("line").await;
-        assert_eq!(v["seq"], n, "expected line {n}, got {v}");
-        assert_eq!(v["text"], text(n));
+        assert_eq!(l.next_line().await, (n, text(n)));
+    }
+}
+
+/// The last seq and the reset flag of a listener's hello.
+fn hello(l: &WsClient) -> (u64, bool) {
+    match l.hello_msg() {
+        ServerMsg::Hello { seq, reset, .. } => (seq, reset),
+        other => panic!("expected hello, got {other:?}"),
     }
 }
 
@@ -35,8 +49,7 @@ async fn late_join_gets_the_last_history_on_join_lines_then_live() {
     let mut p = s.publish("en").await;
     publish_lines(&mut p, 1, 10).await;
     let mut l = s.listen("en", None).await;
-    assert_eq!(l.hello["seq"], 10);
-    assert!(l.hello.get("reset").is_none(), "{}", l.hello);
+    assert_eq!(hello(&l), (10, false));
     expect_lines(&mut l, 8, 10).await;
     publish_lines(&mut p, 11, 12).await;
     expect_lines(&mut l, 11, 12).await;
@@ -48,22 +61,20 @@ async fn since_from_memory_gets_exactly_the_rest_then_live() {
     let mut p = s.publish("en").await;
     publish_lines(&mut p, 1, 10).await;
     // An edit takes a seq too and is part of what a resume must deliver.
-    p.send_json(json!({"type": "edit", "of": 2, "text": "Resume test line 2, corrected."}))
-        .await;
-    assert_eq!(p.recv_event().await["seq"], 11);
+    p.send(ClientMsg::Edit {
+        of: 2,
+        text: "Resume test line 2, corrected.".into(),
+    })
+    .await;
+    assert!(matches!(p.next_msg().await, ServerMsg::Ack { seq: 11, .. }));
 
     let mut l = s.listen("en", Some(4)).await;
-    assert_eq!(l.hello["seq"], 11);
+    assert_eq!(hello(&l).0, 11);
     expect_lines(&mut l, 5, 10).await;
-    let edit = l.recv_event().await;
-    assert_eq!(
-        (
-            edit["type"].as_str(),
-            edit["seq"].as_u64(),
-            edit["of"].as_u64()
-        ),
-        (Some("edit"), Some(11), Some(2)),
-        "{edit}"
+    let edit = l.next_msg().await;
+    assert!(
+        matches!(edit, ServerMsg::Edit { seq: 11, of: 2, .. }),
+        "{edit:?}"
     );
     publish_lines(&mut p, 12, 13).await;
     expect_lines(&mut l, 12, 13).await;
@@ -76,7 +87,7 @@ async fn since_from_memory_gets_exactly_the_rest_then_live() {
     // since = 0: everything.
     let mut l = s.listen("en", Some(0)).await;
     expect_lines(&mut l, 1, 10).await;
-    assert_eq!(l.recv_event().await["type"], "edit");
+    assert!(matches!(l.next_msg().await, ServerMsg::Edit { .. }));
     expect_lines(&mut l, 12, 14).await;
 }
 
@@ -86,7 +97,7 @@ async fn since_beyond_memory_comes_from_the_store() {
     let mut p = s.publish("en").await;
     publish_lines(&mut p, 1, 40).await;
     let mut l = s.listen("en", Some(3)).await;
-    assert_eq!(l.hello["seq"], 40);
+    assert_eq!(hello(&l).0, 40);
     expect_lines(&mut l, 4, 40).await;
     publish_lines(&mut p, 41, 42).await;
     expect_lines(&mut l, 41, 42).await;
@@ -95,7 +106,7 @@ async fn since_beyond_memory_comes_from_the_store() {
     // After a restart only the last few events are loaded into memory.
     s.restart_with(|c| c.limits.history_in_memory = 5).await;
     let mut l = s.listen("en", Some(2)).await;
-    assert_eq!(l.hello["seq"], 42);
+    assert_eq!(hello(&l).0, 42);
     expect_lines(&mut l, 3, 42).await;
     let mut p = s.publish("en").await;
     publish_lines(&mut p, 43, 43).await;
@@ -113,11 +124,11 @@ async fn resume_while_publishing_has_no_gap_and_no_duplicate() {
 
     let publisher = tokio::spawn(async move {
         for n in 21..=TOTAL {
-            p.send_json(json!({"type": "final", "text": text(n)})).await;
+            p.send(line(n)).await;
             if n % 10 == 0 {
                 // Keep a few acks outstanding so commits interleave with the joins below.
                 for _ in 0..10 {
-                    assert_eq!(p.recv_event().await["type"], "ack");
+                    assert!(matches!(p.next_msg().await, ServerMsg::Ack { .. }));
                 }
             }
         }
@@ -130,7 +141,7 @@ async fn resume_while_publishing_has_no_gap_and_no_duplicate() {
         readers.spawn(async move {
             let mut seen = Vec::new();
             while seen.last() != Some(&TOTAL) {
-                seen.push(l.recv_type("line").await["seq"].as_u64().unwrap());
+                seen.push(l.next_line().await.0);
             }
             (since, seen)
         });
@@ -146,7 +157,7 @@ async fn resume_while_publishing_has_no_gap_and_no_duplicate() {
             readers.spawn(async move {
                 let mut seen = Vec::new();
                 while seen.last() != Some(&TOTAL) {
-                    seen.push(l.recv_type("line").await["seq"].as_u64().unwrap());
+                    seen.push(l.next_line().await.0);
                 }
                 (since, seen)
             });
@@ -167,8 +178,7 @@ async fn since_beyond_the_last_seq_is_a_reset() {
     let mut p = s.publish("en").await;
     publish_lines(&mut p, 1, 5).await;
     let mut l = s.listen("en", Some(99)).await;
-    assert_eq!(l.hello["reset"], true, "{}", l.hello);
-    assert_eq!(l.hello["seq"], 5);
+    assert_eq!(hello(&l), (5, true));
     // A reset client starts over: the fresh-join history, then live.
     expect_lines(&mut l, 4, 5).await;
     publish_lines(&mut p, 6, 6).await;

@@ -25,7 +25,6 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::{NsReader, XmlVersion};
 
-
 /// The TTML namespace of `tt:tt`, `tt:body`, `tt:p`, `tt:span`, `tt:br`.
 pub const TTML_NS: &[u8] = b"http://www.w3.org/ns/ttml";
 /// The EBU-TT parameters namespace of `ebuttp:sequenceIdentifier` and `ebuttp:sequenceNumber`.

@@ -291,6 +291,20 @@ impl WsClient {
         self.recv_event().await
     }
 
+    /// The hello this connection started with, typed.
+    pub fn hello_msg(&self) -> ServerMsg<'static> {
+        serde_json::from_value(self.hello.clone()).expect("the hello is a server message")
+    }
+
+    /// The seq and text of the next committed line, skipping status and booth messages (and
+    /// failing on anything else).
+    pub async fn next_line(&mut self) -> (u64, String) {
+        match self.next_msg().await {
+            ServerMsg::Line { seq, text, .. } => (seq, text.into_owned()),
+            other => panic!("expected a line, got {other:?}"),
+        }
+    }
+
     /// The next text frame as it came.
     async fn recv_text(&mut self) -> String {
         loop {
