@@ -1,8 +1,9 @@
 //! Caption text reaches listeners exactly as the publisher sent it: live, from history, from the
 //! store after a restart, and in the JSON transcript.
 mod common;
+use babelcast::protocol::{ClientMsg, ServerMsg};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn tricky() -> Vec<String> {
     vec![
@@ -28,30 +29,36 @@ async fn text_is_delivered_and_stored_byte_for_byte() {
     let r = reqwest::Client::new()
         .post(s.http(&TestServer::channel_path("floor", "captions")))
         .bearer_auth(token("floor"))
-        .json(&json!({"type": "final", "text": http_text}))
+        .body(
+            ClientMsg::Final {
+                text: http_text.into(),
+                id: None,
+            }
+            .to_json(),
+        )
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let mut p = s.publish("floor").await;
     for t in &texts {
-        assert_eq!(p.final_line(t, None).await["type"], "ack");
+        assert!(matches!(
+            p.publish_final(t, None).await,
+            ServerMsg::Ack { .. }
+        ));
     }
     let mut all = vec![http_text.to_string()];
     all.extend(texts.iter().cloned());
 
     for t in &all {
-        assert_eq!(l.recv_type("line").await["text"].as_str(), Some(t.as_str()));
+        assert_eq!(&l.next_line().await.1, t);
     }
     drop((l, p));
     s.restart().await;
     let mut l = s.listen("floor", Some(0)).await;
     for t in &all {
-        assert_eq!(
-            l.recv_type("line").await["text"].as_str(),
-            Some(t.as_str()),
-            "after a restart"
-        );
+        assert_eq!(&l.next_line().await.1, t, "after a restart");
     }
     let url = s.http(&format!(
         "{}?format=json",
