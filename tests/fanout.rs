@@ -2,8 +2,8 @@
 //! seq order, with partials interleaved; and 2,500, which the channel's fan-out splits into
 //! shards written by several worker threads at once.
 mod common;
+use babelcast::protocol::{ClientMsg, ServerMsg};
 use common::*;
-use serde_json::json;
 
 const FINALS: u64 = 50;
 
@@ -36,7 +36,7 @@ async fn fan_out(n: usize) {
     let mut listeners = Vec::with_capacity(n);
     while let Some(c) = connects.join_next().await {
         let c = c.expect("connect task");
-        assert_eq!(c.hello["seq"], 0);
+        assert!(matches!(c.hello_msg(), ServerMsg::Hello { seq: 0, .. }));
         listeners.push(c);
     }
     let channel = s.server().hub().channel(EVENT, "en").expect("channel");
@@ -49,19 +49,16 @@ async fn fan_out(n: usize) {
             let mut seqs = Vec::new();
             let mut partials = 0usize;
             loop {
-                let v = l.recv().await;
-                match v["type"].as_str() {
-                    Some("line") => {
-                        let seq = v["seq"].as_u64().expect("seq");
-                        assert_eq!(v["text"], text(seq), "text of line {seq}");
+                match l.next_msg().await {
+                    ServerMsg::Line { seq, text: t, .. } => {
+                        assert_eq!(t, text(seq), "text of line {seq}");
                         seqs.push(seq);
                         if seq == FINALS {
                             return (seqs, partials);
                         }
                     }
-                    Some("partial") => partials += 1,
-                    _ if is_meta(&v) => {}
-                    other => panic!("unexpected message {other:?}: {v}"),
+                    ServerMsg::Partial { .. } => partials += 1,
+                    other => panic!("unexpected message {other:?}"),
                 }
             }
         });
@@ -69,16 +66,25 @@ async fn fan_out(n: usize) {
 
     let mut p = s.publish("en").await;
     for n in 1..=FINALS {
-        p.send_json(json!({"type": "partial", "text": format!("Line number {n}")}))
-            .await;
-        p.send_json(json!({"type": "final", "text": text(n), "id": format!("f{n}")}))
-            .await;
+        p.send(ClientMsg::Partial {
+            text: format!("Line number {n}"),
+        })
+        .await;
+        p.send(ClientMsg::Final {
+            text: text(n),
+            id: Some(format!("f{n}")),
+        })
+        .await;
     }
     for n in 1..=FINALS {
-        let ack = p.recv_event().await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-        assert_eq!(ack["seq"], n);
-        assert_eq!(ack["id"], format!("f{n}"));
+        assert_eq!(
+            p.next_msg().await,
+            ServerMsg::Ack {
+                seq: n,
+                id: Some(format!("f{n}").into()),
+                duplicate: false
+            }
+        );
     }
 
     let expected: Vec<u64> = (1..=FINALS).collect();
