@@ -16,12 +16,17 @@
 //! **Invariant:** a forwarder never holds a channel lock or map guard across an `.await`; it
 //! only owns a broadcast receiver.
 //!
+//! A post in flight when the process dies is settled at the next start (`recover`): Zoom's seq
+//! URL tells whether it was delivered, so no meeting shows a caption twice.
+//!
 //! `task` runs a forwarder, `service` builds what Zoom and YouTube expect, `position` saves
-//! where a forwarder is, `client` is the HTTP(S) client and `metrics` renders the series.
+//! where a forwarder is, `recover` decides where a restarted forwarder starts, `client` is the
+//! HTTP(S) client and `metrics` renders the series.
 
 mod client;
 mod metrics;
 mod position;
+mod recover;
 mod service;
 mod task;
 

@@ -8,6 +8,8 @@ mod conn;
 mod error;
 pub mod guard;
 pub mod lan;
+mod ops;
+mod reclaim;
 mod routes;
 mod tls;
 mod upgrade;
@@ -58,6 +60,8 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The address the client reached (the interface's, not the listening `0.0.0.0`).
+    pub local: Option<SocketAddr>,
     pub tls: bool,
     /// Time allowed to complete a WebSocket upgrade once answered.
     pub handshake_timeout: Duration,
@@ -92,6 +96,21 @@ pub struct AppState {
     pub limiter: Arc<ConnLimiter>,
     /// Present when serving TLS natively.
     pub tls: Option<tls::Acceptor>,
+}
+
+impl AppState {
+    /// Prometheus text of every metric: the process and channels', the cluster's, the
+    /// forwarders' and the ingest streams'.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.hub.render_metrics(&mut out);
+        if let Some(node) = &self.cluster {
+            node.render_metrics(&mut out);
+        }
+        crate::forward::render_metrics(&self.hub, &self.forwarders, &mut out);
+        self.ingest.idle.stats.render(&mut out);
+        out
+    }
 }
 
 /// A running server.
@@ -187,6 +206,7 @@ impl Server {
         };
         tracker.spawn(hub.clone().run_status_ticker(shutdown.clone()));
         tracker.spawn(crate::ingest::idle::run(ingest.clone(), shutdown.clone()));
+        tracker.spawn(reclaim::run(state.limiter.clone(), shutdown.clone()));
         // In a cluster only the node holding the forwarding lease runs them (no double posts).
         if cluster.is_none() {
             crate::forward::spawn_all(&hub, &forwarders, None, &tracker, &shutdown);
@@ -301,7 +321,7 @@ async fn accept_loop(listener: TcpListener, state: AppState) {
                 // Over TLS a plain-text answer would be garbage to the client, and a TLS
                 // handshake is what a flood should not get: just close.
                 if state.tls.is_none() {
-                    refuse(stream, denied, &refusing);
+                    refuse(stream, denied, &refusing, state.clone());
                 }
                 continue;
             }
@@ -309,6 +329,7 @@ async fn accept_loop(listener: TcpListener, state: AppState) {
         let _ = stream.set_nodelay(true);
         let info = ConnInfo {
             peer,
+            local: stream.local_addr().ok(),
             tls: state.tls.is_some(),
             handshake_timeout,
             permit,
@@ -316,23 +337,42 @@ async fn accept_loop(listener: TcpListener, state: AppState) {
         let (service, shutdown, tls) = (service.clone(), state.shutdown.clone(), state.tls.clone());
         let metrics = state.hub.metrics.clone();
         state.tracker.spawn(async move {
-            let conn = match tls {
-                None => Conn::Plain(stream),
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.0.accept(stream)).await {
-                        Ok(Ok(s)) => Conn::Tls(Box::new(s)),
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            metrics.refuse(Refused::Timeout);
-                            return;
+            // A silent socket holds only the socket and this small task until its first bytes:
+            // the connection's state (hyper's, a TLS session's) is allocated then.
+            tokio::select! {
+                r = tokio::time::timeout(handshake_timeout, stream.readable()) => match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        metrics.refuse(Refused::Timeout);
+                        return;
+                    }
+                },
+                _ = shutdown.cancelled() => return,
+            }
+            // Boxed: the task itself stays small while the socket is silent.
+            Box::pin(async move {
+                let conn = match tls {
+                    None => Conn::Plain(stream),
+                    Some(acceptor) => {
+                        match tokio::time::timeout(handshake_timeout, acceptor.0.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => Conn::Tls(Box::new(s)),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                metrics.refuse(Refused::Timeout);
+                                return;
+                            }
                         }
                     }
-                }
-            };
-            serve_connection(conn, info, service, handshake_timeout, shutdown).await;
+                };
+                serve_connection(conn, info, service, handshake_timeout, shutdown).await;
+            })
+            .await;
         });
     }
 }
@@ -379,27 +419,38 @@ async fn serve_connection(
 }
 
 /// Answers a connection the limits refused with 503 or 429 (JSON, `Retry-After`), then
-/// closes it. Beyond [`MAX_REFUSING`] refusals in progress the socket is just closed.
-fn refuse(stream: TcpStream, denied: Denied, refusing: &Arc<AtomicUsize>) {
+/// closes it; on a full node `/healthz` and `/metrics` are answered for real (the operations
+/// reserve, see [`ops`]). Beyond [`MAX_REFUSING`] refusals in progress the socket is just closed.
+fn refuse(stream: TcpStream, denied: Denied, refusing: &Arc<AtomicUsize>, app: AppState) {
     if refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
         refusing.fetch_sub(1, Ordering::Relaxed);
         return;
     }
     let refusing = refusing.clone();
     tokio::spawn(async move {
-        let service = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
-            let body = Refusal::new(denied.code(), denied.message())
-                .to_frame()
-                .to_string();
-            Response::builder()
-                .status(
-                    StatusCode::from_u16(denied.http_status())
-                        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                )
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::RETRY_AFTER, denied.retry_after_secs())
-                .header(header::CONNECTION, "close")
-                .body(Body::from(body))
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            // Only a full node: an address over its own share gets no exception.
+            let ops = match denied {
+                Denied::NodeFull => ops::answer(&req, &app),
+                _ => None,
+            };
+            async move {
+                if let Some(r) = ops {
+                    return Ok(r);
+                }
+                let body = Refusal::new(denied.code(), denied.message())
+                    .to_frame()
+                    .to_string();
+                Response::builder()
+                    .status(
+                        StatusCode::from_u16(denied.http_status())
+                            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                    )
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::RETRY_AFTER, denied.retry_after_secs())
+                    .header(header::CONNECTION, "close")
+                    .body(Body::from(body))
+            }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder

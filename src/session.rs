@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -92,7 +92,10 @@ where
     }
 }
 
-/// Sends a Close frame with `code` and a reason, bounded in time.
+/// Sends a Close frame with `code` and a reason, then waits for the client's Close (RFC 6455
+/// §5.5.1), reading and dropping whatever it sent before: the server then ends TCP with
+/// nothing unread, so the client sees a clean close with the code, not a reset (1006). Bounded
+/// in time: a client that never answers is simply dropped.
 pub(crate) async fn close<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -101,7 +104,28 @@ where
         code: CloseCode::from(code),
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if ws.close(Some(frame)).await.is_err() {
+            return;
+        }
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Completes a closing handshake the client started (RFC 6455 §5.5.1): tungstenite queued the
+/// echo of the client's Close when it read it; this writes it, bounded in time. Dropping the
+/// socket afterwards ends the TCP connection from the server's side, as the RFC asks.
+pub(crate) async fn answer_close<S>(ws: &mut WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Not `close`: tungstenite refuses to queue a frame once the peer has closed.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.flush()).await;
 }
 
 /// Closes a publisher's socket the way its session ended: 1001 on shutdown (reconnect), 4002

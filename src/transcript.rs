@@ -1,8 +1,12 @@
 //! Transcript export: a channel's stored events rendered as TXT, WebVTT, SRT or JSON.
 //!
-//! Cues are timed from each line's timestamp relative to the channel's first line. The
+//! Cues are timed from each line's timestamp relative to the channel's first line, and never
+//! overlap: a cue ends when the next begins, so players show one caption at a time. The
 //! `corrected` version applies every edit to its line; `as-shown` keeps each line as it was
-//! first shown and lists the corrections as they happened.
+//! first shown and lists the corrections as they happened. `cue_text` makes caption text safe
+//! as a cue's payload.
+
+mod cue_text;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -101,21 +105,28 @@ fn cues<'a>(records: &'a [Record], version: Version) -> Vec<Cue<'a>> {
         .collect();
     let lines: Vec<&Record> = records.iter().filter(|r| r.kind == Kind::Line).collect();
     let t0 = lines.first().map(|r| r.ts).unwrap_or(0);
+    // The end of the cue before: a cue starts at its line's time or when the last one ended,
+    // whichever is later (lines stored in the same millisecond follow each other).
+    let mut prev_end = 0;
     lines
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let text = latest.get(&r.seq).copied().unwrap_or(&r.text);
-            let start = r.ts - t0;
+            let start = (r.ts - t0).max(prev_end);
             let wanted = (text.chars().count() as i64 * MS_PER_CHAR).clamp(MIN_CUE_MS, MAX_CUE_MS);
             let mut end = start + wanted;
             if let Some(next) = lines.get(i + 1) {
+                // The next line takes over: no two cues on screen at once.
                 end = end.min(next.ts - t0);
             }
+            // Every cue lasts (WebVTT and SRT readers drop or reorder empty cues).
+            let end = end.max(start + 1);
+            prev_end = end;
             Cue {
                 seq: r.seq,
                 start_ms: start,
-                end_ms: end.max(start + MIN_CUE_MS / 2),
+                end_ms: end,
                 text,
                 lang: &r.lang,
                 edited: edited.contains(&r.seq),
@@ -133,21 +144,6 @@ fn stamp(ms: i64, sep: char) -> String {
         ms / 1000 % 60,
         ms % 1000
     )
-}
-
-/// Cue text safe for WebVTT/SRT: no blank lines inside a cue, no "-->".
-fn cue_text(text: &str, vtt: bool) -> String {
-    let mut t = text.replace("-->", "->");
-    if vtt {
-        t = t
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-    }
-    t.lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Handover notes `(seq, "Anna → Ben (request)")` in seq order.
@@ -191,8 +187,9 @@ pub fn render(format: Format, version: Version, info: &ChannelInfo, records: &[R
         Format::Vtt => {
             out.push_str("WEBVTT\n\n");
             for c in &cues {
+                let text = cue_text::vtt(c.text);
                 while notes.get(next_note).is_some_and(|(seq, _)| *seq < c.seq) {
-                    let _ = write!(out, "NOTE {}\n\n", notes[next_note].1.replace("-->", "->"));
+                    let _ = write!(out, "NOTE {}\n\n", cue_text::note(&notes[next_note].1));
                     next_note += 1;
                 }
                 let _ = write!(
@@ -201,7 +198,7 @@ pub fn render(format: Format, version: Version, info: &ChannelInfo, records: &[R
                     c.seq,
                     stamp(c.start_ms, '.'),
                     stamp(c.end_ms, '.'),
-                    cue_text(c.text, true)
+                    text
                 );
             }
         }
@@ -213,7 +210,7 @@ pub fn render(format: Format, version: Version, info: &ChannelInfo, records: &[R
                     i + 1,
                     stamp(c.start_ms, ','),
                     stamp(c.end_ms, ','),
-                    cue_text(c.text, false)
+                    cue_text::srt(c.text)
                 );
             }
         }
@@ -306,6 +303,31 @@ mod tests {
             label: "English".into(),
             source: None,
         }
+    }
+
+    #[test]
+    fn cues_never_overlap_however_fast_lines_come() {
+        let records = [
+            rec(1, Kind::Line, 5_000, "A first line of some length.", None),
+            rec(2, Kind::Line, 5_100, "Fast.", None),
+            rec(3, Kind::Line, 5_100, "Same millisecond.", None),
+            rec(4, Kind::Line, 5_100, "And again.", None),
+            rec(5, Kind::Line, 20_000, "Much later.", None),
+        ];
+        let times: Vec<(i64, i64)> = cues(&records, Version::Corrected)
+            .iter()
+            .map(|c| (c.start_ms, c.end_ms))
+            .collect();
+        assert_eq!(
+            times,
+            [
+                (0, 100),
+                (100, 101),
+                (101, 102),
+                (102, 1_102),
+                (15_000, 16_000)
+            ]
+        );
     }
 
     #[test]

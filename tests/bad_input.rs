@@ -6,8 +6,9 @@ use common::*;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Expects an `error` with `code`, then proves the connection still publishes.
-async fn refused_then_ok(p: &mut WsClient, code: &str, next_seq: u64) {
+/// Expects an `error` with `code`, then proves the connection still publishes; returns the
+/// error.
+async fn refused_then_ok(p: &mut WsClient, code: &str, next_seq: u64) -> serde_json::Value {
     let e = p.recv_event().await;
     assert_eq!(e["type"], "error", "{e}");
     assert_eq!(e["code"], code, "{e}");
@@ -17,6 +18,7 @@ async fn refused_then_ok(p: &mut WsClient, code: &str, next_seq: u64) {
         .await;
     assert_eq!(ack["type"], "ack", "after {code}: {ack}");
     assert_eq!(ack["seq"], next_seq, "after {code}: {ack}");
+    e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +66,8 @@ async fn each_bad_message_gets_an_error_code_and_the_connection_stays() {
 
     p.send_json(json!({"type": "edit", "of": 999, "text": "No such line."}))
         .await;
-    refused_then_ok(&mut p, "unknown_seq", seq).await;
+    let e = refused_then_ok(&mut p, "unknown_seq", seq).await;
+    assert_eq!(e["of"], 999, "{e}");
     seq += 1;
 
     // An edit of an edit is not an edit of a line.
@@ -75,7 +78,9 @@ async fn each_bad_message_gets_an_error_code_and_the_connection_stays() {
     seq += 1;
     p.send_json(json!({"type": "edit", "of": edit_seq, "text": "Corrected twice."}))
         .await;
-    refused_then_ok(&mut p, "unknown_seq", seq).await;
+    // Refused by the store, after admission: the error still names the edit.
+    let e = refused_then_ok(&mut p, "unknown_seq", seq).await;
+    assert_eq!(e["of"], edit_seq, "{e}");
     seq += 1;
 
     // Listeners only ever saw what was accepted, in order.
@@ -86,6 +91,38 @@ async fn each_bad_message_gets_an_error_code_and_the_connection_stays() {
         assert_eq!(v["seq"], n);
         n += 1;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_edit_of_an_edit_is_refused_naming_it() {
+    let s = TestServer::start().await;
+    let captions = s.http(&TestServer::channel_path("zh", "captions"));
+    let post = |body: serde_json::Value| {
+        reqwest::Client::new()
+            .post(&captions)
+            .bearer_auth(token("zh"))
+            .json(&body)
+            .send()
+    };
+    let r = post(json!({"type": "final", "text": "第一句。"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(json!({"type": "edit", "of": 1, "text": "第一句话。"}))
+        .await
+        .unwrap();
+    let edit: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(edit["seq"], 2, "{edit}");
+    let r = post(json!({"type": "edit", "of": 2, "text": "改了两次。"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (e["code"].as_str(), e["of"].as_u64()),
+        (Some("unknown_seq"), Some(2)),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,6 +89,66 @@ async fn http_publishing_and_admin_refuse_foreign_origins() {
     assert_eq!(l.hello["seq"], 1);
 }
 
+/// DNS rebinding: a page at `http://evil.example:PORT` whose name the attacker re-points at
+/// the server. Its requests carry `Host: evil.example:PORT` and the same `Origin`, so a check
+/// against the request's own Host would pass; the server compares with `server.public_url`,
+/// `server.allowed_origins` and the address the client reached instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_rebinding_page_cannot_publish_or_administer() {
+    let s = TestServer::start_with(|c| {
+        c.server.public_url = Some("https://captions.example.org".into());
+        c.server.allowed_origins = vec![BOOTH.into()];
+    })
+    .await;
+    let port = s.addr.port();
+    let rebound = format!("evil.example:{port}");
+    let evil = format!("http://{rebound}");
+    let publish = format!(
+        "ws://{rebound}{}?token={}",
+        TestServer::channel_path("en", "publish"),
+        token("en")
+    );
+    let headers = [("origin", evil.as_str())];
+    let (status, body) = raw::refusal(raw::ws(s.addr, &publish, &headers).await);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("origin_not_allowed"))
+    );
+    let post = |origin: &str, host: &str| {
+        format!(
+            "POST {} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nAuthorization: Bearer {}\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nInjected.",
+            TestServer::channel_path("en", "captions"),
+            token("en")
+        )
+    };
+    assert_eq!(raw::http(s.addr, &post(&evil, &rebound)).await.status, 403);
+    let admin = format!(
+        "GET /v1/admin/channels HTTP/1.1\r\nHost: {rebound}\r\nOrigin: {evil}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw::http(s.addr, &admin).await.status, 403);
+    // The public URL, the allowlist and the address the client reached may.
+    let reached = format!("http://{}", s.addr);
+    let localhost = format!("http://localhost:{port}");
+    for origin in ["https://captions.example.org", BOOTH, &reached, &localhost] {
+        let headers = [("origin", origin)];
+        let url = s.ws(&format!(
+            "{}?token={}",
+            TestServer::channel_path("en", "publish"),
+            token("en")
+        ));
+        raw::ws(s.addr, &url, &headers)
+            .await
+            .unwrap_or_else(|e| panic!("origin {origin} refused: {e}"));
+    }
+    // Nothing the rebinding page sent was stored.
+    let txt = raw::get(
+        s.addr,
+        &TestServer::channel_path("en", "transcript?format=txt"),
+    )
+    .await;
+    assert_eq!((txt.status, txt.body.as_str()), (200, ""));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_carry_security_headers_and_no_inline_script() {
     let s = TestServer::start().await;

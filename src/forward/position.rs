@@ -1,5 +1,5 @@
-//! A forwarder's saved position (channel seq handled, remote seq) in `storage.dir/forward/`,
-//! one small file per forwarder and URL: a restart resumes where it stopped, a new URL (a new
+//! A forwarder's saved position (channel seq handled, remote seq, and the post in flight, if
+//! any) in `storage.dir/forward/`, one small file per forwarder and URL: a restart resumes where it stopped, a new URL (a new
 //! meeting or stream) starts from the lines committed from then on. In cluster mode the
 //! position is also kept in the cluster's booth bucket, so the node that takes over the
 //! forwarding lease continues where the last holder stopped (the furthest of the two wins).
@@ -38,6 +38,17 @@ const STATE_DIR: &str = "forward";
 pub(super) struct Position {
     pub cursor: u64,
     pub remote_seq: u64,
+    /// The post that had started and not yet been answered: saved before every post, so a
+    /// forwarder killed mid-request knows after a restart which line may have reached the
+    /// remote, under which seq (`forward/recover.rs`).
+    pub in_flight: Option<InFlight>,
+}
+
+/// A line being posted: its channel seq and the remote seq it was posted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct InFlight {
+    pub line: u64,
+    pub seq: u64,
 }
 
 /// 64-bit FNV-1a, naming a forwarder's state file after its URL.
@@ -65,16 +76,31 @@ pub(super) fn state_path(hub: &Hub, f: &Forwarder) -> Option<PathBuf> {
     Some(dir.join(format!("{}.pos", name(f))))
 }
 
+/// Reads `cursor remote_seq [line seq]` (files written before posts in flight were saved have
+/// the first two numbers only).
 fn parse(text: &str) -> Option<Position> {
     let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+    let cursor = it.next()??;
+    let remote_seq = it.next()??;
+    let in_flight = match (it.next(), it.next()) {
+        (Some(line), Some(seq)) => Some(InFlight {
+            line: line?,
+            seq: seq?,
+        }),
+        _ => None,
+    };
     Some(Position {
-        cursor: it.next()??,
-        remote_seq: it.next()??,
+        cursor,
+        remote_seq,
+        in_flight,
     })
 }
 
 fn format(p: Position) -> String {
-    format!("{} {}\n", p.cursor, p.remote_seq)
+    match p.in_flight {
+        Some(i) => format!("{} {} {} {}\n", p.cursor, p.remote_seq, i.line, i.seq),
+        None => format!("{} {}\n", p.cursor, p.remote_seq),
+    }
 }
 
 /// The saved position, if any: the file's, or in cluster mode the cluster's if it is further.
@@ -119,5 +145,30 @@ pub(super) async fn save_position(
     };
     if let Err(e) = write.await {
         tracing::warn!(error = %e, path = %path.display(), "cannot save the forwarder position");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_with_and_without_a_post_in_flight() {
+        let plain = Position {
+            cursor: 7,
+            remote_seq: 42,
+            in_flight: None,
+        };
+        assert_eq!(format(plain), "7 42\n");
+        assert_eq!(parse(&format(plain)), Some(plain));
+        let posting = Position {
+            in_flight: Some(InFlight { line: 9, seq: 43 }),
+            ..plain
+        };
+        assert_eq!(format(posting), "7 42 9 43\n");
+        assert_eq!(parse(&format(posting)), Some(posting));
+        assert_eq!(parse("7"), None);
+        assert_eq!(parse("7 x"), None);
+        assert_eq!(parse("7 42 9 x"), None);
     }
 }

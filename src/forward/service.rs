@@ -48,23 +48,42 @@ impl Forwarder {
     }
 }
 
+/// What Zoom's seq URL said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SeqAnswer {
+    /// The last seq the meeting accepted.
+    Seq(u64),
+    /// An answer that is no seq (a refusal, or a body that is not a number): asking again
+    /// will not help.
+    Refused,
+    /// No answer (connection error, timeout) or one worth retrying (408, 429, 5xx).
+    Unreachable,
+}
+
 /// Asks a Zoom caption URL for its last accepted seq (one attempt).
-pub(super) async fn zoom_remote_seq(client: &HttpClient, url: &str) -> Option<u64> {
+pub(super) async fn zoom_remote_seq(client: &HttpClient, url: &str) -> SeqAnswer {
     match client
         .send(Method::GET, &zoom::seq_url(url), None, POST_TIMEOUT)
         .await
     {
-        Ok(a) if a.status == 200 => zoom::parse_seq_answer(&a.body),
+        Ok(a) if a.status == 200 => match zoom::parse_seq_answer(&a.body) {
+            Some(n) => SeqAnswer::Seq(n),
+            None => {
+                tracing::warn!("the Zoom seq URL answered something that is not a seq");
+                SeqAnswer::Refused
+            }
+        },
+        Ok(a) if super::retryable(a.status) => {
+            tracing::warn!(status = a.status, "the Zoom seq URL failed");
+            SeqAnswer::Unreachable
+        }
         Ok(a) => {
-            tracing::warn!(
-                status = a.status,
-                "the Zoom seq URL refused; starting at seq 1"
-            );
-            None
+            tracing::warn!(status = a.status, "the Zoom seq URL refused");
+            SeqAnswer::Refused
         }
         Err(e) => {
-            tracing::warn!(error = %e, "the Zoom seq URL did not answer; starting at seq 1");
-            None
+            tracing::warn!(error = %e, "the Zoom seq URL did not answer");
+            SeqAnswer::Unreachable
         }
     }
 }

@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::position::{load_position, save_position, state_path, Position, PositionMirror};
-use super::service::zoom_remote_seq;
+use super::position::{
+    load_position, save_position, state_path, InFlight, Position, PositionMirror,
+};
+use super::recover::start_position;
 use super::{Forwarder, HttpClient, State, FIRST_BACKOFF, MAX_BACKOFF, POST_TIMEOUT};
 use crate::clock::now_ms;
-use crate::config::ForwardKind;
 use crate::hub::Hub;
 use crate::record::{Kind, Record};
 
@@ -99,7 +100,7 @@ async fn forward(
     let mut wake = sub.events;
     let path = state_path(&hub, &f);
     let saved = load_position(&f, &path, mirror).await;
-    let mut pos = match saved {
+    let pos = match saved {
         Some(p) if p.cursor <= sub.last_seq => p,
         // In a cluster this node may still be catching up with the stream: wait for the lines
         // the last holder of the lease already posted rather than posting them again.
@@ -117,17 +118,13 @@ async fn forward(
         _ => Position {
             cursor: sub.last_seq,
             remote_seq: 0,
+            in_flight: None,
         },
     };
-    if f.kind == ForwardKind::Zoom {
-        let remote = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = zoom_remote_seq(&client, &f.url) => r,
-        };
-        if let Some(n) = remote {
-            pos.remote_seq = pos.remote_seq.max(n);
-        }
-    }
+    // Zoom's last seq, and the post in flight when the forwarder last stopped, if any.
+    let Some(mut pos) = start_position(&f, &client, pos, &shutdown).await else {
+        return;
+    };
     if saved != Some(pos) {
         // Saved before the first post: lines committed from now on survive a restart even if
         // the remote is down until then.
@@ -177,6 +174,13 @@ async fn forward(
                 }
                 if record.kind == Kind::Line {
                     let seq = pos.remote_seq + 1;
+                    // Saved before the post: after a crash mid-request the next start asks the
+                    // remote whether this line arrived instead of guessing.
+                    let in_flight = Some(InFlight {
+                        line: record.seq,
+                        seq,
+                    });
+                    save_position(&f, &path, mirror, Position { in_flight, ..pos }).await;
                     match deliver(&f, &client, &ch.info.lang, &record, seq, &shutdown).await {
                         Delivery::Accepted => pos.remote_seq = seq,
                         Delivery::Dropped => {}

@@ -50,11 +50,16 @@ pub fn api_error(status: StatusCode, code: ErrorCode, message: &str) -> Response
 
 /// A refusal as an HTTP answer: its code's status and the `error` body.
 pub fn refusal_response(r: &Refusal) -> Response {
+    refusal_response_for(r, None, None)
+}
+
+/// A refusal naming the final's client `id` or the edit's `of`.
+pub fn refusal_response_for(r: &Refusal, id: Option<&str>, of: Option<u64>) -> Response {
     let status = StatusCode::from_u16(r.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        r.to_frame().to_string(),
+        r.to_frame_for(id, of).to_string(),
     )
         .into_response()
 }

@@ -4,6 +4,7 @@
 //! tokens and access codes).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -12,18 +13,28 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::AppState;
-use crate::config::{default_port, parse_origin};
+use super::{AppState, ConnInfo};
+use crate::config::{parse_origin, Origin};
 use crate::metrics::Refused;
 use crate::protocol::ErrorCode;
 
 /// The header an attendee page may use instead of `?code=`.
 pub const ACCESS_CODE_HEADER: &str = "x-access-code";
 
-/// Whether a request with this `Origin` may use a browser-guarded endpoint: no `Origin`
-/// (not a browser), the server's own origin (the `Host` it was reached at, or `public_url`),
-/// or one listed in `server.allowed_origins`.
-pub fn origin_allowed(headers: &HeaderMap, allowed: &[String], public_url: &str) -> bool {
+/// Whether a request with this `Origin` may use a browser-guarded endpoint: no `Origin` (not a
+/// browser), the origin of `server.public_url`, one listed in `server.allowed_origins`, or the
+/// address the connection reached spelled as an IP literal (`http://192.168.1.10:8080`, and
+/// `localhost` on loopback), for pages opened by address on a LAN without a public URL.
+///
+/// Never the request's own `Host`: a DNS-rebinding page (`http://evil.example:8080`, its name
+/// pointed at this server) sends a matching `Host` and `Origin`, but its origin is a name that
+/// is not ours, and an IP literal is only ever the origin of pages this server served.
+pub fn origin_allowed(
+    headers: &HeaderMap,
+    allowed: &[String],
+    public_url: &str,
+    reached: Option<(SocketAddr, bool)>,
+) -> bool {
     let Some(value) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -33,23 +44,26 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String], public_url: &str)
     let Some(origin) = value.to_str().ok().and_then(parse_origin) else {
         return false; // "null" (sandboxed frames, file://) and garbage
     };
-    let same_host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
-        .is_some_and(|host| {
-            host.host().eq_ignore_ascii_case(&origin.host)
-                && host
-                    .port_u16()
-                    .or_else(|| default_port(&origin.scheme))
-                    .is_some_and(|p| p == origin.port)
-        });
-    same_host
-        || parse_origin(public_url).is_some_and(|p| p.host == origin.host && p.port == origin.port)
+    parse_origin(public_url).is_some_and(|p| p == origin)
         || allowed
             .iter()
             .filter_map(|a| parse_origin(a))
             .any(|a| a == origin)
+        || reached.is_some_and(|(addr, tls)| is_address_origin(&origin, addr, tls))
+}
+
+/// Whether `origin` is the address a connection reached, as an IP literal (or `localhost` for a
+/// loopback address), with the connection's scheme and port.
+fn is_address_origin(origin: &Origin, addr: SocketAddr, tls: bool) -> bool {
+    let scheme = if tls { "https" } else { "http" };
+    if origin.scheme != scheme || origin.port != addr.port() {
+        return false;
+    }
+    let host = origin.host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip == addr.ip() || ip.to_canonical() == addr.ip().to_canonical(),
+        Err(_) => host == "localhost" && addr.ip().is_loopback(),
+    }
 }
 
 /// Whether the request reaches an endpoint only trusted pages may use from a browser:
@@ -78,7 +92,14 @@ pub async fn layer(State(app): State<AppState>, req: Request, next: Next) -> Res
         metrics.refuse(Refused::TooBig);
         too_large(max_body)
     } else if needs_origin_check(&method, &path)
-        && !origin_allowed(req.headers(), &app.allowed_origins, &app.public_url)
+        && !origin_allowed(
+            req.headers(),
+            &app.allowed_origins,
+            &app.public_url,
+            req.extensions()
+                .get::<ConnInfo>()
+                .and_then(|c| Some((c.local?, c.tls))),
+        )
     {
         metrics.refuse(Refused::Origin);
         ApiError::new(
@@ -217,50 +238,74 @@ mod tests {
     fn origin_rules() {
         let allowed = vec!["https://booth.example.org".to_string()];
         let pub_url = "https://captions.example.org";
+        let lan: SocketAddr = "192.168.1.10:8080".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let ok = |origin: Option<&str>, host: &str, reached: Option<(SocketAddr, bool)>| {
+            origin_allowed(&headers(origin, host), &allowed, pub_url, reached)
+        };
         // Not a browser.
-        assert!(origin_allowed(&headers(None, "x:1"), &allowed, pub_url));
-        // Same origin as the Host the request came to.
-        assert!(origin_allowed(
-            &headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"),
-            &allowed,
-            pub_url
+        assert!(ok(None, "x:1", None));
+        // The public URL and the allowlist, whatever Host says.
+        assert!(ok(
+            Some("https://captions.example.org"),
+            "10.0.0.1:8080",
+            None
         ));
-        assert!(origin_allowed(
-            &headers(Some("https://a.org"), "a.org"),
-            &allowed,
-            pub_url
+        assert!(ok(Some("https://booth.example.org"), "x:1", None));
+        assert!(!ok(Some("http://captions.example.org"), "x:1", None));
+        // DNS rebinding: the page's name now points at us, Host and Origin agree; refused.
+        assert!(!ok(
+            Some("http://evil.example:8080"),
+            "evil.example:8080",
+            Some((lan, false))
         ));
-        // The public URL and the allowlist.
-        assert!(origin_allowed(
-            &headers(Some("https://captions.example.org"), "10.0.0.1:8080"),
-            &allowed,
-            pub_url
+        assert!(!ok(Some("https://a.org"), "a.org", None));
+        // The address the connection reached, as an IP literal, with its scheme and port.
+        assert!(ok(
+            Some("http://192.168.1.10:8080"),
+            "192.168.1.10:8080",
+            Some((lan, false))
         ));
-        assert!(origin_allowed(
-            &headers(Some("https://booth.example.org"), "x:1"),
-            &allowed,
-            pub_url
+        assert!(!ok(
+            Some("https://192.168.1.10:8080"),
+            "x",
+            Some((lan, false))
         ));
+        assert!(ok(
+            Some("https://192.168.1.10:8080"),
+            "x",
+            Some((lan, true))
+        ));
+        assert!(!ok(
+            Some("http://192.168.1.10:9999"),
+            "x",
+            Some((lan, false))
+        ));
+        assert!(!ok(
+            Some("http://192.168.1.11:8080"),
+            "x",
+            Some((lan, false))
+        ));
+        assert!(ok(
+            Some("http://localhost:8080"),
+            "x",
+            Some((loopback, false))
+        ));
+        assert!(!ok(Some("http://localhost:8080"), "x", Some((lan, false))));
+        let v6: SocketAddr = "[::1]:8080".parse().unwrap();
+        assert!(ok(Some("http://[::1]:8080"), "x", Some((v6, false))));
         // Anything else.
-        assert!(!origin_allowed(
-            &headers(Some("https://evil.example"), "127.0.0.1:8080"),
-            &allowed,
-            pub_url
+        assert!(!ok(
+            Some("https://evil.example"),
+            "127.0.0.1:8080",
+            Some((loopback, false))
         ));
-        assert!(!origin_allowed(
-            &headers(Some("http://127.0.0.1:9999"), "127.0.0.1:8080"),
-            &allowed,
-            pub_url
-        ));
-        assert!(!origin_allowed(
-            &headers(Some("null"), "127.0.0.1:8080"),
-            &allowed,
-            pub_url
-        ));
+        assert!(!ok(Some("null"), "127.0.0.1:8080", Some((loopback, false))));
         assert!(origin_allowed(
             &headers(Some("null"), "x:1"),
             &["*".to_string()],
-            pub_url
+            pub_url,
+            None
         ));
     }
 

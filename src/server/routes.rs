@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tracing::Instrument;
 
-pub use super::error::{api_error, refusal_response, ApiError};
+pub use super::error::{api_error, refusal_response, refusal_response_for, ApiError};
 use super::upgrade;
 use super::AppState;
 use crate::channel::Channel;
@@ -67,14 +67,11 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
-    let mut out = String::with_capacity(4096);
-    app.hub.render_metrics(&mut out);
-    if let Some(node) = &app.cluster {
-        node.render_metrics(&mut out);
-    }
-    crate::forward::render_metrics(&app.hub, &app.forwarders, &mut out);
-    app.ingest.idle.stats.render(&mut out);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.render_metrics(),
+    )
+        .into_response()
 }
 
 async fn events(State(app): State<AppState>) -> Response {
@@ -396,9 +393,10 @@ async fn captions(
             id: q.get("id").cloned(),
         }
     };
-    let id = match &msg {
-        ClientMsg::Final { id, .. } => id.clone(),
-        _ => None,
+    let (id, of) = match &msg {
+        ClientMsg::Final { id, .. } => (id.clone(), None),
+        ClientMsg::Edit { of, .. } => (None, Some(*of)),
+        _ => (None, None),
     };
     match app.ingest.admit(&ch, msg, None).await {
         Ok(Admitted::Partial | Admitted::Control) => (
@@ -423,12 +421,12 @@ async fn captions(
                 if r.code == ErrorCode::StorageUnavailable {
                     app.hub.metrics.refuse(Refused::Storage);
                 }
-                refusal_response(&r)
+                refusal_response_for(&r, id.as_deref(), of)
             }
         },
         Err(r) => {
             app.hub.metrics.refuse_message(r.code);
-            refusal_response(&r)
+            refusal_response_for(&r, id.as_deref(), of)
         }
     }
 }

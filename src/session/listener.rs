@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{close, feed, flush, read_error, End};
+use super::{answer_close, close, feed, flush, read_error, End};
 use crate::channel::{Backlog, Channel, DirectSocket, EMPTY_PARTIAL};
 use crate::hub::Hub;
 use crate::protocol::{
@@ -91,6 +91,8 @@ where
             )
             .await
         }
+        // Out of the fan-out by now, so the echo cannot cut into one of its frames.
+        End::ClientClosed => answer_close(&mut ws).await,
         _ => {}
     }
     end

@@ -30,21 +30,26 @@ use crate::store::Ack;
 type AckResult = Result<Ack, Refusal>;
 
 /// An ack on its way; boxed once per final (publisher path, not per recipient).
-type PendingAck = Pin<Box<dyn Future<Output = (Option<String>, AckResult)> + Send>>;
+/// Resolves to the final's client `id` or the edit's `of`, and the store's answer.
+type PendingAck = Pin<Box<dyn Future<Output = (Naming, AckResult)> + Send>>;
 
-fn pending_ack(id: Option<String>, rx: oneshot::Receiver<AckResult>) -> PendingAck {
-    Box::pin(async move { (id, ingest::resolve(rx).await) })
+/// What names a pipelined message in its answer: a final's client `id`, an edit's `of`.
+type Naming = (Option<String>, Option<u64>);
+
+fn pending_ack(naming: Naming, rx: oneshot::Receiver<AckResult>) -> PendingAck {
+    Box::pin(async move { (naming, ingest::resolve(rx).await) })
 }
 
-fn ack_frame(id: Option<&str>, result: &AckResult) -> Frame {
+fn ack_frame((id, of): &Naming, result: &AckResult) -> Frame {
     match result {
         Ok(ack) => ServerMsg::Ack {
             seq: ack.seq,
-            id: id.map(Into::into),
+            id: id.as_deref().map(Into::into),
             duplicate: ack.duplicate,
         }
         .to_frame(),
-        Err(r) => r.to_frame_for(id, None),
+        // The store refuses an edit of an edit (or of a handover) with unknown_seq: name it.
+        Err(r) => r.to_frame_for(id.as_deref(), *of),
     }
 }
 
@@ -88,11 +93,8 @@ where
     }
     // Ack what the store accepted before we stop, so the publisher need not resend it.
     let timeout = hub.limits.write_timeout();
-    while let Some((id, result)) = pending.next().await {
-        if feed(&mut ws, ack_frame(id.as_deref(), &result))
-            .await
-            .is_err()
-        {
+    while let Some((naming, result)) = pending.next().await {
+        if feed(&mut ws, ack_frame(&naming, &result)).await.is_err() {
             break;
         }
     }
@@ -141,8 +143,8 @@ where
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(End::Shutdown),
-            Some((id, result)) = pending.next(), if !pending.is_empty() => {
-                feed(ws, ack_frame(id.as_deref(), &result)).await?;
+            Some((naming, result)) = pending.next(), if !pending.is_empty() => {
+                feed(ws, ack_frame(&naming, &result)).await?;
             }
             r = status.changed() => {
                 if r.is_err() {
@@ -209,7 +211,7 @@ where
                                 // now is this one's.
                                 Ok(Admitted::Partial) => *shown = Some(ch.partial_gen()),
                                 Ok(Admitted::Control) => {}
-                                Ok(Admitted::Pending(rx)) => pending.push_back(pending_ack(id, rx)),
+                                Ok(Admitted::Pending(rx)) => pending.push_back(pending_ack((id, of), rx)),
                                 Err(r) => {
                                     hub.metrics.refuse_message(r.code);
                                     feed(ws, r.to_frame_for(id.as_deref(), of)).await?

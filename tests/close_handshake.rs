@@ -1,0 +1,140 @@
+//! The WebSocket closing handshake (RFC 6455 §5.5.1) on every endpoint: a client that sends
+//! Close gets a Close echoing its code, then the server ends the TCP connection cleanly (FIN,
+//! not a reset), so browsers report `wasClean` with the code instead of 1006. Listeners are
+//! tried while the channel's direct fan-out writes to their socket, the path that used to drop
+//! the connection without an answer.
+mod common;
+use common::raw;
+use common::*;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// Sends Close 1000 "bye", reads until the server's Close (skipping the frames it sent
+/// before), checks the echo, then checks that the TCP connection ends with EOF and nothing
+/// after the echo.
+async fn close_cleanly(mut ws: WebSocketStream<TcpStream>, what: &str) {
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap_or_else(|e| panic!("{what}: sending Close: {e}"));
+    let echo = tokio::time::timeout(RECV_TIMEOUT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("{what}: no Close echo, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: no Close echo within {RECV_TIMEOUT:?}"));
+    let echo = echo.unwrap_or_else(|| panic!("{what}: the echo has no status code"));
+    assert_eq!(echo.code, CloseCode::Normal, "{what}: {echo:?}");
+    // Nothing after the echo, and a FIN rather than a reset.
+    let tcp = ws.get_mut();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(RECV_TIMEOUT, tcp.read(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the server kept the TCP connection open"));
+    match read {
+        Ok(0) => {}
+        Ok(n) => panic!("{what}: {n} bytes after the Close echo: {:?}", &buf[..n]),
+        Err(e) => panic!("{what}: the TCP connection ended with an error: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_websocket_endpoint_answers_close_and_ends_tcp_cleanly() {
+    let s = TestServer::start().await;
+    // A line in the channel, so listeners get history before going direct.
+    let mut p = s.publish("en").await;
+    assert_eq!(
+        p.final_line("Before anyone closes.", None).await["type"],
+        "ack"
+    );
+
+    // A listener written to by the direct fan-out.
+    let ch = s.server().hub().channel(EVENT, "en").unwrap();
+    assert_eq!(ch.fanout().direct_count(), 0);
+    let listen = s.ws(&TestServer::channel_path("en", "listen"));
+    let mut l = raw::ws(s.addr, &listen, &[]).await.expect("listen");
+    // A live line reaches it; once it has, it is caught up and joins the fan-out.
+    assert_eq!(p.final_line("Live line.", None).await["type"], "ack");
+    tokio::time::timeout(RECV_TIMEOUT, async {
+        while let Some(Ok(m)) = l.next().await {
+            if m.to_text().unwrap_or("").contains("Live line.") {
+                return;
+            }
+        }
+        panic!("the listener's socket ended");
+    })
+    .await
+    .expect("the live line");
+    poll_until("the listener writes through the direct fan-out", || async {
+        (ch.fanout().direct_count() == 1).then_some(())
+    })
+    .await;
+    close_cleanly(l, "listen (direct)").await;
+    // The channel goes on for the others.
+    assert_eq!(
+        p.final_line("After a listener left.", None).await["type"],
+        "ack"
+    );
+
+    // A listener that closes at once (still writing its own hello and history).
+    let l = raw::ws(s.addr, &listen, &[]).await.expect("listen");
+    close_cleanly(l, "listen (session)").await;
+
+    // A booth monitor (a listener that is not counted).
+    let monitor = format!(
+        "{}?monitor=1&token={}",
+        s.ws(&TestServer::channel_path("en", "listen")),
+        token("en")
+    );
+    let m = raw::ws(s.addr, &monitor, &[]).await.expect("monitor");
+    close_cleanly(m, "listen (monitor)").await;
+
+    let publish = format!(
+        "{}?token={}",
+        s.ws(&TestServer::channel_path("zh", "publish")),
+        token("zh")
+    );
+    let w = raw::ws(s.addr, &publish, &[]).await.expect("publish");
+    close_cleanly(w, "publish").await;
+
+    let ebutt = format!(
+        "{}?token={}",
+        s.ws(&TestServer::channel_path("fr", "ebu-tt/publish")),
+        token("fr")
+    );
+    let w = raw::ws(s.addr, &ebutt, &[]).await.expect("ebu-tt publish");
+    close_cleanly(w, "ebu-tt/publish").await;
+
+    let toolkit = format!(
+        "{}?event={EVENT}&channel=fr&token={}",
+        s.ws("/demo-fr/publish"),
+        token("fr")
+    );
+    let w = raw::ws(s.addr, &toolkit, &[])
+        .await
+        .expect("toolkit publish");
+    close_cleanly(w, "/{sequence}/publish").await;
+
+    // Everything stored is intact.
+    let mut l = s.listen("en", Some(0)).await;
+    for text in [
+        "Before anyone closes.",
+        "Live line.",
+        "After a listener left.",
+    ] {
+        assert_eq!(l.recv_type("line").await["text"], text);
+    }
+}
