@@ -32,7 +32,7 @@ use crate::protocol::{
 };
 
 mod shared;
-pub use shared::SharedBooth;
+pub use shared::{SharedBooth, Takeover};
 
 /// Length of the audience feedback window.
 pub const FEEDBACK_WINDOW_SECS: u64 = 60;
@@ -81,6 +81,8 @@ struct State {
     remote: Vec<Member>,
     /// Cluster mode: the feedback the other nodes' listeners gave over the last minute.
     remote_feedback: FeedbackCounts,
+    /// Cluster mode: this node is cut off from the cluster (nobody is on air through it).
+    interrupted: bool,
 }
 
 /// The booth of one channel.
@@ -91,6 +93,9 @@ pub struct Booth {
     frame: watch::Sender<Frame>,
     next_id: AtomicU64,
     epoch: Instant,
+    /// Cluster mode: the air is decided by the cluster and mirrored here (see [`SharedBooth`]);
+    /// joining and leaving never change it locally.
+    shared: std::sync::atomic::AtomicBool,
 }
 
 /// What the booth looks like, as publishers and the dashboard see it.
@@ -116,6 +121,7 @@ impl Booth {
             frame,
             next_id: AtomicU64::new(1),
             epoch: Instant::now(),
+            shared: Default::default(),
         }
     }
 
@@ -141,7 +147,7 @@ impl Booth {
             id,
             name: name.to_string(),
         });
-        let handover = if st.on_air.is_none() {
+        let handover = if st.on_air.is_none() && !self.is_shared() {
             self.put_on_air(&mut st, id, "take")
         } else {
             None
@@ -157,7 +163,7 @@ impl Booth {
         if st.request == Some(id) {
             st.request = None;
         }
-        if st.on_air.as_ref().is_some_and(|o| o.id == id) {
+        if st.on_air.as_ref().is_some_and(|o| o.id == id) && !self.is_shared() {
             st.on_air = None;
         }
         self.publish_frame(&st, listeners);

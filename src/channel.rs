@@ -157,6 +157,7 @@ impl Channel {
             listeners: 0,
             publishers: 0,
             on_air: false,
+            interrupted: false,
         };
         let (status, _) = watch::channel(ServerMsg::Status(status0).to_frame());
         let last_lang = recent

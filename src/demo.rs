@@ -133,6 +133,7 @@ async fn speak(
     let me = Publisher {
         id: guard.id(),
         name: &name,
+        credential: None,
     };
     let pause = |d: Duration| {
         let s = shutdown.clone();

@@ -153,10 +153,14 @@ impl Hub {
 
     /// Whether `token` may publish to the channel (constant-time comparison).
     pub fn may_publish(&self, event: &str, channel: &str, token: &str) -> bool {
-        let Some(tokens) = self.tokens.get(&key(event, channel)).map(|t| t.clone()) else {
-            return false;
-        };
-        crate::secret::any_same(tokens.iter(), token)
+        self.credential(event, channel, token).is_some()
+    }
+
+    /// Which of the channel's publish tokens `token` is (its index), if any (compared with
+    /// every token, in constant time).
+    pub fn credential(&self, event: &str, channel: &str, token: &str) -> Option<u32> {
+        let tokens = self.tokens.get(&key(event, channel)).map(|t| t.clone())?;
+        crate::secret::position(tokens.iter(), token).map(|i| i as u32)
     }
 
     /// Whether `token` is the admin token (constant-time comparison).

@@ -25,10 +25,28 @@ use crate::store::{Ack, Append, Editor, Store, StoreError};
 use ebutt::EbuttStreams;
 use formats::FormatStreams;
 
-/// Where partials go besides the channel's own listeners: in a cluster, the other nodes
-/// (partials are not stored, so they do not pass the store's sequencer).
-pub trait PartialRelay: Send + Sync {
-    /// Sends the channel's new line in progress on; failures are the relay's to log.
+/// In a cluster, who is on air is decided in the stream's order, not by this node's booth:
+/// the cluster admits every publisher message (and relays partials to the other nodes).
+/// Implemented by the cluster's node.
+pub trait Arbiter: Send + Sync {
+    /// Validates and applies one message, as [`Ingest::admit`] does on a single node.
+    fn admit<'a>(
+        &'a self,
+        ingest: &'a Ingest,
+        channel: &'a Arc<Channel>,
+        msg: ClientMsg,
+        from: Option<Publisher<'a>>,
+    ) -> Pin<Box<dyn Future<Output = Result<Admitted, Refusal>> + Send + 'a>>;
+
+    /// A booth publisher connected to `channel` (it may come on air at once).
+    fn joined<'a>(
+        &'a self,
+        channel: &'a Arc<Channel>,
+        p: Publisher<'a>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+    /// Sends the channel's new line in progress to the other nodes; failures are the
+    /// arbiter's to log.
     fn relay<'a>(
         &'a self,
         channel: &'a Arc<Channel>,
@@ -41,8 +59,8 @@ pub trait PartialRelay: Send + Sync {
 pub type ChannelLookup = Arc<dyn Fn(&str, &str) -> Option<Arc<Channel>> + Send + Sync>;
 
 /// What every way of publishing needs to admit a message: the store, the caption limit, the
-/// caption formats' and EBU-TT Live streams, and in a cluster the partial relay. Built once
-/// by the server and handed to sessions and routes.
+/// caption formats' and EBU-TT Live streams, and in a cluster the [`Arbiter`]. Built once by
+/// the server and handed to sessions and routes.
 pub struct Ingest {
     store: Arc<Store>,
     max_caption_chars: usize,
@@ -52,7 +70,7 @@ pub struct Ingest {
     pub ebutt: EbuttStreams,
     /// The idle committer's settings, wake-up and counters (`[ingest]`).
     pub idle: idle::Idle,
-    relay: OnceLock<Arc<dyn PartialRelay>>,
+    arbiter: OnceLock<Arc<dyn Arbiter>>,
     channels: ChannelLookup,
 }
 
@@ -60,7 +78,7 @@ impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ingest")
             .field("max_caption_chars", &self.max_caption_chars)
-            .field("relay", &self.relay.get().is_some())
+            .field("arbiter", &self.arbiter.get().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +94,7 @@ pub enum Admitted {
     Control,
 }
 
-fn check_text(text: &str, max_chars: usize, allow_empty: bool) -> Result<(), Refusal> {
+pub(crate) fn check_text(text: &str, max_chars: usize, allow_empty: bool) -> Result<(), Refusal> {
     if !allow_empty && text.trim().is_empty() {
         return Err(Refusal::new(ErrorCode::EmptyText, "text is empty"));
     }
@@ -109,6 +127,49 @@ pub struct Publisher<'a> {
     pub id: u64,
     /// Display name (`?name=` on the publish URL).
     pub name: &'a str,
+    /// Which of the channel's publish tokens it connected with (its index; `None` for the
+    /// demo): with the name, who the person is (in a cluster the same person may resume the
+    /// air from another node).
+    pub credential: Option<u32>,
+}
+
+/// Refuses a final's client id longer than [`MAX_CLIENT_ID_CHARS`].
+pub(crate) fn check_id(id: Option<&String>) -> Result<(), Refusal> {
+    if id.is_some_and(|id| id.chars().count() > MAX_CLIENT_ID_CHARS) {
+        return Err(Refusal::new(
+            ErrorCode::IdTooLong,
+            format!("id is longer than {MAX_CLIENT_ID_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A final as the store takes it: its detected language, and the channel's declared one when
+/// the line is confidently in another language.
+pub(crate) fn line(
+    channel: &Channel,
+    text: String,
+    id: Option<String>,
+    author: Option<String>,
+) -> Append {
+    let previous = channel.last_lang();
+    let d = langid::check(&text, &channel.info.lang, previous.as_deref());
+    if let Some(expected) = &d.expected {
+        tracing::warn!(
+            event = %channel.info.event,
+            channel = %channel.info.id,
+            expected = %expected,
+            detected = %d.lang,
+            "line confidently detected as another language than the channel's"
+        );
+    }
+    Append::Line {
+        text,
+        lang: d.lang,
+        expected_lang: d.expected,
+        client_id: id,
+        author,
+    }
 }
 
 impl Ingest {
@@ -131,15 +192,23 @@ impl Ingest {
             formats,
             ebutt,
             idle: idle::Idle::new(idle_commit),
-            relay: OnceLock::new(),
+            arbiter: OnceLock::new(),
             channels,
         })
     }
 
-    /// Cluster mode: partials are relayed to the other nodes through `relay` from now on.
-    pub fn set_relay(&self, relay: Arc<dyn PartialRelay>) {
-        if self.relay.set(relay).is_err() {
-            tracing::warn!("partial relay set twice; keeping the first");
+    /// Cluster mode: every message is admitted by `arbiter` from now on.
+    pub fn set_arbiter(&self, arbiter: Arc<dyn Arbiter>) {
+        if self.arbiter.set(arbiter).is_err() {
+            tracing::warn!("arbiter set twice; keeping the first");
+        }
+    }
+
+    /// A booth publisher connected to `channel`: in a cluster it may come on air at once
+    /// (see [`Arbiter::joined`]); on a single node joining already did that.
+    pub async fn joined(&self, channel: &Arc<Channel>, p: Publisher<'_>) {
+        if let Some(a) = self.arbiter.get() {
+            a.joined(channel, p).await;
         }
     }
 
@@ -176,8 +245,8 @@ impl Ingest {
     /// in progress stays on phones.
     pub async fn clear_partial(&self, channel: &Arc<Channel>, gen: u64) {
         if channel.clear_partial_if(gen) {
-            if let Some(relay) = self.relay.get() {
-                relay.relay(channel, "").await;
+            if let Some(a) = self.arbiter.get() {
+                a.relay(channel, "").await;
             }
         }
     }
@@ -191,6 +260,10 @@ impl Ingest {
         msg: ClientMsg,
         from: Option<Publisher<'_>>,
     ) -> Result<Admitted, Refusal> {
+        // In a cluster the air is the cluster's to decide, in the stream's order.
+        if let Some(a) = self.arbiter.get() {
+            return a.admit(self, channel, msg, from).await;
+        }
         let max = self.max_caption_chars;
         let listeners = channel.audience();
         // Partials and finals need the air: a booth publisher takes an idle channel by speaking.
@@ -223,15 +296,7 @@ impl Ingest {
             }
             ClientMsg::Final { text, id } => {
                 check_text(text, max, false)?;
-                if id
-                    .as_ref()
-                    .is_some_and(|id| id.chars().count() > MAX_CLIENT_ID_CHARS)
-                {
-                    return Err(Refusal::new(
-                        ErrorCode::IdTooLong,
-                        format!("id is longer than {MAX_CLIENT_ID_CHARS} characters"),
-                    ));
-                }
+                check_id(id.as_ref())?;
                 on_air(channel)?
             }
             ClientMsg::Edit { of, text } => {
@@ -263,38 +328,14 @@ impl Ingest {
         match msg {
             ClientMsg::Partial { text } => {
                 channel.set_partial(&text);
-                if let Some(relay) = self.relay.get() {
-                    relay.relay(channel, &text).await;
-                }
                 Ok(Admitted::Partial)
             }
             ClientMsg::Final { text, id } => {
-                let previous = channel.last_lang();
-                let d = langid::check(&text, &channel.info.lang, previous.as_deref());
-                if let Some(expected) = &d.expected {
-                    tracing::warn!(
-                        event = %channel.info.event,
-                        channel = %channel.info.id,
-                        expected = %expected,
-                        detected = %d.lang,
-                        "line confidently detected as another language than the channel's"
-                    );
-                }
+                let append = line(channel, text, id, from.map(|p| p.name.to_string()));
                 let gen = channel.partial_gen();
                 let rx = self
                     .store
-                    .submit(
-                        channel.clone(),
-                        Append::Line {
-                            text,
-                            lang: d.lang,
-                            expected_lang: d.expected,
-                            client_id: id,
-                            author: from.map(|p| p.name.to_string()),
-                        },
-                        now_ms(),
-                        Some(gen),
-                    )
+                    .submit(channel.clone(), append, now_ms(), Some(gen))
                     .await;
                 Ok(Admitted::Pending(rx))
             }
@@ -319,7 +360,7 @@ impl Ingest {
     }
 }
 
-fn publisher(from: Option<Publisher<'_>>) -> Result<Publisher<'_>, Refusal> {
+pub(crate) fn publisher(from: Option<Publisher<'_>>) -> Result<Publisher<'_>, Refusal> {
     from.ok_or_else(|| {
         Refusal::new(
             ErrorCode::NotAllowed,

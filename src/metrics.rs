@@ -156,7 +156,7 @@ impl Metrics {
         use crate::protocol::ErrorCode as E;
         let why = match code {
             E::TextTooLong | E::IdTooLong => Refused::TooBig,
-            E::StorageUnavailable => Refused::Storage,
+            E::StorageUnavailable | E::ClusterUnavailable => Refused::Storage,
             E::RateLimited | E::TooManyInFlight => Refused::RateLimited,
             E::NotOnAir | E::HandoverRefused | E::ShuttingDown | E::NoSource => return,
             _ => Refused::BadMessage,

@@ -86,6 +86,11 @@ pub struct Status {
     pub publishers: u64,
     /// Whether a publisher is on air.
     pub on_air: bool,
+    /// Cluster mode: this server has lost contact with the other servers, so the feed is
+    /// interrupted here (nothing new arrives, nobody is on air through it) until it is back.
+    /// Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// A message the server sends. Every variant is serialised once and shared.

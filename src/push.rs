@@ -40,8 +40,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Bytes read from the input at a time.
 const READ_CHUNK: usize = 4096;
 /// Error codes after which the same finals are sent again later.
-const TRANSIENT: [&str; 4] = [
+const TRANSIENT: [&str; 5] = [
     "storage_unavailable",
+    "cluster_unavailable",
     "shutting_down",
     "too_many_in_flight",
     "not_on_air",

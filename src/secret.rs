@@ -22,6 +22,14 @@ pub fn any_same<'a>(tokens: impl IntoIterator<Item = &'a String>, token: &str) -
     tokens.into_iter().fold(false, |ok, t| ok | same(t, token))
 }
 
+/// Which of `tokens` equals `token` (its index), comparing with every one of them.
+pub fn position<'a>(tokens: impl IntoIterator<Item = &'a String>, token: &str) -> Option<usize> {
+    tokens.into_iter().enumerate().fold(
+        None,
+        |found, (i, t)| if same(t, token) { Some(i) } else { found },
+    )
+}
+
 /// The token of an `Authorization: Bearer T` header (the scheme is case-insensitive, RFC 7235).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

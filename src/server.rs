@@ -137,6 +137,11 @@ pub enum StartError {
     Cluster(#[from] crate::cluster::ClusterError),
 }
 
+/// In a cluster, the part of the grace period (1/N of it) kept for leaving the cluster.
+const CLUSTER_GRACE_SHARE: u32 = 4;
+/// ...but no more than this.
+const MAX_CLUSTER_GRACE: Duration = Duration::from_secs(3);
+
 impl Server {
     /// Opens the store, restores every channel and starts serving on `listener`.
     pub async fn start(
@@ -256,12 +261,20 @@ impl Server {
         self.state.shutdown.clone()
     }
 
-    /// Graceful shutdown: stop accepting, close every socket with 1001, flush the store.
+    /// Graceful shutdown: stop accepting, close every socket with 1001, flush the store. In a
+    /// cluster the whole of it fits in `shutdown_grace_secs`, even with NATS stalled: a share
+    /// of the grace period is kept for leaving the cluster.
     pub async fn shutdown(self) {
+        let deadline = tokio::time::Instant::now() + self.grace;
         self.state.shutdown.cancel();
         let _ = self.accept.await;
         self.state.tracker.close();
-        if tokio::time::timeout(self.grace, self.state.tracker.wait())
+        let node = self.state.cluster.clone();
+        let sessions_until = match &node {
+            Some(_) => deadline - (self.grace / CLUSTER_GRACE_SHARE).min(MAX_CLUSTER_GRACE),
+            None => deadline,
+        };
+        if tokio::time::timeout_at(sessions_until, self.state.tracker.wait())
             .await
             .is_err()
         {
@@ -271,8 +284,9 @@ impl Server {
             );
         }
         let hub = self.state.hub.clone();
-        if let Some(node) = &self.state.cluster {
-            node.shutdown().await;
+        if let Some(node) = node {
+            node.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
         }
         let _ = tokio::task::spawn_blocking(move || hub.store.close()).await;
     }

@@ -8,7 +8,6 @@ mod common;
 use browser::*;
 use common::*;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The dashboard shows every channel with counts and raises a silent-booth alert.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,31 +254,16 @@ async fn links_use_the_network_address_not_0_0_0_0() {
     }
     server.shutdown().await;
     // The banner of `babelcast serve --bind 0.0.0.0:0` says the same, and why.
-    let config_file = dir.path().join("banner.toml");
-    std::fs::write(&config_file, config_toml(dir.path())).expect("write config");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
-        .args(["serve", "--bind", "0.0.0.0:0", "--config"])
-        .arg(&config_file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn babelcast");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut banner = Vec::new();
-    tokio::time::timeout(RECV_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await.expect("read the banner") {
-            let done = line.contains("admin token");
-            banner.push(line);
-            if done {
-                break;
-            }
-        }
+    let mut options = BinOptions::new(dir.path());
+    options.bind = "0.0.0.0:0".into();
+    let mut bin = BinServer::spawn(options).await;
+    let text = poll_until("the banner", || async {
+        let out = bin.banner();
+        out.contains("admin token").then_some(out)
     })
-    .await
-    .expect("banner printed");
-    child.kill().await.expect("stop babelcast");
-    let text = banner.join("\n");
+    .await;
+    bin.kill9().await;
+    let banner: Vec<&str> = text.lines().collect();
     assert!(
         !text.contains("0.0.0.0:") || text.contains("(bound to 0.0.0.0:"),
         "{text}"

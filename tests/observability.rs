@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::raw;
 use common::*;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Metric names (histograms without their `_bucket`/`_sum`/`_count` suffix) in a text.
 fn metric_names(text: &str) -> BTreeSet<String> {
@@ -175,42 +174,15 @@ async fn a_listener_that_falls_behind_gets_only_the_newest_partial() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_json_writes_one_json_object_per_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("c.toml");
-    std::fs::write(&config, config_toml(&tmp.path().join("data"))).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
-        .args(["serve", "--log-json", "--bind", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "babelcast=info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr: std::net::SocketAddr = loop {
-        let line = out.next_line().await.unwrap().expect("listening line");
-        if let Some(a) = line.strip_prefix("babelcast listening on http://") {
-            break a.trim().parse().unwrap();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
-    let url = format!(
-        "ws://{addr}{}?name=Ana",
-        TestServer::channel_path("en", "publish")
-    );
-    let mut p = WsClient::connect(&url, Some(&token("en"))).await;
-    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = tokio::time::timeout(RECV_TIMEOUT, async {
-        loop {
-            let line = err.next_line().await.unwrap().expect("a log line");
-            if line.contains("publisher connected") {
-                return line;
-            }
-        }
+    let bin = BinServer::spawn(BinOptions::new(tmp.path()).arg("--log-json")).await;
+    let mut p = bin.publish_as("en", "Ana").await;
+    let line = poll_until("the publisher's log line", || async {
+        bin.log()
+            .lines()
+            .find(|l| l.contains("publisher connected"))
+            .map(str::to_string)
     })
-    .await
-    .unwrap();
+    .await;
     let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
     assert_eq!(v["level"], "INFO");
     assert_eq!(v["fields"]["message"], "publisher connected");

@@ -16,7 +16,6 @@ use futures_util::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -47,59 +46,21 @@ struct Params {
     warmup_secs: u64,
 }
 
-/// The server process.
-struct Bin {
-    child: tokio::process::Child,
-    addr: std::net::SocketAddr,
+/// The server process, with the soak's history and queue sizes.
+async fn start_server(dir: &Path) -> BinServer {
+    let mut options = BinOptions::new(&dir.join("data"));
+    options.toml = options.toml.replacen(
+        "[[events]]",
+        &format!("[limits]\nhistory_in_memory = {HISTORY}\nlistener_queue = {HISTORY}\n[[events]]"),
+        1,
+    );
+    options.rust_log = "babelcast=warn".into();
+    BinServer::spawn(options).await
 }
 
-impl Bin {
-    async fn start(dir: &Path) -> Bin {
-        let config = dir.join("soak.toml");
-        let toml = config_toml(&dir.join("data")).replacen(
-            "[[events]]",
-            &format!(
-                "[limits]\nhistory_in_memory = {HISTORY}\nlistener_queue = {HISTORY}\n[[events]]"
-            ),
-            1,
-        );
-        std::fs::write(&config, toml).unwrap();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "babelcast=warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn babelcast");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = tokio::time::timeout(RECV_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(a) = line.strip_prefix("babelcast listening on http://") {
-                    return a.trim().parse().unwrap();
-                }
-            }
-            panic!("babelcast exited before listening");
-        })
-        .await
-        .expect("listening line");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Bin { child, addr }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-
-    fn url(&self, channel: &str, what: &str) -> String {
-        format!(
-            "ws://{}{}",
-            self.addr,
-            TestServer::channel_path(channel, what)
-        )
-    }
+/// A channel's WebSocket URL on the server.
+fn url(bin: &BinServer, channel: &str, what: &str) -> String {
+    bin.ws(&TestServer::channel_path(channel, what))
 }
 
 /// Resident memory of a process, in bytes.
@@ -292,7 +253,7 @@ async fn listeners_churn_under_steady_publishing_without_leaks_or_loss() {
         warmup_secs: env("SOAK_WARMUP_SECS", 10),
     };
     let tmp = tempfile::tempdir().unwrap();
-    let bin = Bin::start(tmp.path()).await;
+    let bin = start_server(tmp.path()).await;
     let pid = bin.pid();
     let problems = Arc::new(Problems::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -305,7 +266,7 @@ async fn listeners_churn_under_steady_publishing_without_leaks_or_loss() {
         let (tx, rx) = tokio::sync::oneshot::channel();
         warmed.push(rx);
         pubs.push(tokio::spawn(publisher(
-            bin.url(ch, "publish"),
+            url(&bin, ch, "publish"),
             ch,
             params.rate,
             HISTORY + 44,
@@ -327,7 +288,7 @@ async fn listeners_churn_under_steady_publishing_without_leaks_or_loss() {
         let s = Arc::new(Seen::default());
         seen.push((ch, s.clone()));
         tasks.push(tokio::spawn(listener(
-            bin.url(ch, "listen"),
+            url(&bin, ch, "listen"),
             s,
             churn_per_sec,
             i as u64,

@@ -20,6 +20,8 @@ const SIZE_MAX = 250;
 const SIZE_STEP = 10;
 /** How long the "sent" note under the feedback buttons stays. */
 const FEEDBACK_NOTE_MS = 4000;
+/** A server cut off from the others this long is left for another (behind a load balancer). */
+const INTERRUPTED_RECONNECT_MS = 20000;
 
 const $ = (id) => document.getElementById(id);
 const event = eventFromPath();
@@ -172,6 +174,30 @@ function showStatus(s) {
   const waiting = mainPane.querySelector(".waiting");
   waiting.dataset.i18n = s.on_air ? "waiting.on_air" : "waiting";
   waiting.textContent = t(waiting.dataset.i18n);
+  showInterrupted(!!s.interrupted);
+}
+
+let interruptedTimer = null;
+
+/** This server lost the other servers of its cluster: say so, and if it lasts, reconnect
+ * (a load balancer may send the page to a server that still has the feed). */
+function showInterrupted(cut) {
+  if (cut) {
+    conn.dataset.state = "interrupted";
+    conn.querySelector(".conn-text").textContent = t("conn.interrupted");
+    conn.title = t("conn.interrupted_note");
+    if (interruptedTimer === null) {
+      interruptedTimer = setTimeout(() => {
+        interruptedTimer = null;
+        if (mainSocket.ws) mainSocket.ws.close(4000, "feed interrupted");
+      }, INTERRUPTED_RECONNECT_MS);
+    }
+  } else {
+    clearTimeout(interruptedTimer);
+    interruptedTimer = null;
+    conn.title = "";
+    if (conn.dataset.state === "interrupted") showConn(...connState);
+  }
 }
 
 let wakeKey = "wake.on";

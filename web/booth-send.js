@@ -198,10 +198,15 @@ export class Sender {
     const i = m.id || typeof m.of === "number" ? this.find(m) : -1;
     if (i < 0) return false;
     const op = this.pending[i];
-    if (m.code === "storage_unavailable" || m.code === "shutting_down") {
+    const again = {
+      storage_unavailable: "booth.alert.storage",
+      cluster_unavailable: "booth.alert.cluster",
+      shutting_down: "booth.alert.restarting",
+    }[m.code];
+    if (again) {
       // Not stored; it stays pending and goes again shortly.
       op.sentAt = 0;
-      this.alert(t(m.code === "shutting_down" ? "booth.alert.restarting" : "booth.alert.storage"));
+      this.alert(t(again));
       return true;
     }
     this.pending.splice(i, 1);

@@ -202,6 +202,7 @@ function onPublisherMessage(m) {
       break;
     case "status":
       $("listeners").textContent = t("booth.listening", { n: m.listeners });
+      showInterrupted(!!m.interrupted);
       break;
     case "booth":
       showBooth(m);
@@ -383,6 +384,18 @@ function showAlert(text) {
 }
 
 // ---- booth partners --------------------------------------------------------------------
+
+/** This server lost the other servers of its cluster: nobody is on air through it and lines
+ * wait here (they are sent again) until it is back. */
+function showInterrupted(cut) {
+  const c = $("conn");
+  if (cut) {
+    c.dataset.state = "interrupted";
+    c.querySelector(".conn-text").textContent = t("booth.conn.cut_off");
+  } else if (c.dataset.state === "interrupted" && pub.live) {
+    badge("live");
+  }
+}
 
 /** The badge, the caption box and the held lines, from who is on air. */
 function showAir() {

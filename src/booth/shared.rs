@@ -10,6 +10,19 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 use super::{Booth, Member, OnAir};
+use crate::protocol::{ErrorCode, Refusal};
+
+/// How a booth publisher may come on air, as far as this node can tell (the cluster decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Takeover {
+    /// Nobody is on air.
+    Free,
+    /// The publisher is on air already.
+    Already,
+    /// Someone else is on air, but the publisher may take over from them (the silence rule):
+    /// their booth id.
+    From(u64),
+}
 
 /// Cluster mode: the part of a booth every node shares — `(publisher id, name)` of the
 /// on-air publisher and of the requester, and who was last on air (see `crate::cluster`).
@@ -22,9 +35,52 @@ pub struct SharedBooth {
 
 /// Cluster mode: the booth is decided cluster-wide; these keep the local copy in step.
 impl Booth {
-    /// Makes publisher ids start at `first`, so ids are unique across the nodes of a cluster.
+    /// Makes publisher ids start at `first`, so ids are unique across the nodes of a cluster,
+    /// and leaves the air to the cluster: joining and leaving no longer change it here.
     pub fn start_ids_at(&self, first: u64) {
         self.next_id.store(first, Ordering::Relaxed);
+        self.shared.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the air is decided by the cluster.
+    pub fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::Relaxed)
+    }
+
+    /// Sets whether this node is cut off from the cluster (shown in the status frames).
+    pub fn set_interrupted(&self, cut: bool) {
+        self.state().interrupted = cut;
+    }
+
+    /// Whether this node is cut off from the cluster.
+    pub fn interrupted(&self) -> bool {
+        self.state().interrupted
+    }
+
+    /// Whether `take` from publisher `id` may succeed, as this booth sees the air: the booth
+    /// rules of [`Booth::take`], without changing anything (the cluster decides).
+    pub fn may_take(&self, id: u64) -> Result<Takeover, Refusal> {
+        let st = self.state();
+        match &st.on_air {
+            None => Ok(Takeover::Free),
+            Some(o) if o.id == id => Ok(Takeover::Already),
+            Some(o) => match self.takeover_after {
+                Some(after) if o.last_active.elapsed() >= after => Ok(Takeover::From(o.id)),
+                Some(after) => Err(Refusal::new(
+                    ErrorCode::HandoverRefused,
+                    format!(
+                        "{} is on air and spoke {}s ago; take over is allowed after {}s of silence, or ask with handover_request",
+                        o.name,
+                        o.last_active.elapsed().as_secs(),
+                        after.as_secs()
+                    ),
+                )),
+                None => Err(Refusal::new(
+                    ErrorCode::HandoverRefused,
+                    format!("{} is on air; ask with handover_request", o.name),
+                )),
+            },
+        }
     }
 
     /// Whether publisher `id` is connected to this node.
@@ -122,5 +178,39 @@ mod tests {
         b.mirror(&SharedBooth::default(), 0);
         assert!(!b.any_on_air());
         assert_eq!(b.shared().last_on_air.as_deref(), Some("Anna"));
+    }
+
+    #[test]
+    fn a_shared_booth_leaves_the_air_to_the_cluster_and_says_who_may_take_it() {
+        let b = Booth::new(None);
+        b.start_ids_at(10);
+        let (anna, handover) = b.join("Anna", 0);
+        assert!(
+            handover.is_none() && !b.any_on_air(),
+            "joining does not take the air"
+        );
+        assert_eq!(b.may_take(anna), Ok(Takeover::Free));
+        let on_air = |id: u64, name: &str| SharedBooth {
+            on_air: Some((id, name.into())),
+            ..SharedBooth::default()
+        };
+        b.mirror(&on_air(anna, "Anna"), 0);
+        assert_eq!(b.may_take(anna), Ok(Takeover::Already));
+        let (ben, _) = b.join("Ben", 0);
+        assert_eq!(
+            b.may_take(ben).unwrap_err().code,
+            ErrorCode::HandoverRefused,
+            "no silence rule: only by request"
+        );
+        b.leave(anna, 0);
+        assert!(b.is_on_air(anna), "leaving does not free the air either");
+        // With the silence rule, a silent partner's air may be taken over.
+        let quiet = Booth::new(Some(std::time::Duration::ZERO));
+        quiet.start_ids_at(10);
+        let (ben, _) = quiet.join("Ben", 0);
+        quiet.mirror(&on_air(7, "Cara"), 0);
+        assert_eq!(quiet.may_take(ben), Ok(Takeover::From(7)));
+        quiet.set_interrupted(true);
+        assert!(quiet.interrupted());
     }
 }

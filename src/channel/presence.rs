@@ -70,6 +70,7 @@ impl Channel {
             listeners: self.audience(),
             publishers: self.publishers(),
             on_air: self.booth.any_on_air(),
+            interrupted: self.booth.interrupted(),
         }
     }
 

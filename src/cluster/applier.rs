@@ -121,7 +121,7 @@ async fn apply(node: &Arc<Node>, subject: &str, payload: &[u8], seq: u64) -> Res
             None
         }
     };
-    let (channel, records) = match (&link, batch) {
+    let (channel, records, air) = match (&link, batch) {
         (Some(link), Some(batch)) => {
             let remote = batch.node != node.id;
             let records: Vec<(Record, Option<u64>)> = batch
@@ -136,14 +136,15 @@ async fn apply(node: &Arc<Node>, subject: &str, payload: &[u8], seq: u64) -> Res
             if remote && records.iter().any(|(r, _)| r.kind == Kind::Line) {
                 link.channel.booth.mark_active();
             }
-            (Some(link.channel.clone()), records)
+            (Some(link.channel.clone()), records, batch.air)
         }
-        _ => (None, Vec::new()),
+        _ => (None, Vec::new(), None),
     };
     let last_seq = records.iter().map(|(r, _)| r.seq).max();
     let (node2, link2) = (node.clone(), link.clone());
     let done = Box::new(move || {
         if let Some(link) = link2 {
+            let mut moved = false;
             link.applied.send_modify(|a| {
                 a.stream_seq = a.stream_seq.max(seq);
                 a.seq = a
@@ -151,7 +152,14 @@ async fn apply(node: &Arc<Node>, subject: &str, payload: &[u8], seq: u64) -> Res
                     .max(last_seq.unwrap_or(0))
                     .max(link.channel.last_seq());
                 a.ts = a.ts.max(link.channel.last_ts());
+                if let Some(air) = air {
+                    moved = a.air != air;
+                    a.air = air;
+                }
             });
+            if moved {
+                node2.show(&link);
+            }
         }
         node2.cursor.send_modify(|c| *c = (*c).max(seq));
     });
@@ -207,7 +215,15 @@ pub(super) async fn partials(node: Arc<Node>, mut sub: async_nats::Subscriber) {
         let Ok(p) = serde_json::from_slice::<wire::Partial>(&m.payload) else {
             continue;
         };
-        if p.node == node.id {
+        if p.node == node.id || !node.in_cluster() {
+            continue;
+        }
+        // A partial of a publisher who lost the air (it crossed the change) is dropped.
+        let from_air = match &link.applied.borrow().air.on {
+            Some(h) => h.node == p.node,
+            None => true,
+        };
+        if !from_air {
             continue;
         }
         let ch = &link.channel;

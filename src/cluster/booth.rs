@@ -1,17 +1,15 @@
-//! The on-air state of every channel, shared through a JetStream key-value bucket.
+//! Each channel's local booth kept in step with the cluster.
 //!
-//! Each node keeps its local [`Booth`](crate::booth::Booth) (its own publishers, the rules,
-//! the frames) and one task per channel keeps it in step with the bucket entry
-//! `{event}.{channel}` = [`BoothRecord`]:
-//! - a change the local booth made (a publisher came on air, accepted a handover, asked for
-//!   one, released, left) is written with the entry's revision as the expected one
-//!   (compare-and-set); if another node wrote first, the local booth takes the bucket's
-//!   state instead (its publisher is back on standby), so exactly one publisher is on air
-//!   cluster-wide;
-//! - a change another node wrote is mirrored into the local booth (not a handover: the
-//!   deciding node stores that event);
-//! - a publisher whose node stopped refreshing its presence (see [`super::lease`]) goes off
-//!   air.
+//! Who is on air lives in the stream ([`wire::Air`](super::wire::Air), decided by the
+//! sequencer, see [`air`](super::air)); the pending handover request lives in the booth
+//! bucket, entry `{event}.{channel}` = [`BoothRecord`], written with compare-and-set on its
+//! revision. One task per channel ([`reconcile`]):
+//! - shows both in the local [`Booth`](crate::booth::Booth) (publishers' booth frames,
+//!   listeners' status) whenever either changes;
+//! - asks the stream to release the air of a publisher who left this node (or who held it
+//!   before this node restarted), and clears their request;
+//! - asks the stream to release the air of a publisher whose node stopped refreshing its
+//!   presence (any node may; the stream orders it once), and clears such a request.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,26 +18,13 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 
+use super::air::Claim;
 use super::wire::{BoothRecord, Holder};
-use super::{Link, Node};
-use crate::booth::SharedBooth;
+use super::{Link, Node, NATS_TIMEOUT};
+use crate::protocol::Refusal;
 
-/// The booth's shared part as the local booth understands it.
-pub(super) fn shared_of(r: &BoothRecord) -> SharedBooth {
-    SharedBooth {
-        on_air: r.on_air.as_ref().map(|h| (h.id, h.name.clone())),
-        request: r.request.as_ref().map(|h| (h.id, h.name.clone())),
-        last_on_air: r.last.clone(),
-    }
-}
-
-/// Shows the cluster's booth state on this node (publishers' booth frames, listeners' status).
-fn mirror(link: &Link, record: &BoothRecord) {
-    link.channel
-        .booth
-        .mirror(&shared_of(record), link.channel.audience());
-    link.channel.refresh_status();
-}
+/// Attempts of a request write that keeps losing compare-and-set races.
+const REQUEST_ATTEMPTS: usize = 5;
 
 fn decode(entry: &kv::Entry) -> BoothRecord {
     match entry.operation {
@@ -56,7 +41,18 @@ pub(super) async fn fetch(kv: &kv::Store, key: &str) -> Result<(u64, BoothRecord
     })
 }
 
-/// Feeds every change of the booth bucket to its channel's task.
+/// Takes a newer entry of the channel (from the watch, a read, or this node's own write).
+fn take_entry(link: &Link, entry: (u64, BoothRecord)) -> bool {
+    link.booth_entry.send_if_modified(|cur| {
+        let newer = entry.0 > cur.0;
+        if newer {
+            *cur = entry;
+        }
+        newer
+    })
+}
+
+/// Feeds every change of the booth bucket to its channel.
 pub(super) async fn watch(node: Arc<Node>) {
     let by_key: std::collections::HashMap<&str, &Arc<Link>> = node
         .by_channel
@@ -77,14 +73,7 @@ pub(super) async fn watch(node: Arc<Node>) {
                 match e {
                     Some(Ok(entry)) => {
                         if let Some(link) = by_key.get(entry.key.as_str()) {
-                            let record = decode(&entry);
-                            link.booth_entry.send_if_modified(|cur| {
-                                let newer = entry.revision > cur.0;
-                                if newer {
-                                    *cur = (entry.revision, record);
-                                }
-                                newer
-                            });
+                            take_entry(link, (entry.revision, decode(&entry)));
                         }
                     }
                     Some(Err(e)) => {
@@ -103,17 +92,16 @@ pub(super) async fn watch(node: Arc<Node>) {
     }
 }
 
-/// Keeps one channel's local booth and its bucket entry in step.
+/// Keeps one channel's local booth in step with the cluster (see the module doc).
 pub(super) async fn reconcile(node: Arc<Node>, link: Arc<Link>) {
     let booth = &link.channel.booth;
     let mut frames = booth.subscribe();
     let mut entries = link.booth_entry.subscribe();
-    let mut known = entries.borrow_and_update().clone();
-    // A restarted node may find its previous run's publishers in the entry.
-    take_remote(&node, &link, &mut known).await;
     let mut tick = tokio::time::interval(node.cfg.presence_ttl() / 2);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut dirty = true;
+    node.show(&link);
+    // The publisher whose air this node asked the stream to release (not asked twice per tick).
+    let mut releasing = None;
     loop {
         tokio::select! {
             _ = node.shutdown.cancelled() => return,
@@ -121,186 +109,153 @@ pub(super) async fn reconcile(node: Arc<Node>, link: Arc<Link>) {
                 if r.is_err() {
                     return;
                 }
-                let e = entries.borrow_and_update().clone();
-                if e.0 > known.0 {
-                    known = e;
-                    take_remote(&node, &link, &mut known).await;
-                }
+                entries.borrow_and_update();
+                node.show(&link);
             }
             r = frames.changed() => {
                 if r.is_err() {
                     return;
                 }
                 frames.borrow_and_update();
-                dirty = true;
             }
             _ = tick.tick() => {
-                // The watch is the fast path; this catches anything it missed (a NATS restart).
-                if let Ok(latest) = fetch(&node.booth_kv, &link.key).await {
-                    if latest.0 > known.0 {
-                        known = latest;
-                        take_remote(&node, &link, &mut known).await;
+                releasing = None;
+                if node.in_cluster() {
+                    // The watch is the fast path; this catches anything it missed (a NATS restart).
+                    if let Ok(Ok(latest)) = tokio::time::timeout(NATS_TIMEOUT, fetch(&node.booth_kv, &link.key)).await {
+                        take_entry(&link, latest);
                     }
+                    drop_dead(&node, &link).await;
                 }
-                drop_dead(&node, &link, &mut known).await;
             }
         }
-        if dirty {
-            dirty = !push_local(&node, &link, &mut known).await;
+        if node.in_cluster() {
+            departed(&node, &link, &mut releasing).await;
         }
     }
 }
 
-/// Applies an entry another node wrote: clears this node's own stale holders (publishers
-/// that are gone, say from before a restart), then mirrors it.
-async fn take_remote(node: &Node, link: &Link, known: &mut (u64, BoothRecord)) {
+/// Releases the air and clears the request of this node's publishers who are gone.
+async fn departed(node: &Node, link: &Link, releasing: &mut Option<u64>) {
     let booth = &link.channel.booth;
-    let stale = |h: &Option<Holder>| {
+    let gone = |h: &Option<Holder>| {
         h.as_ref()
-            .is_some_and(|h| h.node == node.id && !booth.is_member(h.id))
+            .filter(|h| h.node == node.id && !booth.is_member(h.id))
+            .map(|h| h.id)
     };
-    let (air, req) = (stale(&known.1.on_air), stale(&known.1.request));
-    if air || req {
-        let mut fixed = known.1.clone();
-        if air {
-            fixed.last = fixed.on_air.take().map(|h| h.name).or(fixed.last);
+    let on_air = link.applied.borrow().air.on.clone();
+    if let Some(id) = gone(&on_air) {
+        if *releasing != Some(id) {
+            *releasing = Some(id);
+            drop(node.claim(link, Claim::Release { id }).await);
         }
-        if req {
-            fixed.request = None;
-        }
-        let _ = write(node, link, known, fixed).await;
     }
-    mirror(link, &known.1);
-}
-
-/// Takes holders whose node stopped refreshing its presence off air.
-async fn drop_dead(node: &Node, link: &Link, known: &mut (u64, BoothRecord)) {
-    let dead = |h: &Option<Holder>| {
-        let h = h.clone();
-        async move {
-            match h {
-                Some(h) if h.node != node.id => {
-                    matches!(node.nodes_kv.get(&h.node).await, Ok(None))
-                }
-                _ => false,
-            }
-        }
-    };
-    let (air, req) = (dead(&known.1.on_air).await, dead(&known.1.request).await);
-    if !(air || req) {
-        return;
-    }
-    let mut fixed = known.1.clone();
-    if air {
-        let h = fixed.on_air.take().expect("holder checked above");
-        tracing::warn!(channel = %link.key, node = %h.node, publisher = %h.name, "the on-air publisher's node is gone; the channel is off air");
-        fixed.last = Some(h.name);
-    }
-    if req {
-        fixed.request = None;
-    }
-    if write(node, link, known, fixed).await.is_ok() {
-        mirror(link, &known.1);
+    let request = link.booth_entry.borrow().1.request.clone();
+    if let Some(id) = gone(&request) {
+        let _ = set_request(node, link, |r| r.as_ref().is_some_and(|r| r.id == id), None).await;
     }
 }
 
-/// Writes what the local booth decided, if it differs from the bucket. Returns false when
-/// NATS could not be reached (try again later).
-async fn push_local(node: &Node, link: &Link, known: &mut (u64, BoothRecord)) -> bool {
-    let booth = &link.channel.booth;
-    let local = booth.shared();
-    let id = |p: &Option<(u64, String)>| p.as_ref().map(|(id, _)| *id);
-    let cluster = &known.1;
-    if id(&local.on_air) == cluster.on_air.as_ref().map(|h| h.id)
-        && id(&local.request) == cluster.request.as_ref().map(|h| h.id)
-    {
-        return true;
-    }
-    let holder = |p: &Option<(u64, String)>| {
-        let (id, name) = p.as_ref()?;
-        let node_of = if booth.is_member(*id) {
-            Some(node.id.clone())
-        } else {
-            [&cluster.on_air, &cluster.request]
-                .into_iter()
-                .flatten()
-                .find(|h| h.id == *id)
-                .map(|h| h.node.clone())
-        };
-        node_of.map(|n| Holder {
-            node: n,
-            id: *id,
-            name: name.clone(),
-        })
-    };
-    let wanted = BoothRecord {
-        on_air: holder(&local.on_air),
-        request: holder(&local.request),
-        last: local.last_on_air.clone().or_else(|| cluster.last.clone()),
-    };
-    match write(node, link, known, wanted).await {
-        Ok(true) => true,
-        Ok(false) => {
-            // Another node decided first: this booth takes the cluster's state.
-            mirror(link, &known.1);
-            true
+/// Whether a node stopped refreshing its presence.
+async fn is_gone(node: &Node, id: &str) -> bool {
+    let get = node.nodes_kv.get(id);
+    matches!(tokio::time::timeout(NATS_TIMEOUT, get).await, Ok(Ok(None)))
+}
+
+/// Releases the air and clears the request of publishers whose node is gone.
+async fn drop_dead(node: &Node, link: &Link) {
+    let on_air = link.applied.borrow().air.on.clone();
+    if let Some(h) = on_air.filter(|h| h.node != node.id) {
+        if is_gone(node, &h.node).await {
+            tracing::warn!(channel = %link.key, node = %h.node, publisher = %h.name, "the on-air publisher's node is gone; the channel goes off air");
+            drop(node.claim(link, Claim::Release { id: h.id }).await);
         }
-        Err(()) => false,
+    }
+    let request = link.booth_entry.borrow().1.request.clone();
+    if let Some(r) = request.filter(|r| r.node != node.id) {
+        if is_gone(node, &r.node).await {
+            let _ = set_request(node, link, |cur| cur.as_ref() == Some(&r), None).await;
+        }
     }
 }
 
-/// Compare-and-set of the entry: `Ok(true)` written, `Ok(false)` lost the race (`known`
-/// then holds the winner), `Err` NATS unreachable.
-async fn write(
+/// Sets the channel's handover request to `to` if `when` holds for the current one, by
+/// compare-and-set on the booth bucket entry (against the newest entry after a lost race).
+pub(super) async fn set_request(
     node: &Node,
     link: &Link,
-    known: &mut (u64, BoothRecord),
-    record: BoothRecord,
-) -> Result<bool, ()> {
-    let value = serde_json::to_vec(&record).expect("booth record serialises");
-    match node.booth_kv.update(&link.key, value.into(), known.0).await {
-        Ok(rev) => {
-            *known = (rev, record);
-            Ok(true)
+    when: impl Fn(&Option<Holder>) -> bool,
+    to: Option<Holder>,
+) -> Result<(), Refusal> {
+    for _ in 0..REQUEST_ATTEMPTS {
+        let (rev, current) = link.booth_entry.borrow().clone();
+        if !when(&current.request) || current.request == to {
+            return Ok(());
         }
-        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-            node.stats.booth_conflicts.fetch_add(1, Ordering::Relaxed);
-            match fetch(&node.booth_kv, &link.key).await {
-                Ok(latest) => {
-                    *known = latest;
-                    Ok(false)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the booth bucket");
-                    Err(())
+        let record = BoothRecord {
+            request: to.clone(),
+            ..BoothRecord::default()
+        };
+        let value: bytes::Bytes = serde_json::to_vec(&record)
+            .expect("booth record serialises")
+            .into();
+        let write = async {
+            if rev == 0 {
+                node.booth_kv.create(&link.key, value).await.map_err(|e| {
+                    let lost = e.kind() == kv::CreateErrorKind::AlreadyExists;
+                    (lost, e.to_string())
+                })
+            } else {
+                node.booth_kv
+                    .update(&link.key, value, rev)
+                    .await
+                    .map_err(|e| {
+                        let lost = e.kind() == kv::UpdateErrorKind::WrongLastRevision;
+                        (lost, e.to_string())
+                    })
+            }
+        };
+        match tokio::time::timeout(NATS_TIMEOUT, write).await {
+            Ok(Ok(rev)) => {
+                take_entry(link, (rev, record));
+                return Ok(());
+            }
+            Ok(Err((true, _))) => {
+                // Another node wrote first: try again against its entry.
+                node.stats.booth_conflicts.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(NATS_TIMEOUT, fetch(&node.booth_kv, &link.key)).await {
+                    Ok(Ok(latest)) => {
+                        take_entry(link, latest);
+                    }
+                    _ => return Err(Refusal::cluster_unavailable()),
                 }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, channel = %link.key, "cannot write the on-air state to NATS; retrying");
-            Err(())
+            Ok(Err((false, e))) => {
+                tracing::warn!(error = %e, channel = %link.key, "cannot write the handover request to NATS");
+                return Err(Refusal::cluster_unavailable());
+            }
+            Err(_) => return Err(Refusal::cluster_unavailable()),
         }
     }
+    Err(Refusal::cluster_unavailable())
 }
 
-/// At shutdown: takes this node's publishers off air in the bucket at once (rather than
-/// after the presence TTL).
+/// At shutdown: takes this node's publishers off air at once (rather than after the presence
+/// TTL) and clears their requests.
 pub(super) async fn release_all(node: &Node) {
-    for link in node.by_channel.values() {
-        let mut known = link.booth_entry.borrow().clone();
-        if let Ok(latest) = fetch(&node.booth_kv, &link.key).await {
-            known = latest;
-        }
-        let mine = |h: &Option<Holder>| h.as_ref().is_some_and(|h| h.node == node.id);
-        if mine(&known.1.on_air) || mine(&known.1.request) {
-            let mut fixed = known.1.clone();
-            if mine(&fixed.on_air) {
-                fixed.last = fixed.on_air.take().map(|h| h.name).or(fixed.last);
-            }
-            if mine(&fixed.request) {
-                fixed.request = None;
-            }
-            let _ = write(node, link, &mut known, fixed).await;
-        }
-    }
+    let mine = |h: &Option<Holder>| h.as_ref().filter(|h| h.node == node.id).map(|h| h.id);
+    let releases = node.by_channel.values().filter_map(|link| {
+        let id = mine(&link.applied.borrow().air.on)?;
+        Some(async move {
+            let _ = node.claim(link, Claim::Release { id }).await.await;
+        })
+    });
+    futures_util::future::join_all(releases).await;
+    let requests = node.by_channel.values().filter_map(|link| {
+        let id = mine(&link.booth_entry.borrow().1.request)?;
+        Some(async move {
+            let _ = set_request(node, link, |r| r.as_ref().is_some_and(|r| r.id == id), None).await;
+        })
+    });
+    futures_util::future::join_all(requests).await;
 }

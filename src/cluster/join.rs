@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{applier, audience, booth, lease, sequencer};
+use super::{applier, audience, booth, health, lease, sequencer, wire};
 use super::{Applied, ClusterConfig, ClusterError, Link, Node, Stats, NATS_TIMEOUT};
 use crate::config::{Config, SyncMode};
 use crate::forward::Forwarder;
@@ -50,6 +50,8 @@ pub struct Joining {
     tx: mpsc::Sender<Request>,
     rx: mpsc::Receiver<Request>,
     connections: watch::Sender<u64>,
+    /// Whether the NATS client is connected, from its connection events.
+    link_up: watch::Sender<bool>,
 }
 
 impl Joining {
@@ -67,18 +69,21 @@ impl Joining {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let connections = watch::Sender::new(0u64);
-        let events = connections.clone();
+        let link_up = watch::Sender::new(true);
+        let (events, up) = (connections.clone(), link_up.clone());
         let client = async_nats::ConnectOptions::new()
             .name(format!("babelcast {id}"))
             .event_callback(move |event| {
-                let events = events.clone();
+                let (events, up) = (events.clone(), up.clone());
                 async move {
                     match event {
                         async_nats::Event::Connected => {
                             tracing::info!("connected to NATS");
+                            up.send_replace(true);
                             events.send_modify(|n| *n += 1);
                         }
                         async_nats::Event::Disconnected => {
+                            up.send_replace(false);
                             tracing::warn!("lost the NATS connection; reconnecting")
                         }
                         other => tracing::info!(event = %other, "NATS"),
@@ -86,6 +91,8 @@ impl Joining {
                 }
             })
             .connection_timeout(CONNECT_TIMEOUT)
+            // The client's own pings find a dead connection within a few of these.
+            .ping_interval(cfg.stale_after())
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis(100 * (1 << attempts.min(4) as u64))
                     .min(Duration::from_secs(2))
@@ -129,6 +136,7 @@ impl Joining {
             tx,
             rx,
             connections,
+            link_up,
         })
     }
 
@@ -158,11 +166,13 @@ impl Joining {
         let mut queues = Vec::new();
         for ch in hub.all_channels() {
             let (event, id) = (&ch.info.event, &ch.info.id);
+            let subject = format!("{}.ev.{event}.{id}", cfg.subject_prefix);
             let applied = match hub.store.replica_channel(&cfg.stream, event, id)? {
                 Some(c) => Applied {
                     stream_seq: c.stream_seq,
                     seq: c.seq.max(ch.last_seq()),
                     ts: ch.last_ts(),
+                    air: last_air(&self.stream, &subject).await?,
                 },
                 None if ch.last_seq() == 0 => Applied::default(),
                 None => {
@@ -177,10 +187,9 @@ impl Joining {
             let entry = booth::fetch(&self.booth_kv, &key)
                 .await
                 .map_err(|e| js_err(format!("booth bucket {}", cfg.booth_bucket))(&e))?;
-            ch.booth.mirror(&booth::shared_of(&entry.1), ch.audience());
             let (queue, rx) = mpsc::channel(CHANNEL_QUEUE);
             let link = Arc::new(Link {
-                subject: format!("{}.ev.{event}.{id}", cfg.subject_prefix),
+                subject,
                 partial_subject: format!("{}.partial.{event}.{id}", cfg.subject_prefix),
                 key,
                 applied: watch::Sender::new(applied),
@@ -224,6 +233,7 @@ impl Joining {
             replica,
             cursor: watch::Sender::new(cursor),
             connections: self.connections,
+            in_cluster: watch::Sender::new(true),
             boot: format!("{:08x}", rand::random::<u32>()),
             batches: AtomicU64::new(0),
             stats: Stats::default(),
@@ -234,7 +244,7 @@ impl Joining {
         lease::announce(&node)
             .await
             .map_err(|e| js_err(format!("nodes bucket {}", node.cfg.nodes_bucket))(&e))?;
-        ingest.set_relay(node.clone());
+        ingest.set_arbiter(node.clone());
         let t = &node.tracker;
         t.spawn(sequencer::dispatch(node.clone(), self.rx));
         for (link, rx) in queues {
@@ -247,7 +257,22 @@ impl Joining {
         t.spawn(booth::watch(node.clone()));
         t.spawn(lease::heartbeat(node.clone(), hub.clone(), forwarders));
         node.catch_up().await;
+        t.spawn(health::run(node.clone(), self.link_up.subscribe()));
         Ok(node)
+    }
+}
+
+/// Who is on air on a channel as of its last stream message (nobody when it has none). The
+/// stream reader brings it up to date from there if this node is behind.
+async fn last_air(stream: &stream::Stream, subject: &str) -> Result<wire::Air, ClusterError> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(m) => Ok(serde_json::from_slice::<wire::Batch>(&m.payload)
+            .ok()
+            .and_then(|b| b.air)
+            .unwrap_or_default()),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(wire::Air::default()),
+        Err(e) => Err(js_err(format!("reading the last message of {subject}"))(&e)),
     }
 }
 

@@ -1,19 +1,28 @@
 //! Several nodes on NATS JetStream (`[cluster]`): the stream orders every committed event and
-//! fixes its seq, every node stores and fans out what the stream holds, a key-value bucket
-//! holds who is on air.
+//! every change of who is on air and fixes their seqs, every node stores and fans out what the
+//! stream holds.
 //!
 //! The seam is narrow: [`Store::submit`](crate::store::Store::submit) sends events to this
 //! module's sequencer instead of the single-node writer thread, the store's
-//! [`Replica`](crate::store::replica::Replica) writes what the stream ordered, and the hub
-//! holds the [`Node`] (partials, metrics, shutdown). Without `[cluster]` none of this runs.
+//! [`Replica`](crate::store::replica::Replica) writes what the stream ordered, the node is the
+//! ingest's [`Arbiter`] (every publisher message is admitted here), and the server holds the
+//! [`Node`] (metrics, shutdown). Without `[cluster]` none of this runs.
 //!
-//! - [`sequencer`]: per channel, turns submissions into one stream message with the next
-//!   seqs and publishes it with `Nats-Expected-Last-Subject-Sequence` (compare-and-set on
-//!   the channel's subject), so no two nodes can ever give out the same seq.
+//! - [`sequencer`]: per channel, turns submissions and changes of the air into one stream
+//!   message with the next seqs and who is on air, decided ([`decide`], [`air`]) against the
+//!   channel's last message and published with `Nats-Expected-Last-Subject-Sequence`
+//!   (compare-and-set on the channel's subject): no two nodes can ever give out the same seq,
+//!   and who is on air at each point of a channel's stream is one decision for the cluster.
+//! - [`admit`]: publisher messages in cluster mode (the air is asked of the stream, not
+//!   decided by this node's booth).
 //! - [`applier`]: reads the stream in order (an ordered consumer from this node's cursor)
 //!   into the local store and [`Channel::commit`]; relays partials over core NATS.
-//! - [`booth`]: the on-air state in a key-value bucket (revision compare-and-set), node
-//!   presence with a TTL so a dead node's publisher goes off air.
+//! - [`booth`]: keeps each local booth in step with the stream's air and the handover
+//!   request (a key-value bucket); a publisher who left, or whose node is gone, goes off air.
+//! - [`lease`]: node presence with a TTL, the forwarding lease.
+//! - [`health`]: heartbeats with a deadline; a node that cannot reach the cluster counts
+//!   itself cut off (nobody on air through it, its publishers refused at once, its listeners
+//!   told the feed is interrupted) until it is back and caught up.
 //! - [`audience`]: every node's listener counts over core NATS, so every node shows the
 //!   channel's whole audience.
 //! - [`join`]: connecting to NATS, the stream and buckets, and starting a node's tasks.
@@ -23,9 +32,13 @@
 //! publisher's ack only after this node has stored and shown it as well.
 //! See docs/cluster.md for the design and what "stored" means here.
 
+mod admit;
+mod air;
 mod applier;
 mod audience;
 mod booth;
+mod decide;
+mod health;
 mod join;
 mod lease;
 mod sequencer;
@@ -48,13 +61,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::Channel;
-use crate::ingest::PartialRelay;
+use crate::ingest::{Admitted, Arbiter, Ingest, Publisher};
 use crate::metrics::Histogram;
+use crate::protocol::{ClientMsg, Refusal};
 use crate::store::replica::Replica;
-use crate::store::{Request, StoreError};
+use crate::store::StoreError;
 
 /// How long a NATS request (publish ack, stream lookup, key-value write) may take.
 const NATS_TIMEOUT: Duration = Duration::from_secs(3);
+/// What shutdown leaves the replica writer to store what it holds, even past the budget
+/// (local SQLite: milliseconds).
+const MIN_REPLICA_CLOSE: Duration = Duration::from_millis(200);
 
 /// Why a node could not join the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +92,7 @@ pub enum ClusterError {
 }
 
 /// Where the stream left a channel on this node.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Applied {
     /// Stream sequence of the channel's last applied message (0: none).
     stream_seq: u64,
@@ -83,6 +100,8 @@ struct Applied {
     seq: u64,
     /// The channel's last timestamp.
     ts: i64,
+    /// Who is on air after that message.
+    air: wire::Air,
 }
 
 /// Partials received from other nodes, ordered against the finals that clear them.
@@ -108,7 +127,7 @@ struct Link {
     partials: Mutex<Partials>,
     /// The booth bucket's latest entry for this channel: `(revision, record)`.
     booth_entry: watch::Sender<(u64, wire::BoothRecord)>,
-    queue: mpsc::Sender<Request>,
+    queue: mpsc::Sender<sequencer::Job>,
 }
 
 /// Counters for `/metrics`.
@@ -143,6 +162,9 @@ pub struct Node {
     cursor: watch::Sender<u64>,
     /// Bumped on every (re)connection to NATS: readers start over from their cursor.
     connections: watch::Sender<u64>,
+    /// Whether this node is in the cluster: NATS answers its heartbeats and it has caught up
+    /// (see [`health`]). While not, nobody is on air through it and it refuses publishing.
+    in_cluster: watch::Sender<bool>,
     /// Distinguishes this run's batch ids from a previous run's.
     boot: String,
     batches: AtomicU64,
@@ -151,7 +173,25 @@ pub struct Node {
     tracker: TaskTracker,
 }
 
-impl PartialRelay for Node {
+impl Arbiter for Node {
+    fn admit<'a>(
+        &'a self,
+        ingest: &'a Ingest,
+        channel: &'a Arc<Channel>,
+        msg: ClientMsg,
+        from: Option<Publisher<'a>>,
+    ) -> Pin<Box<dyn Future<Output = Result<Admitted, Refusal>> + Send + 'a>> {
+        Box::pin(self.admit(ingest, channel, msg, from))
+    }
+
+    fn joined<'a>(
+        &'a self,
+        channel: &'a Arc<Channel>,
+        p: Publisher<'a>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.joined(channel, p))
+    }
+
     fn relay<'a>(
         &'a self,
         channel: &'a Arc<Channel>,
@@ -230,6 +270,39 @@ impl Node {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
+    /// Whether this node is in the cluster (connected, heard from NATS within
+    /// `stale_after_secs`, caught up). While not, it cannot order anything.
+    pub fn in_cluster(&self) -> bool {
+        *self.in_cluster.borrow()
+    }
+
+    /// Resolves when this node is cut off from the cluster.
+    async fn cut(&self) {
+        let mut rx = self.in_cluster.subscribe();
+        let _ = rx.wait_for(|up| !*up).await;
+    }
+
+    /// Shows a channel's air and handover request as the cluster decided them in its local
+    /// booth (publishers' booth frames, listeners' status); nobody on air and the feed
+    /// interrupted while this node is cut off.
+    fn show(&self, link: &Link) {
+        let cut = !self.in_cluster();
+        let air = link.applied.borrow().air.clone();
+        let request = link.booth_entry.borrow().1.request.clone();
+        let on_air = if cut { None } else { air.on };
+        let shared = crate::booth::SharedBooth {
+            request: request
+                .filter(|r| on_air.as_ref().is_none_or(|h| h.id != r.id))
+                .map(|h| (h.id, h.name)),
+            on_air: on_air.map(|h| (h.id, h.name)),
+            last_on_air: air.last,
+        };
+        let ch = &link.channel;
+        ch.booth.set_interrupted(cut);
+        ch.booth.mirror(&shared, ch.audience());
+        ch.refresh_status();
+    }
+
     /// Cluster series for `/metrics`.
     pub fn render_metrics(&self, out: &mut String) {
         let s = &self.stats;
@@ -237,14 +310,14 @@ impl Node {
         let last = s.stream_last.load(Ordering::Relaxed).max(cursor);
         let node = &self.id;
         for (name, kind, help, v) in [
-            ("babelcast_cluster_connected", "gauge", "1 while this node is connected to NATS.", u64::from(self.connected())),
+            ("babelcast_cluster_connected", "gauge", "1 while this node is in the cluster: NATS answers its heartbeats within cluster.stale_after_secs and it has caught up with the stream.", u64::from(self.in_cluster())),
             ("babelcast_cluster_applied_seq", "gauge", "Last stream sequence stored on this node.", cursor),
             ("babelcast_cluster_stream_lag", "gauge", "Stream messages not yet stored on this node (refreshed every few seconds).", last - cursor),
             ("babelcast_cluster_published_total", "counter", "Stream messages this node published (each carries one or more events).", s.published.load(Ordering::Relaxed)),
             ("babelcast_cluster_seq_conflicts_total", "counter", "Publishes refused because another node took the channel's next seq first (then retried).", s.conflicts.load(Ordering::Relaxed)),
             ("babelcast_cluster_publish_retries_total", "counter", "Publishes retried after a NATS error or timeout.", s.retries.load(Ordering::Relaxed)),
             ("babelcast_cluster_publish_failures_total", "counter", "Events refused with storage_unavailable because JetStream did not confirm in time.", s.failures.load(Ordering::Relaxed)),
-            ("babelcast_cluster_booth_conflicts_total", "counter", "On-air changes that lost a compare-and-set race to another node.", s.booth_conflicts.load(Ordering::Relaxed)),
+            ("babelcast_cluster_booth_conflicts_total", "counter", "Changes of the air (take, handover) refused because the air had moved in the stream, and handover requests that lost a compare-and-set race.", s.booth_conflicts.load(Ordering::Relaxed)),
             ("babelcast_cluster_partials_in_total", "counter", "Partials received from other nodes.", s.partials_in.load(Ordering::Relaxed)),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {v}");
@@ -256,10 +329,14 @@ impl Node {
         );
     }
 
-    /// Stops the node: releases its publishers' air, stops every task, stores what the
-    /// stream already delivered. Called after every connection closed.
-    pub async fn shutdown(self: &Arc<Self>) {
-        if tokio::time::timeout(NATS_TIMEOUT, booth::release_all(self))
+    /// Stops the node within `budget`: hands its publishers' air back, stops every task,
+    /// stores what the stream already delivered. Called after every connection closed. Never
+    /// waits longer, even with NATS stalled: what is not done by then the presence TTL (the
+    /// air) and the next start (the stream) take care of.
+    pub async fn shutdown(self: &Arc<Self>, budget: Duration) {
+        let start = tokio::time::Instant::now();
+        let deadline = start + budget;
+        if tokio::time::timeout_at(start + budget / 2, booth::release_all(self))
             .await
             .is_err()
         {
@@ -269,15 +346,22 @@ impl Node {
         }
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!("cluster tasks did not stop within 5s");
+            tracing::warn!("cluster tasks did not stop in time");
         }
-        let _ = self.nodes_kv.delete(&self.id).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
+        let farewell = async {
+            let _ = self.nodes_kv.delete(&self.id).await;
+            let _ = self.client.flush().await;
+        };
+        let _ = tokio::time::timeout_at(deadline, farewell).await;
         let node = self.clone();
-        let _ = tokio::task::spawn_blocking(move || node.replica.close()).await;
+        let close = tokio::task::spawn_blocking(move || node.replica.close());
+        let until = deadline.max(tokio::time::Instant::now() + MIN_REPLICA_CLOSE);
+        if tokio::time::timeout_at(until, close).await.is_err() {
+            tracing::warn!("the replica store did not close in time; the next start applies the rest from the stream");
+        }
     }
 }

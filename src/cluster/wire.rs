@@ -1,5 +1,5 @@
 //! What babelcast nodes send each other through NATS: the stream message carrying committed
-//! events, and the partial relayed over core NATS. An API boundary between node versions:
+//! events and who is on air, and the partial relayed over core NATS. An API boundary between node versions:
 //! fields are only ever added (with serde defaults), never renamed.
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,21 @@ pub struct Batch {
     /// The publishing node's id.
     pub node: String,
     pub events: Vec<Event>,
+    /// Who is on air on the channel after this message. The node that published it decided
+    /// the air against the message before (the stream's compare-and-set makes that one
+    /// decision cluster-wide). Absent: unchanged (messages of older nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub air: Option<Air>,
+}
+
+/// Who is on air on a channel, as of a point of its stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Air {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<Holder>,
+    /// Who was last on air (the `from` of the next handover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
 }
 
 /// One committed event, in full.
@@ -85,15 +100,16 @@ pub struct Partial {
     pub text: String,
 }
 
-/// The shared booth of one channel, the value in the booth bucket (key `{event}.{channel}`).
+/// The shared booth of one channel, the value in the booth bucket (key `{event}.{channel}`):
+/// the pending handover request. Who is on air is in the stream ([`Batch::air`]); `on_air`
+/// and `last` are kept for nodes of older versions and no longer read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoothRecord {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_air: Option<Holder>,
     #[serde(default)]
     pub request: Option<Holder>,
-    /// Who was last on air (the `from` of the next handover).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<String>,
 }
 
@@ -103,6 +119,17 @@ pub struct Holder {
     pub node: String,
     pub id: u64,
     pub name: String,
+    /// Which of the channel's publish tokens it connected with (its index): the same name
+    /// with the same token is the same person, who may resume the air on another connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cred: Option<u32>,
+}
+
+impl Holder {
+    /// Whether `other` is the same person (name and credential) on another connection.
+    pub fn same_person(&self, other: &Holder) -> bool {
+        self.name == other.name && self.cred == other.cred
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +153,7 @@ mod tests {
             v: VERSION,
             node: "n1".into(),
             events: vec![Event::from_record(&r, Some(4))],
+            air: None,
         };
         let json = serde_json::to_vec(&b).unwrap();
         let back: Batch = serde_json::from_slice(&json).unwrap();

@@ -32,6 +32,10 @@ pub struct ClusterConfig {
     /// How long a committed line may wait for JetStream (through a NATS restart, say)
     /// before the publisher gets `storage_unavailable`.
     pub publish_timeout_secs: u64,
+    /// A node that has heard nothing from NATS this long (heartbeats with a deadline) counts
+    /// itself cut off from the cluster: nobody is on air through it, its publishers are
+    /// refused at once, its listeners are told the feed is interrupted.
+    pub stale_after_secs: u64,
     /// How long a starting node may spend catching up from the stream before it serves.
     pub catch_up_timeout_secs: u64,
 }
@@ -48,6 +52,7 @@ impl Default for ClusterConfig {
             replicas: 1,
             presence_ttl_secs: 10,
             publish_timeout_secs: 10,
+            stale_after_secs: 3,
             catch_up_timeout_secs: 60,
         }
     }
@@ -116,6 +121,9 @@ impl ClusterConfig {
         if self.presence_ttl_secs < 2 {
             p.push("cluster.presence_ttl_secs: must be at least 2".to_string());
         }
+        if self.stale_after_secs == 0 {
+            p.push("cluster.stale_after_secs: must be greater than 0".to_string());
+        }
         if self.publish_timeout_secs == 0 {
             p.push("cluster.publish_timeout_secs: must be greater than 0".to_string());
         }
@@ -153,6 +161,10 @@ impl ClusterConfig {
 
     pub fn publish_timeout(&self) -> Duration {
         Duration::from_secs(self.publish_timeout_secs.max(1))
+    }
+
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_secs(self.stale_after_secs.max(1))
     }
 
     pub fn catch_up_timeout(&self) -> Duration {

@@ -31,6 +31,9 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// The server is shutting down; the message was not stored.
     ShuttingDown,
+    /// Cluster mode: this node has lost contact with the cluster (NATS), so it cannot order
+    /// the message among the other nodes' ones; nothing was stored or changed, send it again.
+    ClusterUnavailable,
     /// Too many unacknowledged finals in flight on this connection.
     TooManyInFlight,
     /// This publisher is on standby: another booth partner is on air.
@@ -108,6 +111,7 @@ impl ErrorCode {
             ErrorCode::NotAllowed => "not_allowed",
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::ClusterUnavailable => "cluster_unavailable",
             ErrorCode::TooManyInFlight => "too_many_in_flight",
             ErrorCode::NotOnAir => "not_on_air",
             ErrorCode::HandoverRefused => "handover_refused",
@@ -143,7 +147,10 @@ impl ErrorCode {
     /// otherwise where a service it imitates does, e.g. Zoom's 403).
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::StorageUnavailable | ErrorCode::ShuttingDown | ErrorCode::ServerFull => 503,
+            ErrorCode::StorageUnavailable
+            | ErrorCode::ShuttingDown
+            | ErrorCode::ClusterUnavailable
+            | ErrorCode::ServerFull => 503,
             ErrorCode::TooManyInFlight
             | ErrorCode::RateLimited
             | ErrorCode::TooManyConnections
@@ -171,6 +178,14 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// Cluster mode: the refusal of anything a node cut off from the cluster cannot order.
+    pub fn cluster_unavailable() -> Self {
+        Refusal::new(
+            ErrorCode::ClusterUnavailable,
+            "this server has lost contact with the other servers of the cluster, so nothing was stored or changed; it is reconnecting: send again in a moment",
+        )
+    }
+
     /// The refusal of anything that arrives while the server stops.
     pub fn shutting_down() -> Self {
         Refusal::new(
@@ -222,6 +237,7 @@ mod tests {
             E::NotAllowed,
             E::StorageUnavailable,
             E::ShuttingDown,
+            E::ClusterUnavailable,
             E::TooManyInFlight,
             E::NotOnAir,
             E::HandoverRefused,

@@ -137,16 +137,19 @@ fn token<'a>(headers: &'a HeaderMap, q: &'a HashMap<String, String>) -> Option<&
     crate::secret::bearer(headers).or_else(|| q.get("token").map(String::as_str))
 }
 
-/// Answers 401 unless the request carries a publish token for the channel.
+/// Answers 401 unless the request carries a publish token for the channel; which one it is
+/// otherwise (its index).
 fn authorize(
     app: &AppState,
     ch: &Channel,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
-) -> Result<(), ApiError> {
-    match token(headers, q) {
-        Some(t) if app.hub.may_publish(&ch.info.event, &ch.info.id, t) => Ok(()),
-        found => {
+) -> Result<u32, ApiError> {
+    let found = token(headers, q);
+    let credential = found.and_then(|t| app.hub.credential(&ch.info.event, &ch.info.id, t));
+    match (found, credential) {
+        (_, Some(c)) => Ok(c),
+        (found, None) => {
             app.hub.metrics.refuse(Refused::Unauthorized);
             let message = if found.is_some() {
                 "wrong publish token for this channel"
@@ -308,9 +311,10 @@ fn publish_socket(
         Ok(ch) => ch,
         Err(r) => return r.into_response(),
     };
-    if let Err(r) = authorize(app, &ch, req.headers(), q) {
-        return r.into_response();
-    }
+    let credential = match authorize(app, &ch, req.headers(), q) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
     let name = match q.get("name") {
         Some(n) => match crate::booth::check_name(n) {
             Ok(()) => n.trim().to_string(),
@@ -328,7 +332,8 @@ fn publish_socket(
             hub.metrics.opened();
             let end = match kind {
                 Publishing::Json => {
-                    session::publisher::run(ws, hub.clone(), ingest, ch, name, shutdown).await
+                    let who = session::publisher::Who { name, credential };
+                    session::publisher::run(ws, hub.clone(), ingest, ch, who, shutdown).await
                 }
                 Publishing::EbuTt | Publishing::EbuTtCarriage => {
                     let replies = match kind {

@@ -53,6 +53,14 @@ fn ack_frame((id, of): &Naming, result: &AckResult) -> Frame {
     }
 }
 
+/// Who a publisher is: the display name (`?name=`) and which of the channel's publish tokens
+/// it connected with (its index).
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub name: String,
+    pub credential: u32,
+}
+
 /// Runs a publisher until the client leaves or the server shuts down. On shutdown, finals
 /// already received are still stored and acked before the Close frame.
 pub async fn run<S>(
@@ -60,19 +68,24 @@ pub async fn run<S>(
     hub: Arc<Hub>,
     ingest: Arc<Ingest>,
     ch: Arc<Channel>,
-    name: String,
+    who: Who,
     shutdown: CancellationToken,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let name = who.name;
     let (count, handover) = ch.publisher_join(&name);
     // Stored in order with the lines.
     ingest.store_handover(&ch, handover).await;
     let me = Publisher {
         id: count.id(),
         name: &name,
+        credential: Some(who.credential),
     };
+    // In a cluster the air is asked of the stream (on air if nobody is, or if it is the
+    // same person coming back from another node).
+    ingest.joined(&ch, me).await;
     let mut pending = FuturesOrdered::new();
     // The partial generation of this publisher's last partial, cleared when it leaves.
     let mut shown = None;

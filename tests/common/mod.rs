@@ -2,7 +2,14 @@
 //! client. Every integration test goes through [`TestServer`].
 #![allow(dead_code)]
 
+pub mod bin;
+pub mod cluster;
+pub mod nats;
+pub mod proxy;
 pub mod raw;
+
+#[allow(unused_imports)]
+pub use bin::{BinOptions, BinServer};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -523,127 +530,5 @@ impl WsClient {
     /// Sends a raw message (binary frames, oversized frames).
     pub async fn send_message(&mut self, m: Message) {
         self.ws.send(m).await.expect("send");
-    }
-}
-
-/// The built `babelcast` binary serving the test config from a data directory, as a child
-/// process (for `kill -9`, SIGTERM and restart tests). Killed when dropped.
-pub struct BinServer {
-    pub child: tokio::process::Child,
-    pub addr: std::net::SocketAddr,
-    pub dir: PathBuf,
-    /// What the process wrote to stderr so far (its log), for failure messages.
-    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl BinServer {
-    /// Writes the test config into `dir` and starts `babelcast serve` on it (port 0), waiting
-    /// for the `babelcast listening on http://ADDR` line.
-    pub async fn start(dir: &Path) -> BinServer {
-        Self::start_with(dir, "").await
-    }
-
-    /// Like [`start`](Self::start), with `extra_toml` (whole tables, e.g. `[limits]`)
-    /// appended to the test config.
-    pub async fn start_with(dir: &Path, extra_toml: &str) -> BinServer {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-        let config = dir.join("babelcast-test.toml");
-        std::fs::write(&config, config_toml(dir) + extra_toml).expect("write config");
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_babelcast"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .args(["--bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "babelcast=info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn babelcast");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("stderr");
-        let log = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                log.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let addr = tokio::time::timeout(RECV_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some(url) = line.strip_prefix("babelcast listening on http://") {
-                    return url.trim().parse().expect("listening address");
-                }
-            }
-            panic!(
-                "babelcast exited before listening: {}",
-                stderr.lock().unwrap()
-            );
-        })
-        .await
-        .expect("babelcast did not print its listening address");
-        // Keep draining stdout: the banner goes on after the first line.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        BinServer {
-            child,
-            addr,
-            dir: dir.to_path_buf(),
-            stderr,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id().expect("process running")
-    }
-
-    /// SIGKILL (`kill -9`), then reaps the process.
-    pub async fn kill9(&mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        self.child.wait().await.expect("wait");
-    }
-
-    /// Sends SIGTERM.
-    pub fn sigterm(&self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Waits for the process to exit, failing after `within`.
-    pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(within, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("babelcast did not exit within {within:?}"))
-            .expect("wait")
-    }
-
-    pub fn http(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn ws(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
-    }
-
-    pub async fn listen(&self, channel: &str, since: Option<u64>) -> WsClient {
-        let mut url = self.ws(&TestServer::channel_path(channel, "listen"));
-        if let Some(n) = since {
-            url.push_str(&format!("?since={n}"));
-        }
-        WsClient::connect(&url, None).await
-    }
-
-    pub async fn publish(&self, channel: &str) -> WsClient {
-        let url = self.ws(&TestServer::channel_path(channel, "publish"));
-        WsClient::connect(&url, Some(&token(channel))).await
     }
 }

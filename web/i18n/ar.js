@@ -9,6 +9,8 @@ export default {
   "conn.reconnecting": "جارٍ إعادة الاتصال…",
   "conn.in_seconds": "خلال {s} ث",
   "conn.offline": "غير متصل",
+  "conn.interrupted": "انقطع البث",
+  "conn.interrupted_note": "فقد هذا الخادم الاتصال بالخوادم الأخرى؛ ستعود الترجمة من تلقاء نفسها.",
   "conn.no_event": "لا توجد فعالية بهذا الاسم",
   "notice.offline": "أنت غير متصل بالشبكة. ستعود الترجمة تلقائيًا عند عودة الاتصال.",
   "error.unreachable": "تعذّر الوصول إلى خادم الترجمة؛ جارٍ إعادة المحاولة…",

@@ -9,6 +9,8 @@ export default {
   "conn.reconnecting": "Verbinde erneut…",
   "conn.in_seconds": "in {s} s",
   "conn.offline": "Offline",
+  "conn.interrupted": "Übertragung unterbrochen",
+  "conn.interrupted_note": "Dieser Server hat die Verbindung zu den anderen Servern verloren; die Untertitel kommen von selbst zurück.",
   "conn.no_event": "Veranstaltung nicht gefunden",
   "notice.offline": "Sie sind offline. Die Untertitel laufen von selbst weiter, sobald das Netz wieder da ist.",
   "error.unreachable": "Der Untertitel-Server ist nicht erreichbar; neuer Versuch…",

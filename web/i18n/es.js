@@ -9,6 +9,8 @@ export default {
   "conn.reconnecting": "Reconectando…",
   "conn.in_seconds": "en {s} s",
   "conn.offline": "Sin conexión",
+  "conn.interrupted": "Transmisión interrumpida",
+  "conn.interrupted_note": "Este servidor perdió el contacto con los demás servidores; los subtítulos volverán solos.",
   "conn.no_event": "No existe ese evento",
   "notice.offline": "No tienes conexión. Los subtítulos volverán solos cuando vuelva la red.",
   "error.unreachable": "No se puede conectar con el servidor de subtítulos; reintentando…",

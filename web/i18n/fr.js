@@ -9,6 +9,8 @@ export default {
   "conn.reconnecting": "Reconnexion…",
   "conn.in_seconds": "dans {s} s",
   "conn.offline": "Hors ligne",
+  "conn.interrupted": "Flux interrompu",
+  "conn.interrupted_note": "Ce serveur a perdu le contact avec les autres serveurs ; les sous-titres reviendront d’eux-mêmes.",
   "conn.no_event": "Événement introuvable",
   "notice.offline": "Vous êtes hors ligne. Les sous-titres reprendront d’eux-mêmes au retour du réseau.",
   "error.unreachable": "Impossible de joindre le serveur de sous-titres ; nouvel essai…",

@@ -9,6 +9,8 @@ export default {
   "conn.reconnecting": "再接続中…",
   "conn.in_seconds": "{s} 秒後",
   "conn.offline": "オフライン",
+  "conn.interrupted": "配信が中断しています",
+  "conn.interrupted_note": "このサーバーが他のサーバーとの接続を失いました。字幕は自動的に再開します。",
   "conn.no_event": "イベントが見つかりません",
   "notice.offline": "オフラインです。ネットワークが戻ると字幕は自動的に再開します。",
   "error.unreachable": "字幕サーバーに接続できません。再試行しています…",

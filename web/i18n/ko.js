@@ -9,6 +9,8 @@ export default {
   "conn.reconnecting": "다시 연결 중…",
   "conn.in_seconds": "{s}초 후",
   "conn.offline": "오프라인",
+  "conn.interrupted": "전송 중단됨",
+  "conn.interrupted_note": "이 서버가 다른 서버와의 연결을 잃었습니다. 자막은 자동으로 다시 나타납니다.",
   "conn.no_event": "행사를 찾을 수 없음",
   "notice.offline": "오프라인 상태입니다. 네트워크가 돌아오면 자막이 자동으로 이어집니다.",
   "error.unreachable": "자막 서버에 연결할 수 없습니다. 다시 시도하는 중…",

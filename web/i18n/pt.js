@@ -9,6 +9,8 @@ export default {
   "conn.reconnecting": "Reconectando…",
   "conn.in_seconds": "em {s} s",
   "conn.offline": "Sem conexão",
+  "conn.interrupted": "Transmissão interrompida",
+  "conn.interrupted_note": "Este servidor perdeu o contato com os outros servidores; as legendas voltam sozinhas.",
   "conn.no_event": "Evento não encontrado",
   "notice.offline": "Você está sem conexão. As legendas voltam sozinhas quando a rede voltar.",
   "error.unreachable": "Não foi possível acessar o servidor de legendas; tentando de novo…",

@@ -9,6 +9,8 @@ export default {
   "conn.reconnecting": "正在重新连接…",
   "conn.in_seconds": "{s} 秒后",
   "conn.offline": "已离线",
+  "conn.interrupted": "直播中断",
+  "conn.interrupted_note": "此服务器与其他服务器失去联系；字幕将自动恢复。",
   "conn.no_event": "没有这个活动",
   "notice.offline": "您已离线。网络恢复后，字幕会自动继续。",
   "error.unreachable": "无法连接字幕服务器，正在重试…",
