@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, watch};
 mod backlog;
 mod fanout;
 mod heartbeat;
+mod lifecycle;
 mod presence;
 mod rate;
 mod socket;
@@ -31,6 +32,7 @@ pub use backlog::Backlog;
 use backlog::{history_after, last_lines};
 pub use fanout::{encode, Fanout, Feeds};
 pub use heartbeat::QUIET_TICKS;
+pub use lifecycle::{EventSignal, Lifecycle, Stop};
 pub use presence::CountGuard;
 pub use rate::LineRate;
 pub use socket::{DirectSocket, Takeover};
@@ -100,6 +102,8 @@ pub struct Channel {
     pub stats: ChannelStats,
     /// Who is on air, handover, feedback and the language alert.
     pub booth: Booth,
+    /// The event's state and whether the channel was deleted (organisers' decisions).
+    pub life: Lifecycle,
     state: Mutex<State>,
     events: broadcast::Sender<Committed>,
     partial: watch::Sender<Frame>,
@@ -158,6 +162,8 @@ impl Channel {
             publishers: 0,
             on_air: false,
             interrupted: false,
+            state: Default::default(),
+            rev: 0,
         };
         let (status, _) = watch::channel(ServerMsg::Status(status0).to_frame());
         let last_lang = recent
@@ -177,6 +183,7 @@ impl Channel {
             info,
             stats,
             booth: Booth::new(None),
+            life: Lifecycle::default(),
             state: Mutex::new(State {
                 last_seq,
                 last_ts,
@@ -202,6 +209,12 @@ impl Channel {
     /// partner has been silent this long (`None`: only by request).
     pub fn with_takeover_after(mut self, after: Option<std::time::Duration>) -> Channel {
         self.booth = Booth::new(after);
+        self
+    }
+
+    /// Makes the channel one of the event whose state and revision `event` carries.
+    pub fn with_event(mut self, event: std::sync::Arc<EventSignal>) -> Channel {
+        self.life = Lifecycle::new(event);
         self
     }
 

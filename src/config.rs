@@ -134,6 +134,9 @@ pub struct StorageConfig {
     /// Extra milliseconds the writer waits to gather more lines into one transaction.
     /// 0 (default) batches whatever arrived while the previous commit ran.
     pub commit_delay_ms: u64,
+    /// Lines older than this many days are deleted from the store (hourly). 0 (default):
+    /// kept until an organiser deletes them (docs/organisers.md#privacy).
+    pub retention_days: u64,
 }
 
 impl Default for StorageConfig {
@@ -142,6 +145,7 @@ impl Default for StorageConfig {
             dir: PathBuf::from("data"),
             sync: SyncMode::Full,
             commit_delay_ms: 0,
+            retention_days: 0,
         }
     }
 }
@@ -320,10 +324,10 @@ pub struct ForwardConfig {
 /// A configuration problem, naming the key and (when known) the line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -334,12 +338,27 @@ pub enum ConfigError {
     },
 }
 
+/// The config file `serve` and `check-config` use when none is named.
+pub const DEFAULT_PATH: &str = "config/babelcast.toml";
+/// The built-in default (the shipped `config/babelcast.toml`: the demo event), used when
+/// there is no config file at all.
+pub const BUILT_IN: &str = include_str!("../config/babelcast.toml");
+
 impl Config {
+    /// The built-in default with environment overrides: what `serve` runs on with no config
+    /// file (after `cargo install`, in a container, under systemd).
+    pub fn built_in() -> Config {
+        let mut config =
+            Config::parse(BUILT_IN, Path::new("(built-in)")).expect("the built-in config is valid");
+        config.apply_env(|k| std::env::var(k).ok());
+        config
+    }
+
     /// Reads, parses and validates a config file, then applies environment overrides.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let mut config = Config::parse(&text, path)?;
         config.apply_env(|k| std::env::var(k).ok());

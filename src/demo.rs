@@ -91,7 +91,7 @@ fn growing(text: &str, lang: &str) -> Vec<String> {
 
 /// Runs the demo until shutdown. Does nothing if the config has no `demo` event.
 pub async fn run(hub: Arc<Hub>, ingest: Arc<Ingest>, shutdown: CancellationToken) {
-    let Some(event) = hub.event(EVENT).cloned() else {
+    let Some(event) = hub.event(EVENT) else {
         tracing::warn!("--demo needs an event with id \"demo\" in the config");
         return;
     };

@@ -1,30 +1,42 @@
-//! The registry: events and channels, their publish tokens and access codes, the admin token,
-//! and the services every connection shares (store, metrics, limits).
+//! The registry: events and channels (from the config file and from the store, changed at
+//! run time by organisers), who may publish and administer ([`auth`]), and the services every
+//! connection shares (store, metrics, limits).
 //!
-//! Lookups clone the channel's `Arc` out of the map, so no map guard ever outlives the call.
+//! Lookups clone an `Arc` out of the map or the event list, so no guard ever outlives the
+//! call; changes ([`registry`]) swap a new event list in and never hold a lock across an
+//! `.await`.
+
+pub mod auth;
+mod registry;
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
-use crate::channel::{Channel, ChannelInfo};
-use crate::config::{Config, Limits};
+use crate::catalog::{EventDef, Origin};
+use crate::channel::{Channel, EventSignal};
+use crate::config::{BoothConfig, Config, Limits};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+pub use auth::{Actor, Auth, Credential, Denied, Publisher};
 
 /// How often listener counts are pushed (coalesced) to sockets.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 
-/// An event and its channels, in config order.
+/// An event and its channels, in definition order.
 #[derive(Debug, Clone)]
 pub struct EventInfo {
     pub id: String,
     pub title: String,
     pub channels: Vec<String>,
+    /// The whole definition (schedule, state, access code, channels).
+    pub def: EventDef,
+    /// The state and revision its channels' sessions see.
+    pub signal: Arc<EventSignal>,
 }
 
 /// Shared server state. Its `Debug` never prints a token or access code.
@@ -32,20 +44,19 @@ pub struct Hub {
     pub limits: Limits,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
-    pub events: Vec<EventInfo>,
+    /// Every event, swapped whole on a change (readers clone the `Arc` out).
+    events: RwLock<Arc<Vec<Arc<EventInfo>>>>,
     channels: DashMap<String, Arc<Channel>>,
-    tokens: DashMap<String, Vec<String>>,
-    admin_token: String,
-    /// Attendee access codes of the events that have one (`[[events]] access_code`).
-    access_codes: std::collections::HashMap<String, String>,
-    /// True for tokens made at start (printed once).
-    pub generated_tokens: bool,
+    /// Publish tokens, credentials and admin tokens.
+    pub auth: Auth,
+    /// `[booth]`: the default handover rule of channels made at run time.
+    booth: BoothConfig,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("events", &self.events)
+            .field("events", &self.events().len())
             .field("channels", &self.channels.len())
             .field("store", &self.store)
             .field("tokens", &"<redacted>")
@@ -58,85 +69,50 @@ fn key(event: &str, channel: &str) -> String {
 }
 
 impl Hub {
-    /// Builds every channel from config, restoring seq and history from the store.
+    /// Builds every channel of the config file's events and of the events kept in the store,
+    /// restoring seq and history from the store, and loads the issued credentials.
     pub fn new(
         config: &Config,
         store: Arc<Store>,
         metrics: Arc<Metrics>,
     ) -> Result<Hub, StoreError> {
-        let channels = DashMap::new();
-        let tokens = DashMap::new();
-        let mut events = Vec::new();
-        let mut access_codes = std::collections::HashMap::new();
-        let mut generated = false;
+        let mut auth = Auth::new(&config.admin.token);
         for ev in &config.events {
-            let mut ids = Vec::new();
             for ch in &ev.channels {
-                let (last_seq, last_ts, recent) = store.load_channel(
-                    ev.id.get_ref(),
-                    ch.id.get_ref(),
-                    config.limits.history_in_memory,
-                )?;
-                let lang = ch.lang.get_ref().clone();
-                let info = ChannelInfo {
-                    event: ev.id.get_ref().clone(),
-                    id: ch.id.get_ref().clone(),
-                    label: if ch.label.is_empty() {
-                        crate::langid::native_name(&lang)
-                            .unwrap_or(&lang)
-                            .to_string()
-                    } else {
-                        ch.label.clone()
-                    },
-                    lang,
-                    source: ch.source.as_ref().map(|s| s.get_ref().clone()),
-                };
-                let channel = Channel::new(
-                    info,
-                    last_seq,
-                    last_ts,
-                    recent,
-                    config.limits.history_in_memory,
-                    config.limits.listener_queue,
-                )
-                .with_takeover_after(ch.takeover_after(&config.booth));
-                let k = key(ev.id.get_ref(), ch.id.get_ref());
-                let toks = if ch.publish_tokens.is_empty() {
-                    generated = true;
-                    vec![crate::secret::random_token()]
-                } else {
-                    ch.publish_tokens.clone()
-                };
-                tokens.insert(k.clone(), toks);
-                channels.insert(k, Arc::new(channel));
-                ids.push(ch.id.get_ref().clone());
+                auth.add_file_channel(ev.id.get_ref(), ch.id.get_ref(), &ch.publish_tokens);
             }
-            if let Some(code) = &ev.access_code {
-                access_codes.insert(ev.id.get_ref().clone(), code.clone());
-            }
-            events.push(EventInfo {
-                id: ev.id.get_ref().clone(),
-                title: ev.title.clone(),
-                channels: ids,
-            });
         }
-        let admin_token = if config.admin.token.is_empty() {
-            generated = true;
-            crate::secret::random_token()
-        } else {
-            config.admin.token.clone()
-        };
-        Ok(Hub {
+        let hub = Hub {
             limits: config.limits.clone(),
-            store,
+            store: store.clone(),
             metrics,
-            events,
-            channels,
-            tokens,
-            admin_token,
-            access_codes,
-            generated_tokens: generated,
-        })
+            events: RwLock::new(Arc::new(Vec::new())),
+            channels: DashMap::new(),
+            auth,
+            booth: config.booth.clone(),
+        };
+        let mut defs: Vec<EventDef> = config.events.iter().map(EventDef::from_config).collect();
+        for stored in store.stored_events()? {
+            if defs.iter().any(|d| d.id == stored.id) {
+                tracing::warn!(event = %stored.id, "an event made in the dashboard has the id of one in the config file; the file's is used");
+                continue;
+            }
+            defs.push(stored);
+        }
+        let now = crate::clock::now_ms();
+        for def in defs {
+            let signal = EventSignal::new(def.state(now), def.rev);
+            let channels = def
+                .channels
+                .iter()
+                .map(|c| hub.build_channel(&def, c, &signal).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            hub.install(def, signal, channels);
+        }
+        for row in store.credentials()? {
+            hub.auth.install(&row);
+        }
+        Ok(hub)
     }
 
     /// The channel, if it exists. The map guard is released before returning.
@@ -146,56 +122,60 @@ impl Hub {
             .map(|c| Arc::clone(c.value()))
     }
 
+    /// Every event now, in order (the file's first).
+    pub fn events(&self) -> Arc<Vec<Arc<EventInfo>>> {
+        self.events
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The event, if it exists.
-    pub fn event(&self, id: &str) -> Option<&EventInfo> {
-        self.events.iter().find(|e| e.id == id)
+    pub fn event(&self, id: &str) -> Option<Arc<EventInfo>> {
+        self.events().iter().find(|e| e.id == id).cloned()
     }
 
-    /// Whether `token` may publish to the channel (constant-time comparison).
+    /// Whether `token` may publish to the channel.
     pub fn may_publish(&self, event: &str, channel: &str, token: &str) -> bool {
-        self.credential(event, channel, token).is_some()
+        self.auth.publisher(event, channel, token).is_ok()
     }
 
-    /// Which of the channel's publish tokens `token` is (its index), if any (compared with
-    /// every token, in constant time).
-    pub fn credential(&self, event: &str, channel: &str, token: &str) -> Option<u32> {
-        let tokens = self.tokens.get(&key(event, channel)).map(|t| t.clone())?;
-        crate::secret::position(tokens.iter(), token).map(|i| i as u32)
-    }
-
-    /// Whether `token` is the admin token (constant-time comparison).
+    /// Whether `token` is an admin token in force.
     pub fn is_admin(&self, token: &str) -> bool {
-        crate::secret::same(&self.admin_token, token)
+        self.auth.admin(token).is_some()
     }
 
     /// Whether attendees need an access code for this event.
     pub fn needs_access_code(&self, event: &str) -> bool {
-        self.access_codes.contains_key(event)
+        self.event(event)
+            .is_some_and(|e| e.def.access_code.is_some())
     }
 
     /// Whether `code` opens the event to attendees (constant-time comparison); always true
     /// for an event without an access code.
     pub fn may_attend(&self, event: &str, code: Option<&str>) -> bool {
-        match (self.access_codes.get(event), code) {
+        let Some(ev) = self.event(event) else {
+            return true;
+        };
+        match (&ev.def.access_code, code) {
             (None, _) => true,
             (Some(want), Some(got)) => crate::secret::same(want, got),
             (Some(_), None) => false,
         }
     }
 
-    /// The admin token (for the one-time startup banner only).
-    pub fn admin_token(&self) -> &str {
-        &self.admin_token
+    /// Whether the event's transcript is published (readable by anyone).
+    pub fn transcript_public(&self, event: &str) -> bool {
+        self.event(event).is_some_and(|e| e.def.transcript_public)
     }
 
-    /// The first publish token of a channel (for the startup banner and the demo only).
-    pub fn publish_token(&self, event: &str, channel: &str) -> Option<String> {
-        self.tokens
-            .get(&key(event, channel))
-            .and_then(|t| t.first().cloned())
+    /// Whether the event was declared in the config file.
+    pub fn is_file_event(&self, event: &str) -> bool {
+        self.event(event)
+            .is_some_and(|e| e.def.origin == Origin::File)
     }
 
-    /// Every channel of an event, in config order.
+    /// Every channel of an event, in definition order.
     pub fn channels_of(&self, event: &EventInfo) -> Vec<Arc<Channel>> {
         event
             .channels
@@ -204,9 +184,9 @@ impl Hub {
             .collect()
     }
 
-    /// Every channel, in config order.
+    /// Every channel, in order.
     pub fn all_channels(&self) -> Vec<Arc<Channel>> {
-        self.events
+        self.events()
             .iter()
             .flat_map(|e| self.channels_of(e))
             .collect()
@@ -220,6 +200,8 @@ impl Hub {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    // An event whose schedule starts or ends it now changes state.
+                    self.refresh_states(crate::clock::now_ms());
                     for ch in self.all_channels() {
                         ch.refresh_status();
                         ch.beat_if_quiet();

@@ -260,6 +260,10 @@ impl Ingest {
         msg: ClientMsg,
         from: Option<Publisher<'_>>,
     ) -> Result<Admitted, Refusal> {
+        // Nothing is published before the event starts or after it ends.
+        if let Some(r) = channel.life.refusal() {
+            return Err(r);
+        }
         // In a cluster the air is the cluster's to decide, in the stream's order.
         if let Some(a) = self.arbiter.get() {
             return a.admit(self, channel, msg, from).await;

@@ -6,6 +6,7 @@
 //!
 //! Layout (see ARCHITECTURE.md):
 //! - [`config`]: the typed TOML configuration and its validation.
+//! - [`catalog`]: the definitions of events and channels (file and dashboard) and their rules.
 //! - [`protocol`]: the v1 wire format (the only place that knows the JSON shapes).
 //! - [`record`]: a committed line, edit or handover (a `Record`), as stored and as framed.
 //! - [`booth`]: who is on air, handover, audience feedback, language alert.
@@ -29,6 +30,7 @@
 //! - [`demo`]: the built-in sample speech for `serve --demo`.
 
 pub mod booth;
+pub mod catalog;
 pub mod channel;
 pub mod clock;
 pub mod cluster;
@@ -42,6 +44,7 @@ pub mod langid;
 pub mod limiter;
 pub mod load;
 pub mod metrics;
+pub mod organiser;
 pub mod protocol;
 pub mod push;
 pub mod record;

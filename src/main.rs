@@ -23,9 +23,10 @@ struct Cli {
 enum Command {
     /// Run the relay server.
     Serve {
-        /// Config file.
-        #[arg(long, default_value = "config/babelcast.toml")]
-        config: PathBuf,
+        /// Config file [default: config/babelcast.toml if it exists, else the built-in demo
+        /// event].
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Address to listen on (overrides server.bind).
         #[arg(long)]
         bind: Option<String>,
@@ -46,9 +47,8 @@ enum Command {
     Load(babelcast::load::LoadConfig),
     /// Check a config file and exit non-zero naming every problem.
     CheckConfig {
-        /// Config file.
-        #[arg(default_value = "config/babelcast.toml")]
-        file: PathBuf,
+        /// Config file [default: config/babelcast.toml if it exists, else the built-in one].
+        file: Option<PathBuf>,
     },
     /// Publish stdin to a channel: partials as text arrives, a final at each line break;
     /// unacked lines are resent after a reconnect, so none is lost or doubled.
@@ -73,18 +73,17 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Push(args) => push(args),
         Command::Load(cfg) => babelcast::load::main(cfg),
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(c) => {
+        Command::CheckConfig { file } => match load_config(file) {
+            Ok((c, source)) => {
                 let channels: usize = c.events.iter().map(|e| e.channels.len()).sum();
                 println!(
-                    "{}: ok ({} events, {channels} channels)",
-                    file.display(),
+                    "{source}: ok ({} events, {channels} channels)",
                     c.events.len()
                 );
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", chain(&e));
                 ExitCode::FAILURE
             }
         },
@@ -104,7 +103,7 @@ fn main() -> ExitCode {
             match rt.block_on(serve(config, bind, data, demo, web_dir)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", chain(&e));
                     ExitCode::FAILURE
                 }
             }
@@ -112,14 +111,63 @@ fn main() -> ExitCode {
     }
 }
 
+/// An error and its causes, each said once (a cause whose words the message already holds
+/// is not repeated).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+/// Where the config came from, for the banner and `check-config`.
+enum Source {
+    File(PathBuf),
+    BuiltIn,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::BuiltIn => write!(
+                f,
+                "no config file ({} not found): the built-in default",
+                babelcast::config::DEFAULT_PATH
+            ),
+        }
+    }
+}
+
+/// The named config file; else `config/babelcast.toml` if there is one; else the built-in
+/// default (the demo event), so `babelcast serve` runs anywhere.
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<(Config, Source)> {
+    let path = match path {
+        Some(p) => p,
+        None => {
+            let p = PathBuf::from(babelcast::config::DEFAULT_PATH);
+            if !p.exists() {
+                return Ok((Config::built_in(), Source::BuiltIn));
+            }
+            p
+        }
+    };
+    Ok((Config::load(&path)?, Source::File(path)))
+}
+
 async fn serve(
-    config_path: PathBuf,
+    config_path: Option<PathBuf>,
     bind: Option<String>,
     data: Option<PathBuf>,
     demo: bool,
     web_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let mut config = Config::load(&config_path)?;
+    let (mut config, source) = load_config(config_path)?;
     if let Some(b) = bind {
         config.server.bind = b;
     }
@@ -132,8 +180,9 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.bind))?;
+    let store = config.storage.dir.clone();
     let server = Server::start(listener, config, Options { web_dir }).await?;
-    print_banner(&server);
+    print_banner(&server, &source, &store);
     if demo {
         tokio::spawn(babelcast::demo::run(
             server.hub().clone(),
@@ -147,9 +196,11 @@ async fn serve(
     Ok(())
 }
 
-/// Prints the publisher and admin links once, like Jupyter prints its token. Tokens are never
-/// logged.
-fn print_banner(server: &Server) {
+/// Prints where things are, once: the config and store, the dashboard, each event's
+/// attendee and booth pages and publish URLs, and secrets only if they were made at start
+/// (like Jupyter prints its token). Configured secrets are never printed (under systemd or
+/// in a container stdout is the log), and no token is ever logged.
+fn print_banner(server: &Server, source: &Source, store: &std::path::Path) {
     let hub = server.hub();
     let url = server.public_url();
     println!("babelcast listening on {url}");
@@ -169,19 +220,37 @@ fn print_banner(server: &Server) {
         ),
         Origin::Bound | Origin::Configured => {}
     }
-    for ev in &hub.events {
+    println!("  config: {source}");
+    if matches!(source, Source::BuiltIn) {
+        println!("    (write your own and pass --config FILE; see README.md)");
+    }
+    let store = std::path::absolute(store).unwrap_or_else(|_| store.to_path_buf());
+    println!(
+        "  store: {}",
+        store.join(babelcast::store::DB_FILE).display()
+    );
+    println!("  dashboard: {url}/admin");
+    let ws = url.replacen("http", "ws", 1);
+    for ev in hub.events().iter() {
         println!("\n  {} — attendees: {url}/e/{}", ev.id, ev.id);
+        println!("    booth: {url}/booth/{}", ev.id);
         for ch in &ev.channels {
-            if let Some(token) = hub.publish_token(&ev.id, ch) {
-                let ws = url.replacen("http", "ws", 1);
-                println!(
-                    "    publish {ch:<8} {ws}/v1/events/{}/channels/{ch}/publish?token={token}",
-                    ev.id
-                );
+            let publish = format!("{ws}/v1/events/{}/channels/{ch}/publish", ev.id);
+            match hub.auth.generated_publish_token(&ev.id, ch) {
+                Some(token) => println!("    publish {ch:<8} {publish}?token={token}"),
+                None if hub.auth.has_file_tokens(&ev.id, ch) => {
+                    println!("    publish {ch:<8} {publish} (token from the config file)")
+                }
+                None => println!("    publish {ch:<8} {publish} (credentials from the dashboard)"),
             }
         }
     }
-    println!("\n  admin token: {}\n", hub.admin_token());
+    match hub.auth.generated_admin_token() {
+        Some(token) => println!("\n  admin token (made at start, valid until it stops): {token}\n"),
+        None => {
+            println!("\n  admin token: set in the config or BABELCAST_ADMIN_TOKEN (not printed)\n")
+        }
+    }
 }
 
 async fn shutdown_signal() {

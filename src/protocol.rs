@@ -19,10 +19,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 /// A pre-serialised text frame, shared by reference count between every recipient.
 pub type Frame = Utf8Bytes;
 
+pub mod admin;
 pub mod api;
 mod error;
+mod state;
 
 pub use error::{ErrorCode, Refusal};
+pub use state::EventState;
 
 /// Close code sent when the server shuts down or restarts: reconnect with `since=`.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -33,6 +36,21 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_BEHIND: u16 = 4001;
 /// Close code for a connection that sent no frame (not even a pong) within the idle timeout.
 pub const CLOSE_IDLE: u16 = 4002;
+/// Close code for a publisher whose credential the organiser revoked: do not reconnect with
+/// it (the next attempt gets HTTP 401 `credential_revoked`).
+pub const CLOSE_REVOKED: u16 = 4003;
+/// Close code for every socket of a channel the organiser deleted: the channel is gone.
+pub const CLOSE_CHANNEL_DELETED: u16 = 4004;
+/// Close code for publishers when their event ends, and for everyone when it is archived or
+/// deleted: nothing more will come on this socket.
+pub const CLOSE_EVENT_OVER: u16 = 4005;
+/// Close code for every socket of a channel the organiser changed (its language, label or
+/// source): reconnect at once with `since=`; the new `hello` describes the channel.
+pub const CLOSE_CHANNEL_CHANGED: u16 = 4006;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// A message a publisher (or, for `feedback`, a listener) sends to the server.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -91,6 +109,15 @@ pub struct Status {
     /// Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// The event's state, written only when it is not `live` (an attendee page says "not
+    /// started yet" or "ended").
+    #[serde(default, skip_serializing_if = "EventState::is_live")]
+    pub state: EventState,
+    /// The revision of the event's definition (events made in the dashboard; 0 and left out
+    /// for the config file's): when it changes, the channel list or the event changed and a
+    /// page reads `GET /v1/events` again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rev: u64,
 }
 
 /// A message the server sends. Every variant is serialised once and shared.

@@ -1,4 +1,5 @@
-//! Secrets: generated tokens, constant-time comparison, and the bearer token of a request.
+//! Secrets: generated tokens, their SHA-256 digests (all the store keeps of a credential),
+//! constant-time comparison, and the bearer token of a request.
 
 use axum::http::{header, HeaderMap};
 use rand::distr::{Alphanumeric, SampleString};
@@ -10,6 +11,36 @@ const TOKEN_LEN: usize = 24;
 /// A random token for publishers or the admin (24 alphanumerics, ~143 bits).
 pub fn random_token() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), TOKEN_LEN)
+}
+
+/// Random characters of a credential or admin token after its prefix (~190 bits).
+const CREDENTIAL_LEN: usize = 32;
+
+/// A new credential: `prefix` then 32 random alphanumerics. The prefix tells a person (and a
+/// secret scanner) what leaked: `bcp_` a publish credential, `bca_` an admin token.
+pub fn new_credential(prefix: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + CREDENTIAL_LEN);
+    s.push_str(prefix);
+    s.push_str(&Alphanumeric.sample_string(&mut rand::rng(), CREDENTIAL_LEN));
+    s
+}
+
+/// A short public id (not a secret): `prefix` then 10 random lowercase alphanumerics.
+pub fn new_id(prefix: &str) -> String {
+    let tail: String = Alphanumeric
+        .sample_string(&mut rand::rng(), 10)
+        .to_ascii_lowercase();
+    format!("{prefix}{tail}")
+}
+
+/// The SHA-256 digest of a token. Credentials are high-entropy random strings, so a plain
+/// digest (no salt, no slow hash) is enough: nobody can guess one from its digest, and the
+/// server finds a presented token by its digest without keeping the token.
+pub fn digest(token: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// Whether two secrets are equal, in time independent of where they differ.
@@ -42,6 +73,22 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn digests_are_sha256() {
+        // echo -n abc | sha256sum
+        let hex: String = super::digest("abc")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let a = super::new_credential("bcp_");
+        assert!(a.starts_with("bcp_") && a.len() == 36);
+        assert_ne!(a, super::new_credential("bcp_"));
+    }
+
     #[test]
     fn bearer_scheme_is_case_insensitive() {
         use axum::http::{header, HeaderMap, HeaderValue};

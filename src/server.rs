@@ -4,6 +4,7 @@
 //! the store, builds the hub and serves until [`Server::shutdown`]: stop accepting, send Close
 //! 1001 on every socket, flush the store, all within `server.shutdown_grace_secs`.
 
+mod admin_api;
 mod conn;
 mod error;
 pub mod guard;
@@ -41,6 +42,7 @@ use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::limiter::{ConnLimiter, ConnPermit, Denied};
 use crate::metrics::{Metrics, Refused};
+use crate::organiser::Organiser;
 use crate::protocol::Refusal;
 use crate::store::{Store, StoreError};
 
@@ -86,6 +88,8 @@ pub struct AppState {
     pub forwarders: Arc<[Arc<Forwarder>]>,
     /// Cluster mode: this node's link to NATS.
     pub cluster: Option<Arc<Node>>,
+    /// Organisers' changes at run time (events, channels, credentials, deletions).
+    pub organiser: Arc<Organiser>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub options: Arc<Options>,
@@ -196,11 +200,17 @@ impl Server {
             tls.is_some(),
         );
         let public_url: Arc<str> = public_url.into();
+        let organiser =
+            Organiser::start(hub.clone(), public_url.clone(), &tracker, shutdown.clone());
+        if let Some(node) = &cluster {
+            crate::cluster::registry::start(node, &organiser).await?;
+        }
         let state = AppState {
             hub: hub.clone(),
             ingest: ingest.clone(),
             forwarders: forwarders.clone(),
             cluster: cluster.clone(),
+            organiser,
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             options: Arc::new(options),
@@ -212,6 +222,14 @@ impl Server {
         tracker.spawn(hub.clone().run_status_ticker(shutdown.clone()));
         tracker.spawn(crate::ingest::idle::run(ingest.clone(), shutdown.clone()));
         tracker.spawn(reclaim::run(state.limiter.clone(), shutdown.clone()));
+        if config.storage.retention_days > 0 {
+            let days = config.storage.retention_days;
+            tracker.spawn(crate::organiser::run_retention(
+                hub.clone(),
+                days,
+                shutdown.clone(),
+            ));
+        }
         // In a cluster only the node holding the forwarding lease runs them (no double posts).
         if cluster.is_none() {
             crate::forward::spawn_all(&hub, &forwarders, None, &tracker, &shutdown);

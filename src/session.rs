@@ -59,6 +59,8 @@ pub enum End {
     TooBig,
     WriteTimeout,
     Error,
+    /// An organiser's decision: credential revoked, channel deleted, event over.
+    Stopped(crate::channel::Stop),
 }
 
 /// Queues a frame for writing (written at the next flush or when the buffer fills).
@@ -129,7 +131,8 @@ where
 }
 
 /// Closes a publisher's socket the way its session ended: 1001 on shutdown (reconnect), 4002
-/// when it stopped answering pings; other ends need no close frame or sent one already.
+/// when it stopped answering pings, 4003-4005 on an organiser's decision; other ends need no
+/// close frame or sent one already.
 pub(crate) async fn close_publisher<S>(ws: &mut WebSocketStream<S>, end: End)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -137,6 +140,10 @@ where
     match end {
         End::Shutdown => close(ws, CLOSE_GOING_AWAY, "server restarting; reconnect").await,
         End::Idle => close(ws, CLOSE_IDLE, "idle: no pong").await,
+        End::Stopped(stop) => {
+            let (code, reason) = stop.close();
+            close(ws, code, reason).await
+        }
         _ => {}
     }
 }

@@ -21,7 +21,10 @@ use crate::metrics::Metrics;
 use crate::protocol::Refusal;
 use crate::record::{Kind, Record};
 
+pub mod audit;
+pub mod catalog;
 mod migrate;
+pub mod purge;
 pub mod replica;
 mod request;
 mod saved;
@@ -128,6 +131,8 @@ fn open_conn(path: &Path, sync: SyncMode) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Deleted transcripts leave no trace in freed pages (see `purge`).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(
         None,
         "synchronous",
@@ -313,7 +318,10 @@ impl Store {
                 params![event, channel, n as i64],
             )?;
             recent.reverse();
-            Ok((last_seq.unwrap_or(0) as u64, last_ts.unwrap_or(0), recent))
+            // Deleted transcripts keep their channel's last seq: seqs are never reused.
+            let (floor_seq, floor_ts) = purge::seq_floor(c, event, channel)?;
+            let last_seq = (last_seq.unwrap_or(0) as u64).max(floor_seq);
+            Ok((last_seq, last_ts.unwrap_or(0).max(floor_ts), recent))
         })
     }
 

@@ -2,7 +2,8 @@
 //! caching), QR codes for the hall screen, and the organiser dashboard's admin API.
 //!
 //! Pages: `/` (events), `/e/{event}` (attendee), `/e/{event}/display` (hall screen and
-//! livestream overlay), `/booth/{event}` (interpreter console), `/admin` (organiser dashboard). Every page is plain HTML with JavaScript modules and one
+//! livestream overlay), `/e/{event}/transcript` (the read-only transcript),
+//! `/booth/{event}` (interpreter console), `/admin` (organiser dashboard). Every page is plain HTML with JavaScript modules and one
 //! stylesheet, under a strict content security policy (no inline script or style).
 
 pub mod admin;
@@ -56,6 +57,12 @@ pub fn routes() -> Router<WebState> {
             "/e/{event}/display",
             get(|State(s): State<WebState>, h: HeaderMap| async move {
                 page(&s, &h, "display.html").await
+            }),
+        )
+        .route(
+            "/e/{event}/transcript",
+            get(|State(s): State<WebState>, h: HeaderMap| async move {
+                page(&s, &h, "transcript.html").await
             }),
         )
         .route(

@@ -4,9 +4,14 @@
 
 import { channelPath, el, langAttr, readStore } from "./common.js";
 import { t, use } from "./i18n.js";
+import * as manage from "./admin-manage.js";
+import * as organisers from "./admin-audit.js";
 
 /** How often the dashboard polls. */
 const POLL_MS = 2000;
+/** Every how many polls the events and credentials are read again (unless someone types). */
+const MANAGE_EVERY = 5;
+let polls = 0;
 const KEY = "babelcast.admin";
 const $ = (id) => document.getElementById(id);
 let token = null;
@@ -57,6 +62,14 @@ function render(data) {
   let listeners = 0;
   let onAir = 0;
   const all = [];
+  // Channels deleted since the last poll leave the table.
+  const live = new Set(data.channels.map((c) => `${c.event}/${c.id}`));
+  for (const [key, tr] of rows) {
+    if (!live.has(key)) {
+      tr.remove();
+      rows.delete(key);
+    }
+  }
   for (const c of data.channels) {
     listeners += c.listeners;
     if (c.on_air) onAir += 1;
@@ -102,6 +115,8 @@ async function poll() {
     if (!res.ok) throw new Error(String(res.status));
     render(await res.json());
     setConn("live", "conn.live");
+    polls += 1;
+    if (polls % MANAGE_EVERY === 0) manage.refresh(false);
   } catch {
     setConn("reconnecting", "admin.unreachable");
   }
@@ -120,6 +135,8 @@ function signIn(value) {
   $("signout").hidden = false;
   setConn("connecting", "conn.connecting");
   poll();
+  manage.start(token);
+  organisers.start(token, manage.showIssued);
 }
 
 function signOut(message) {
@@ -133,6 +150,8 @@ function signOut(message) {
   $("signin").hidden = false;
   $("board").hidden = true;
   $("signout").hidden = true;
+  manage.stop();
+  organisers.stop();
   setConn("idle", "admin.signed_out");
   const err = $("signin-error");
   err.textContent = message || "";

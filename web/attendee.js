@@ -22,6 +22,8 @@ const SIZE_STEP = 10;
 const FEEDBACK_NOTE_MS = 4000;
 /** A server cut off from the others this long is left for another (behind a load balancer). */
 const INTERRUPTED_RECONNECT_MS = 20000;
+/** How often an event with no channel yet is looked at again. */
+const EMPTY_EVENT_POLL_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
 const event = eventFromPath();
@@ -56,14 +58,21 @@ const mainSocket = new Socket(() => listenUrl(mainFeed.channel, mainFeed), {
     mainFeed.handle(m);
   },
 });
+const closedNotice = { 4004: "notice.channel_deleted", 4005: "notice.event_over" };
 const showConn = connBadge(conn, mainSocket);
 let connState = ["connecting", 0];
 mainSocket.onState = (state, delay) => {
   connState = [state, delay];
   showConn(state, delay);
+  if (state === "closed") {
+    // The organiser deleted the channel or archived the event: say so, offer what is left.
+    showNotice(closedNotice[delay] || "notice.event_over");
+    refreshEvent();
+    return;
+  }
   if (state === "live") {
     keepAwake();
-    if (noticeKey === "notice.offline") showNotice(null);
+    if (noticeKey === "notice.offline" || noticeKey === "notice.channel_deleted") showNotice(null);
   } else {
     // What was being typed when the feed stopped is stale; the line it became comes on resume.
     mainFeed.setPartial("");
@@ -169,6 +178,9 @@ function wireSettings() {
 
 function showStatus(s) {
   lastStatus = s;
+  showState(s.state || "live");
+  // The organiser changed the event (a channel added or removed, a new title): read it again.
+  if (ev && (s.rev || 0) !== (ev.rev || 0)) refreshEvent();
   // Counts are refreshed every few seconds; this page is always one of them.
   $("listeners").textContent = t("listening", { n: Math.max(1, s.listeners) });
   const waiting = mainPane.querySelector(".waiting");
@@ -198,6 +210,60 @@ function showInterrupted(cut) {
     conn.title = "";
     if (conn.dataset.state === "interrupted") showConn(...connState);
   }
+}
+
+/** "Not started yet" or "ended" above the captions (nothing while live). */
+function showState(state) {
+  const box = $("event-state");
+  box.dataset.state = state;
+  box.hidden = state === "live";
+  if (box.hidden) return;
+  const at = ev && ev.starts_at;
+  const key = state === "scheduled" ? (at ? "state.scheduled_at" : "state.scheduled") : "state.ended";
+  const time = at ? new Date(at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
+  $("event-state-text").textContent = t(key, { time });
+  const link = $("event-state-link");
+  link.hidden = state === "scheduled";
+  link.href = withCode(`/e/${encodeURIComponent(event)}/transcript`);
+  link.textContent = t("state.transcript");
+}
+
+let refreshing = null;
+/** Reads the event again (after a change): the picker gains or loses channels in place. */
+function refreshEvent() {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try {
+      const fresh = (await loadEvents()).find((e) => e.id === event) || null;
+      if (!fresh) {
+        ev = ev && { ...ev, channels: [] };
+        mainSocket.stop();
+        floorSocket.stop();
+        showState("ended");
+        return;
+      }
+      ev = fresh;
+      fillPicker();
+      if (!ev.channels.some((c) => c.id === channel)) {
+        if (ev.channels.length) choose(preferredChannel());
+      } else {
+        follow();
+      }
+      if (lastStatus) showState(lastStatus.state || ev.state);
+    } catch {
+      // Tried again at the next status message.
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+/** One option per channel of the event, in its order, keeping the one chosen. */
+function fillPicker() {
+  const options = ev.channels.map((ch) => el("option", { value: ch.id, lang: langAttr(ch.lang) }, nameOf(ch)));
+  picker.replaceChildren(...options);
+  if (channel && ev.channels.some((c) => c.id === channel)) picker.value = channel;
 }
 
 let wakeKey = "wake.on";
@@ -286,7 +352,7 @@ function follow() {
   const dual = !!settings.dual && f !== null && f.id !== channel;
   $("dual").disabled = !f || f.id === channel;
   // Feedback goes to an interpreter: a channel with a source has one.
-  $("feedback-box").hidden = !ch.source;
+  $("feedback-box").hidden = !(ch.interpreted ?? ch.source);
   labelDual();
   $("panes").classList.toggle("dual", dual);
   const title = $("main-title");
@@ -367,10 +433,18 @@ async function start() {
   }
   showNotice(null);
   $("event-name").textContent = ev.title || ev.id;
-  for (const ch of ev.channels) {
-    picker.append(el("option", { value: ch.id, lang: langAttr(ch.lang) }, nameOf(ch)));
-  }
   picker.addEventListener("change", () => choose(picker.value));
+  // An event set up in the dashboard may have no channel yet: look again until it has one.
+  while (!ev.channels.length) {
+    await use(pick());
+    showState(ev.state);
+    showNotice("notice.no_channels");
+    await new Promise((r) => setTimeout(r, EMPTY_EVENT_POLL_MS));
+    ev = (await loadEvents().catch(() => [ev])).find((e) => e.id === event) || ev;
+  }
+  showNotice(null);
+  fillPicker();
+  showState(ev.state);
   choose(preferredChannel());
 }
 

@@ -202,11 +202,13 @@ export class Sender {
       storage_unavailable: "booth.alert.storage",
       cluster_unavailable: "booth.alert.cluster",
       shutting_down: "booth.alert.restarting",
+      channel_changed: null,
     }[m.code];
-    if (again) {
-      // Not stored; it stays pending and goes again shortly.
+    if (again !== undefined) {
+      // Not stored; it stays pending and goes again shortly (after the reconnect, for a
+      // channel the organiser just changed).
       op.sentAt = 0;
-      this.alert(t(again));
+      if (again) this.alert(t(again));
       return true;
     }
     this.pending.splice(i, 1);

@@ -50,10 +50,12 @@ const sender = new Sender({
   air: () => ({ standby: standby(), partner: partnerName() }),
   alert: (text) => showAlert(text),
 });
-pub.onState = (state, delay) => {
+pub.onState = (state, delay, reason) => {
   badge(state, delay);
   if (state === "live") sender.resendAll();
   if (state === "reconnecting") checkToken();
+  // The organiser's decision (4003 revoked, 4004 channel deleted, 4005 event over): say why.
+  if (state === "closed") signOut(t(`booth.closed.${delay}`, { reason: reason || "" }));
 };
 // A monitor: with the token and monitor=1 this console is not counted among the listeners.
 const own = new Socket(
@@ -86,30 +88,51 @@ function partnerName() {
 
 // ---- sign in --------------------------------------------------------------------------
 
-/** Asks the server whether the token may publish (426 = yes, it just wants a WebSocket). */
+/**
+ * Asks the server whether the token may publish now: 426 = yes (it just wants a WebSocket);
+ * 401, 404, or 409/410 outside the event's schedule. `code` is the refusal's code.
+ */
 async function tokenStatus(channel, token) {
   try {
     const res = await fetch(channelPath(event, channel, "publish"), {
       headers: { Authorization: `Bearer ${token}` },
       cache: "no-store",
     });
-    return res.status;
+    let code = "";
+    if (res.status !== 426) code = (await res.json().catch(() => ({}))).code || "";
+    return { status: res.status, code };
   } catch {
-    return 0;
+    return { status: 0, code: "" };
   }
+}
+
+/** The sign-in refusal people read for a token status (null: the token may publish). */
+function refusalOf({ status, code }) {
+  if (code === "credential_revoked") return "booth.signin.revoked_by_organiser";
+  if (code === "event_ended" || code === "event_archived") return "booth.signin.ended";
+  if (status === 401) return "booth.signin.wrong_token";
+  if (status === 404) return "booth.signin.unknown_channel";
+  if (status === 0) return "booth.signin.unreachable";
+  return null;
 }
 
 async function checkToken() {
   if (!me) return;
-  if ((await tokenStatus(me.channel, me.token)) === 401) signOut(t("booth.signin.revoked"));
+  const st = await tokenStatus(me.channel, me.token);
+  if (st.status === 401 || st.code === "event_ended" || st.code === "event_archived") {
+    signOut(t(st.code === "credential_revoked" || st.status !== 401 ? refusalOf(st) : "booth.signin.revoked"));
+  } else if (st.code === "event_not_started") {
+    showAlert(t("booth.signin.not_started"));
+  }
 }
 
 async function signIn(cred, quiet) {
   const err = $("signin-error");
-  const status = await tokenStatus(cred.channel, cred.token);
-  if (status === 401 || status === 404 || status === 0) {
-    if (!quiet) {
-      err.textContent = t(status === 401 ? "booth.signin.wrong_token" : status === 404 ? "booth.signin.unknown_channel" : "booth.signin.unreachable");
+  const st = await tokenStatus(cred.channel, cred.token);
+  const refusal = refusalOf(st);
+  if (refusal) {
+    if (!quiet || st.code) {
+      err.textContent = t(refusal);
       err.hidden = false;
     }
     return;
@@ -132,7 +155,7 @@ function signOut(message) {
   $("console").hidden = true;
   $("signin").hidden = false;
   $("signout").hidden = true;
-  $("onair").hidden = $("listeners").hidden = true;
+  $("onair").hidden = $("listeners").hidden = $("signed-as").hidden = true;
   $("conn").dataset.state = "idle";
   $("conn").querySelector(".conn-text").textContent = t("booth.signed_out");
   const err = $("signin-error");
@@ -415,6 +438,9 @@ function showAir() {
 function showBooth(m) {
   const wasStandby = standby();
   booth = m;
+  const self = (m.publishers || []).find((p) => p.id === publisherId);
+  $("signed-as").hidden = !self;
+  if (self) $("signed-as").textContent = t("booth.signed_in_as", { name: self.name });
   $("booth-state").hidden = false;
   const isMine = mine();
   $("booth-who").textContent = !m.on_air
@@ -458,6 +484,7 @@ async function start() {
   }
   const saved = readStore(sessionStorage, SESSION_KEY, { channel: null, token: "", name: "" });
   const asked = new URLSearchParams(location.search).get("channel");
+
   if (asked && ev.channels.some((c) => c.id === asked)) sel.value = asked;
   else if (saved.channel && ev.channels.some((c) => c.id === saved.channel)) sel.value = saved.channel;
   $("name").value = saved.name || "";
@@ -466,7 +493,13 @@ async function start() {
     signIn({ channel: sel.value, token: $("token").value.trim(), name: $("name").value.trim() }, false);
   });
   $("signout").addEventListener("click", () => signOut(""));
-  if (saved.token && saved.channel) signIn(saved, true);
+  // A credential's booth link (URL or QR code) carries its token after '#': it signs in at
+  // once, and the token leaves the address bar (and the history) right away.
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromLink && asked) {
+    history.replaceState(null, "", location.pathname + location.search);
+    signIn({ channel: asked, token: fromLink, name: "" }, false);
+  } else if (saved.token && saved.channel) signIn(saved, true);
   else $("token").focus();
 }
 

@@ -117,6 +117,14 @@ const WATCH_EVERY_MS = 1000;
 export const CLOSE_BEHIND = 4001;
 /** Close code: the server is restarting; reconnect with since=. */
 export const CLOSE_GOING_AWAY = 1001;
+/**
+ * Close codes of an organiser's decision, after which reconnecting is pointless: the
+ * publisher's credential was revoked (4003), the channel deleted (4004), the event is over
+ * (4005). The socket stops and reports the state `closed` with the code and the reason.
+ */
+export const FINAL_CLOSES = [4003, 4004, 4005];
+/** Close code: the organiser changed the channel; reconnect at once (the new hello says how). */
+export const CLOSE_CHANNEL_CHANGED = 4006;
 
 /**
  * A WebSocket that reconnects until stopped. `url()` is called for every attempt, so it can
@@ -218,7 +226,13 @@ export class Socket {
     ws.onclose = (e) => {
       if (this.ws !== ws) return;
       this.detach();
-      if (!this.stopped) this.retry(e.code);
+      if (this.stopped) return;
+      if (FINAL_CLOSES.includes(e.code)) {
+        this.stop();
+        this.onState("closed", e.code, e.reason);
+        return;
+      }
+      this.retry(e.code);
     };
   }
 
@@ -251,7 +265,7 @@ export class Socket {
     if (navigator.onLine === false) {
       // Back at the `online` event; tried now and then in case the browser is wrong.
       delay = RETRY_MAX_MS;
-    } else if (code === CLOSE_BEHIND) {
+    } else if (code === CLOSE_BEHIND || code === CLOSE_CHANNEL_CHANGED) {
       // Told to resume at once; a little jitter still spreads a crowd.
       delay = 100 + Math.random() * 400;
     } else {
@@ -279,7 +293,7 @@ export function connBadge(node, socket) {
     clearInterval(countdown);
     node.dataset.state = state;
     node.dataset.connections = String(socket.connections);
-    const keys = { connecting: "conn.connecting", live: "conn.live", offline: "conn.offline", reconnecting: "conn.reconnecting" };
+    const keys = { connecting: "conn.connecting", live: "conn.live", offline: "conn.offline", reconnecting: "conn.reconnecting", closed: "conn.closed" };
     text.textContent = keys[state] ? t(keys[state]) : state;
     if (wait) wait.textContent = "";
     if (state === "reconnecting" && wait) {

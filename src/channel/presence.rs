@@ -71,6 +71,8 @@ impl Channel {
             publishers: self.publishers(),
             on_air: self.booth.any_on_air(),
             interrupted: self.booth.interrupted(),
+            state: self.life.state(),
+            rev: self.life.event().rev(),
         }
     }
 

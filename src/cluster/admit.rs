@@ -86,6 +86,7 @@ impl Node {
         let Some(link) = self.link_of(channel) else {
             return;
         };
+        let link = &link;
         if !self.in_cluster() {
             return;
         }
@@ -114,6 +115,7 @@ impl Node {
                 "this channel is not part of the cluster; nothing was stored",
             ));
         };
+        let link = &link;
         let max = ingest.max_caption_chars();
         match &msg {
             ClientMsg::Partial { text } => ingest::check_text(text, max, true)?,

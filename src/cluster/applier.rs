@@ -105,7 +105,11 @@ async fn read(node: &Arc<Node>, next: &mut u64) -> Result<(), String> {
 
 /// Hands one stream message to the replica writer.
 async fn apply(node: &Arc<Node>, subject: &str, payload: &[u8], seq: u64) -> Result<(), String> {
-    let link = node.by_subject.get(subject).cloned();
+    let link = match node.links.subject(subject) {
+        Some(l) => Some(l),
+        // A channel made at run time whose definition has not reached this node yet.
+        None => super::registry::link_subject(node, subject).await,
+    };
     let batch = match serde_json::from_slice::<wire::Batch>(payload) {
         Ok(b) if b.v <= wire::VERSION => Some(b),
         Ok(b) => {
@@ -209,7 +213,7 @@ pub(super) async fn partials(node: Arc<Node>, mut sub: async_nats::Subscriber) {
                 None => break,
             },
         };
-        let Some(link) = node.by_partial.get(m.subject.as_str()) else {
+        let Some(link) = node.links.partial(m.subject.as_str()) else {
             continue;
         };
         let Ok(p) = serde_json::from_slice::<wire::Partial>(&m.payload) else {

@@ -34,8 +34,9 @@ pub(super) async fn run(node: Arc<Node>, mut sub: async_nats::Subscriber) {
                 let report = wire::Audience {
                     node: node.id.clone(),
                     channels: node
-                        .by_channel
-                        .values()
+                        .links
+                        .all()
+                        .iter()
                         .map(|l| {
                             let f = l.channel.booth.local_feedback_counts();
                             ChannelAudience {
@@ -65,7 +66,7 @@ pub(super) async fn run(node: Arc<Node>, mut sub: async_nats::Subscriber) {
             }
         }
         others.retain(|_, (at, _)| at.elapsed() < STALE);
-        for link in node.by_channel.values() {
+        for link in node.links.all() {
             let (mut listeners, mut f) = (0, [0u32; 3]);
             for c in others
                 .values()

@@ -54,11 +54,6 @@ fn take_entry(link: &Link, entry: (u64, BoothRecord)) -> bool {
 
 /// Feeds every change of the booth bucket to its channel.
 pub(super) async fn watch(node: Arc<Node>) {
-    let by_key: std::collections::HashMap<&str, &Arc<Link>> = node
-        .by_channel
-        .values()
-        .map(|l| (l.key.as_str(), l))
-        .collect();
     let mut connections = node.connections.subscribe();
     while !node.shutdown.is_cancelled() {
         connections.borrow_and_update();
@@ -72,8 +67,8 @@ pub(super) async fn watch(node: Arc<Node>) {
                 };
                 match e {
                     Some(Ok(entry)) => {
-                        if let Some(link) = by_key.get(entry.key.as_str()) {
-                            take_entry(link, (entry.revision, decode(&entry)));
+                        if let Some(link) = node.links.key(entry.key.as_str()) {
+                            take_entry(&link, (entry.revision, decode(&entry)));
                         }
                     }
                     Some(Err(e)) => {
@@ -243,15 +238,16 @@ pub(super) async fn set_request(
 /// At shutdown: takes this node's publishers off air at once (rather than after the presence
 /// TTL) and clears their requests.
 pub(super) async fn release_all(node: &Node) {
+    let links = node.links.all();
     let mine = |h: &Option<Holder>| h.as_ref().filter(|h| h.node == node.id).map(|h| h.id);
-    let releases = node.by_channel.values().filter_map(|link| {
+    let releases = links.iter().filter_map(|link| {
         let id = mine(&link.applied.borrow().air.on)?;
         Some(async move {
             let _ = node.claim(link, Claim::Release { id }).await.await;
         })
     });
     futures_util::future::join_all(releases).await;
-    let requests = node.by_channel.values().filter_map(|link| {
+    let requests = links.iter().filter_map(|link| {
         let id = mine(&link.booth_entry.borrow().1.request)?;
         Some(async move {
             let _ = set_request(node, link, |r| r.as_ref().is_some_and(|r| r.id == id), None).await;

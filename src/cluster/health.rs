@@ -81,8 +81,8 @@ async fn back(node: &Node) -> bool {
 /// line in progress is cleared when the node is cut off: it will not be completed here.
 fn set(node: &Node, up: bool) {
     if node.in_cluster.send_replace(up) != up {
-        for link in node.by_channel.values() {
-            node.show(link);
+        for link in node.links.all() {
+            node.show(&link);
             if !up {
                 link.channel.set_partial("");
             }

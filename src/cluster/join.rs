@@ -218,18 +218,8 @@ impl Joining {
             stream: self.stream,
             booth_kv: self.booth_kv,
             nodes_kv: self.nodes_kv,
-            by_channel: links
-                .iter()
-                .map(|l| (Arc::as_ptr(&l.channel) as usize, l.clone()))
-                .collect(),
-            by_subject: links
-                .iter()
-                .map(|l| (l.subject.clone(), l.clone()))
-                .collect(),
-            by_partial: links
-                .iter()
-                .map(|l| (l.partial_subject.clone(), l.clone()))
-                .collect(),
+            links: super::links::Links::new(&links),
+            registry: std::sync::OnceLock::new(),
             replica,
             cursor: watch::Sender::new(cursor),
             connections: self.connections,
@@ -264,7 +254,10 @@ impl Joining {
 
 /// Who is on air on a channel as of its last stream message (nobody when it has none). The
 /// stream reader brings it up to date from there if this node is behind.
-async fn last_air(stream: &stream::Stream, subject: &str) -> Result<wire::Air, ClusterError> {
+pub(super) async fn last_air(
+    stream: &stream::Stream,
+    subject: &str,
+) -> Result<wire::Air, ClusterError> {
     use async_nats::jetstream::stream::LastRawMessageErrorKind;
     match stream.get_last_raw_message_by_subject(subject).await {
         Ok(m) => Ok(serde_json::from_slice::<wire::Batch>(&m.payload)
@@ -277,7 +270,7 @@ async fn last_air(stream: &stream::Stream, subject: &str) -> Result<wire::Air, C
 }
 
 /// Ensures a key-value bucket exists (created as a plain stream: works with nats-server 2.9).
-async fn bucket(
+pub(super) async fn bucket(
     js: &jetstream::Context,
     cfg: &ClusterConfig,
     name: &str,

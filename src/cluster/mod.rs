@@ -41,6 +41,8 @@ mod decide;
 mod health;
 mod join;
 mod lease;
+mod links;
+pub mod registry;
 mod sequencer;
 pub mod wire;
 
@@ -154,9 +156,10 @@ pub struct Node {
     stream: stream::Stream,
     booth_kv: kv::Store,
     nodes_kv: kv::Store,
-    by_channel: HashMap<usize, Arc<Link>>,
-    by_subject: HashMap<String, Arc<Link>>,
-    by_partial: HashMap<String, Arc<Link>>,
+    /// Every channel linked to the cluster (channels made at run time too).
+    links: links::Links,
+    /// Organisers' changes shared with the other nodes (set once the organiser exists).
+    registry: std::sync::OnceLock<Arc<registry::Registry>>,
     replica: Replica,
     /// The last stream sequence stored here.
     cursor: watch::Sender<u64>,
@@ -224,8 +227,8 @@ impl Node {
 }
 
 impl Node {
-    fn link_of(&self, channel: &Arc<Channel>) -> Option<&Arc<Link>> {
-        self.by_channel.get(&(Arc::as_ptr(channel) as usize))
+    fn link_of(&self, channel: &Arc<Channel>) -> Option<Arc<Link>> {
+        self.links.channel(channel)
     }
 
     /// A batch id for `Nats-Msg-Id`, unique across nodes and runs.

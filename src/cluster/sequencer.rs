@@ -119,7 +119,18 @@ pub(super) async fn dispatch(node: Arc<Node>, mut rx: mpsc::Receiver<Request>) {
                 None => break,
             },
         };
-        match node.link_of(&req.channel) {
+        if req.channel.life.is_deleted() {
+            let _ = req
+                .reply
+                .send(Err(crate::channel::Lifecycle::gone_refusal()));
+            continue;
+        }
+        let link = match node.link_of(&req.channel) {
+            Some(l) => Some(l),
+            // A channel made at run time, before the registry linked it.
+            None => super::registry::link_channel(&node, &req.channel).await,
+        };
+        match link {
             Some(link) => {
                 let job = Job::Store {
                     req,

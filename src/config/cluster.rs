@@ -23,6 +23,9 @@ pub struct ClusterConfig {
     pub booth_bucket: String,
     /// Key-value bucket holding the live nodes (entries expire after `presence_ttl_secs`).
     pub nodes_bucket: String,
+    /// Key-value bucket holding what organisers made at run time (events, channels,
+    /// credentials, revocations, deletions), which every node applies (docs/cluster.md).
+    pub registry_bucket: String,
     /// Copies JetStream keeps of the stream and buckets (1, or 3 on a three-server NATS
     /// cluster: an acknowledged line then survives the loss of one NATS server).
     pub replicas: usize,
@@ -49,6 +52,7 @@ impl Default for ClusterConfig {
             subject_prefix: "babelcast".into(),
             booth_bucket: "babelcast_booth".into(),
             nodes_bucket: "babelcast_nodes".into(),
+            registry_bucket: "babelcast_registry".into(),
             replicas: 1,
             presence_ttl_secs: 10,
             publish_timeout_secs: 10,
@@ -108,6 +112,7 @@ impl ClusterConfig {
             ("cluster.subject_prefix", &self.subject_prefix),
             ("cluster.booth_bucket", &self.booth_bucket),
             ("cluster.nodes_bucket", &self.nodes_bucket),
+            ("cluster.registry_bucket", &self.registry_bucket),
         ] {
             if !is_token(v) {
                 p.push(format!(

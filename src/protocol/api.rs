@@ -19,10 +19,21 @@ pub struct EventList<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventSummary<'a> {
     pub channels: Vec<ChannelSummary<'a>>,
+    /// When the schedule ends it, Unix ms (`null`: when the organiser ends it).
+    pub ends_at: Option<i64>,
     pub id: &'a str,
     /// The event has an access code: listening and transcripts need it.
     pub needs_code: bool,
+    /// The revision of the event's definition (0: the config file's); the `status` message
+    /// carries it too, so a page knows when to read the list again.
+    pub rev: u64,
+    /// When the schedule starts it, Unix ms (`null`: started already or by hand).
+    pub starts_at: Option<i64>,
+    /// `scheduled`, `live`, `ended` (archived events are not listed).
+    pub state: super::EventState,
     pub title: &'a str,
+    /// The read-only transcript page is published (`/e/{event}/transcript`).
+    pub transcript_public: bool,
     /// The attendee link people type or scan (`server.public_url`, else the machine's network
     /// address), the one the event's QR code encodes.
     pub url: String,
@@ -32,6 +43,8 @@ pub struct EventSummary<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelSummary<'a> {
     pub id: &'a str,
+    /// An interpreter works on it (the page offers feedback for the booth).
+    pub interpreted: bool,
     pub label: &'a str,
     pub lang: &'a str,
     pub last_seq: u64,
@@ -177,6 +190,7 @@ mod tests {
             events: vec![EventSummary {
                 channels: vec![ChannelSummary {
                     id: "en",
+                    interpreted: true,
                     label: "English",
                     lang: "en",
                     last_seq: 41,
@@ -186,18 +200,24 @@ mod tests {
                     publishers: 1,
                     source: Some("floor"),
                 }],
+                ends_at: None,
                 id: "demo",
                 needs_code: false,
+                rev: 0,
+                starts_at: None,
+                state: crate::protocol::EventState::Live,
                 title: "Demo \"day\"",
+                transcript_public: false,
                 url: "http://192.168.1.5:8080/e/demo".into(),
             }],
         };
         let channel = json!({
-            "id": "en", "lang": "en", "label": "English", "source": "floor", "listeners": 3,
+            "id": "en", "interpreted": true, "lang": "en", "label": "English", "source": "floor", "listeners": 3,
             "publishers": 1, "on_air": true, "last_seq": 41,
             "listen": "/v1/events/demo/channels/en/listen",
         });
-        let event = json!({"id": "demo", "title": "Demo \"day\"", "needs_code": false, "channels": [channel], "url": "http://192.168.1.5:8080/e/demo"});
+        let event = json!({"id": "demo", "title": "Demo \"day\"", "needs_code": false, "channels": [channel], "url": "http://192.168.1.5:8080/e/demo",
+            "ends_at": null, "rev": 0, "starts_at": null, "state": "live", "transcript_public": false});
         same_bytes(&typed, json!({ "events": [event] }));
     }
 

@@ -95,6 +95,40 @@ pub enum ErrorCode {
     BadTimestamp,
     /// YouTube caption text before any timestamp line.
     TextBeforeTimestamp,
+
+    // Organisers (the admin API, docs/organisers.md) and the event lifecycle.
+    /// An event, channel or credential id that is not 1-64 of `a-z 0-9 - _`.
+    BadId,
+    /// A field of an admin request that is missing, too long or not allowed (the message
+    /// names it).
+    BadField,
+    /// An event or channel id that already exists.
+    DuplicateId,
+    /// A channel `source` that names no channel of the event.
+    UnknownSource,
+    /// Channel sources that form a cycle (a channel interpreted, through others, from itself).
+    SourceCycle,
+    /// A change to an event declared in the config file (read-only at run time).
+    ReadOnly,
+    /// Deleting a channel that people are connected to (without `force`).
+    ChannelBusy,
+    /// A lifecycle change the event's state does not allow (e.g. archiving a live event).
+    BadState,
+    /// No such credential or admin token.
+    UnknownCredential,
+    /// A credential name already given to someone else on this channel.
+    NameTaken,
+    /// A publish credential the organiser revoked.
+    CredentialRevoked,
+    /// The event has not started yet: nothing is published before its start.
+    EventNotStarted,
+    /// The event has ended: it takes no new lines (its transcript stays readable).
+    EventEnded,
+    /// The event is archived: only its transcript remains, if the organiser published it.
+    EventArchived,
+    /// The organiser changed or deleted the channel while the message was on its way: nothing
+    /// was stored; send it again on the channel as it is now.
+    ChannelChanged,
 }
 
 impl ErrorCode {
@@ -140,6 +174,21 @@ impl ErrorCode {
             ErrorCode::NotUtf8 => "not_utf8",
             ErrorCode::BadTimestamp => "bad_timestamp",
             ErrorCode::TextBeforeTimestamp => "text_before_timestamp",
+            ErrorCode::BadId => "bad_id",
+            ErrorCode::BadField => "bad_field",
+            ErrorCode::DuplicateId => "duplicate_id",
+            ErrorCode::UnknownSource => "unknown_source",
+            ErrorCode::SourceCycle => "source_cycle",
+            ErrorCode::ReadOnly => "read_only",
+            ErrorCode::ChannelBusy => "channel_busy",
+            ErrorCode::BadState => "bad_state",
+            ErrorCode::UnknownCredential => "unknown_credential",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::CredentialRevoked => "credential_revoked",
+            ErrorCode::EventNotStarted => "event_not_started",
+            ErrorCode::EventEnded => "event_ended",
+            ErrorCode::EventArchived => "event_archived",
+            ErrorCode::ChannelChanged => "channel_changed",
         }
     }
 
@@ -158,10 +207,24 @@ impl ErrorCode {
             ErrorCode::NotAllowed
             | ErrorCode::NotOnAir
             | ErrorCode::WrongAccessCode
-            | ErrorCode::OriginNotAllowed => 403,
-            ErrorCode::Unauthorized | ErrorCode::AccessCodeRequired => 401,
-            ErrorCode::UnknownEvent | ErrorCode::UnknownChannel => 404,
-            ErrorCode::HandoverRefused => 409,
+            | ErrorCode::OriginNotAllowed
+            | ErrorCode::ReadOnly => 403,
+            ErrorCode::Unauthorized
+            | ErrorCode::AccessCodeRequired
+            | ErrorCode::CredentialRevoked => 401,
+            ErrorCode::UnknownEvent | ErrorCode::UnknownChannel | ErrorCode::UnknownCredential => {
+                404
+            }
+            ErrorCode::HandoverRefused
+            | ErrorCode::DuplicateId
+            | ErrorCode::ChannelBusy
+            | ErrorCode::BadState
+            | ErrorCode::NameTaken
+            | ErrorCode::EventNotStarted
+            | ErrorCode::EventEnded
+            | ErrorCode::ChannelChanged => 409,
+            ErrorCode::EventArchived => 410,
+            ErrorCode::UnknownSource | ErrorCode::SourceCycle => 422,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::TextTooLong | ErrorCode::BodyTooLarge => 413,
             _ => 400,
@@ -266,6 +329,21 @@ mod tests {
             E::NotUtf8,
             E::BadTimestamp,
             E::TextBeforeTimestamp,
+            E::BadId,
+            E::BadField,
+            E::DuplicateId,
+            E::UnknownSource,
+            E::SourceCycle,
+            E::ReadOnly,
+            E::ChannelBusy,
+            E::BadState,
+            E::UnknownCredential,
+            E::NameTaken,
+            E::CredentialRevoked,
+            E::EventNotStarted,
+            E::EventEnded,
+            E::EventArchived,
+            E::ChannelChanged,
         ];
         for code in all {
             assert_eq!(

@@ -201,6 +201,36 @@ pub fn attendee(
     })
 }
 
+/// Answers 401/403 unless the request may read the event's transcripts: anyone once the
+/// organiser published them; for an archived event, only the admin; otherwise as an attendee
+/// ([`attendee`]).
+pub fn transcript_reader(
+    app: &AppState,
+    event: &str,
+    channel: &str,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    let Some(ev) = app.hub.event(event) else {
+        return Ok(()); // the route answers 404
+    };
+    if ev.def.transcript_public {
+        return Ok(());
+    }
+    if ev.signal.state() == crate::protocol::EventState::Archived {
+        let token = crate::secret::bearer(headers).or_else(|| q.get("token").map(String::as_str));
+        if token.is_some_and(|t| app.hub.is_admin(t)) {
+            return Ok(());
+        }
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::NotAllowed,
+            "this event is archived and its transcript is private",
+        ));
+    }
+    attendee(app, event, channel, headers, q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! HTTP routes: the v1 API, WebSocket endpoints, transcripts, health, metrics and pages.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
@@ -14,16 +13,19 @@ use tracing::Instrument;
 pub use super::error::{api_error, refusal_response, refusal_response_for, ApiError};
 use super::upgrade;
 use super::AppState;
-use crate::channel::Channel;
 use crate::ingest::{self, Admitted};
 use crate::metrics::Refused;
 use crate::protocol::api::{ChannelSummary, EventList, EventSummary};
-use crate::protocol::{parse_client, ClientMsg, ErrorCode, Refusal, ServerMsg};
+use crate::protocol::{parse_client, ClientMsg, ErrorCode, EventState, Refusal, ServerMsg};
 use crate::session::{self, LISTENER_READ_BUFFER, PUBLISHER_READ_BUFFER};
 use crate::transcript;
 use crate::web::WebState;
 
+mod access;
+mod event_transcript;
 mod formats;
+
+use access::{authorize, find, token};
 
 type Query_ = Query<HashMap<String, String>>;
 
@@ -54,6 +56,11 @@ pub fn router(state: AppState) -> Router {
             get(transcript_route),
         )
         .merge(formats::routes())
+        .merge(super::admin_api::routes())
+        .route(
+            "/v1/events/{event}/transcript",
+            get(event_transcript::event_transcript),
+        )
         .merge(crate::web::routes().with_state(WebState {
             hub: state.hub.clone(),
             web_dir: state.options.web_dir.as_deref().map(Into::into),
@@ -76,11 +83,15 @@ async fn metrics(State(app): State<AppState>) -> Response {
 
 async fn events(State(app): State<AppState>) -> Response {
     let hub = &app.hub;
-    let channels: Vec<_> = hub.events.iter().map(|e| hub.channels_of(e)).collect();
-    let events = hub
-        .events
+    // Archived events are gone from the list (their published transcript stays readable).
+    let events: Vec<_> = hub
+        .events()
         .iter()
-        .zip(&channels)
+        .filter(|e| e.signal.state() != EventState::Archived)
+        .map(|e| (e.clone(), hub.channels_of(e)))
+        .collect();
+    let events = events
+        .iter()
         .map(|(e, chans)| EventSummary {
             channels: chans
                 .iter()
@@ -88,6 +99,7 @@ async fn events(State(app): State<AppState>) -> Response {
                     let st = c.status();
                     ChannelSummary {
                         id: &c.info.id,
+                        interpreted: e.def.channel(&c.info.id).is_some_and(|d| d.interpreted),
                         label: &c.info.label,
                         lang: &c.info.lang,
                         last_seq: c.last_seq(),
@@ -99,9 +111,14 @@ async fn events(State(app): State<AppState>) -> Response {
                     }
                 })
                 .collect(),
+            ends_at: e.def.ends_at,
             id: &e.id,
-            needs_code: hub.needs_access_code(&e.id),
+            needs_code: e.def.access_code.is_some(),
+            rev: e.def.rev,
+            starts_at: e.def.starts_at,
+            state: e.signal.state(),
             title: &e.title,
+            transcript_public: e.def.transcript_public,
             url: crate::web::qr::attendee_url(&app.public_url, &e.id, None),
         })
         .collect();
@@ -112,64 +129,16 @@ async fn events(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Finds the channel or answers 404.
-fn find(app: &AppState, event: &str, channel: &str) -> Result<Arc<Channel>, ApiError> {
-    if app.hub.event(event).is_none() {
-        app.hub.metrics.refuse(Refused::NotFound);
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UnknownEvent,
-            format!("no event {event:?}"),
-        ));
-    }
-    app.hub.channel(event, channel).ok_or_else(|| {
-        app.hub.metrics.refuse(Refused::NotFound);
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UnknownChannel,
-            format!("no channel {channel:?} in event {event:?}"),
-        )
-    })
-}
-
-/// The publish token from `Authorization: Bearer` or `?token=`.
-fn token<'a>(headers: &'a HeaderMap, q: &'a HashMap<String, String>) -> Option<&'a str> {
-    crate::secret::bearer(headers).or_else(|| q.get("token").map(String::as_str))
-}
-
-/// Answers 401 unless the request carries a publish token for the channel; which one it is
-/// otherwise (its index).
-fn authorize(
-    app: &AppState,
-    ch: &Channel,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-) -> Result<u32, ApiError> {
-    let found = token(headers, q);
-    let credential = found.and_then(|t| app.hub.credential(&ch.info.event, &ch.info.id, t));
-    match (found, credential) {
-        (_, Some(c)) => Ok(c),
-        (found, None) => {
-            app.hub.metrics.refuse(Refused::Unauthorized);
-            let message = if found.is_some() {
-                "wrong publish token for this channel"
-            } else {
-                "a publish token is required (Authorization: Bearer T or ?token=T)"
-            };
-            let mut e = ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message);
-            e.www_authenticate = true;
-            Err(e)
-        }
-    }
-}
-
 async fn listen(
     State(app): State<AppState>,
     Path((event, channel)): Path<(String, String)>,
     Query(q): Query_,
     req: Request,
 ) -> Response {
-    let ch = match find(&app, &event, &channel) {
+    let ch = match find(&app, &event, &channel).and_then(|ch| {
+        access::listening_open(&ch)?;
+        Ok(ch)
+    }) {
         Ok(ch) => ch,
         Err(r) => return r.into_response(),
     };
@@ -296,8 +265,9 @@ async fn publish_ebutt_toolkit(
     publish_socket(&app, &event, &channel, &q, req, kind, "ebu-tt")
 }
 
-/// A publisher socket: 404 for an unknown channel and 401 without its publish token before
-/// the upgrade, then the session of `kind` named `?name=` (or `{default_name}-xxxxxx`).
+/// A publisher socket: 404 for an unknown channel, 401 without its publish token and 409/410
+/// outside the event's schedule before the upgrade, then the session of `kind`, named by the
+/// person's credential, or for a config token `?name=` (or `{default_name}-xxxxxx`).
 fn publish_socket(
     app: &AppState,
     event: &str,
@@ -311,16 +281,34 @@ fn publish_socket(
         Ok(ch) => ch,
         Err(r) => return r.into_response(),
     };
-    let credential = match authorize(app, &ch, req.headers(), q) {
-        Ok(c) => c,
+    let publisher = match authorize(app, &ch, req.headers(), q) {
+        Ok(p) => p,
         Err(r) => return r.into_response(),
     };
-    let name = match q.get("name") {
-        Some(n) => match crate::booth::check_name(n) {
-            Ok(()) => n.trim().to_string(),
-            Err(r) => return refusal_response(&r),
+    if let Err(r) = access::publishing_open(app, &ch) {
+        return r.into_response();
+    }
+    let credential = publisher.credential();
+    let (name, revoked) = match publisher {
+        crate::hub::Publisher::Person(c) => (c.name.clone(), Some(c.revoked.clone())),
+        crate::hub::Publisher::File(_) => match q.get("name") {
+            Some(n) => match crate::booth::check_name(n) {
+                // A person's name is theirs: a shared booth token cannot take it.
+                Ok(()) if app.hub.auth.name_ever_given(event, channel, n.trim()) => {
+                    return api_error(
+                        StatusCode::CONFLICT,
+                        ErrorCode::NameTaken,
+                        "that name belongs to a person with their own publish credential",
+                    )
+                }
+                Ok(()) => (n.trim().to_string(), None),
+                Err(r) => return refusal_response(&r),
+            },
+            None => (
+                format!("{default_name}-{}", &crate::secret::random_token()[..6]),
+                None,
+            ),
         },
-        None => format!("{default_name}-{}", &crate::secret::random_token()[..6]),
     };
     let config = session::ws_config(&app.hub.limits, PUBLISHER_READ_BUFFER);
     let (hub, ingest, shutdown) = (app.hub.clone(), app.ingest.clone(), app.shutdown.clone());
@@ -333,14 +321,16 @@ fn publish_socket(
             let end = match kind {
                 Publishing::Json => {
                     let who = session::publisher::Who { name, credential };
-                    session::publisher::run(ws, hub.clone(), ingest, ch, who, shutdown).await
+                    session::publisher::run(ws, hub.clone(), ingest, ch, who, shutdown, revoked)
+                        .await
                 }
                 Publishing::EbuTt | Publishing::EbuTtCarriage => {
                     let replies = match kind {
                         Publishing::EbuTtCarriage => session::ebutt::Replies::Logged,
                         _ => session::ebutt::Replies::Sent,
                     };
-                    session::ebutt::run(ws, hub.clone(), ingest, ch, shutdown, replies).await
+                    let (h, i) = (hub.clone(), ingest);
+                    session::ebutt::run(ws, h, i, ch, shutdown, replies, revoked).await
                 }
             };
             hub.metrics.closed();
@@ -446,7 +436,7 @@ async fn transcript_route(
         Ok(ch) => ch,
         Err(r) => return r.into_response(),
     };
-    if let Err(r) = super::guard::attendee(&app, &event, &channel, &headers, &q) {
+    if let Err(r) = super::guard::transcript_reader(&app, &event, &channel, &headers, &q) {
         return r.into_response();
     }
     let format =

@@ -53,12 +53,22 @@ pub async fn run<S>(
     ch: Arc<Channel>,
     shutdown: CancellationToken,
     replies: Replies,
+    revoked: Option<CancellationToken>,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let conn = connection_id();
-    let end = match session(&mut ws, (&hub, &ingest), &ch, (&shutdown, conn, replies)).await {
+    let stopped = ch.life.publisher_stop(revoked);
+    let end = match session(
+        &mut ws,
+        (&hub, &ingest),
+        &ch,
+        (&shutdown, conn, replies),
+        stopped,
+    )
+    .await
+    {
         Ok(end) | Err(end) => end,
     };
     let _ = flush(&mut ws, hub.limits.write_timeout()).await;
@@ -74,10 +84,12 @@ async fn session<S>(
     (hub, ingest): (&Hub, &Ingest),
     ch: &Arc<Channel>,
     (shutdown, conn, replies): (&CancellationToken, ConnId, Replies),
+    stopped: impl std::future::Future<Output = crate::channel::Stop>,
 ) -> Result<End, End>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    tokio::pin!(stopped);
     let limits = &hub.limits;
     let write_timeout = limits.write_timeout();
     let info = &ch.info;
@@ -101,6 +113,7 @@ where
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(End::Shutdown),
+            stop = &mut stopped => return Ok(End::Stopped(stop)),
             msg = ws.next() => {
                 last_heard = Instant::now();
                 let answers = match msg {

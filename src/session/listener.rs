@@ -82,6 +82,10 @@ where
             .await
         }
         End::Idle => close(&mut ws, CLOSE_IDLE, "idle: no pong").await,
+        End::Stopped(stop) => {
+            let (code, reason) = stop.close();
+            close(&mut ws, code, reason).await
+        }
         End::Behind => {
             ch.stats.behind_closes.fetch_add(1, Ordering::Relaxed);
             close(
@@ -164,6 +168,8 @@ where
     // Created once: a fresh `cancelled()` per turn would register and unregister every time.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
+    let stopped = ch.life.listener_stop();
+    tokio::pin!(stopped);
     let mut direct = false;
     loop {
         let mut sent = 0u64;
@@ -192,6 +198,7 @@ where
         tokio::select! {
             biased;
             _ = &mut cancelled => return Ok(End::Shutdown),
+            stop = &mut stopped => return Ok(End::Stopped(stop)),
             _ = kicked, if direct => {
                 // The socket was full: take over from where the fan-out stopped.
                 direct = false;

@@ -70,6 +70,7 @@ pub async fn run<S>(
     ch: Arc<Channel>,
     who: Who,
     shutdown: CancellationToken,
+    revoked: Option<CancellationToken>,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -94,7 +95,7 @@ where
         (&hub, &ingest),
         &ch,
         (me, &mut shown),
-        &shutdown,
+        (&shutdown, revoked),
         &mut pending,
     )
     .await
@@ -104,6 +105,9 @@ where
     if let Some(gen) = shown {
         ingest.clear_partial(&ch, gen).await;
     }
+    // Off the booth at once: the closing handshake below may wait for the client, and a
+    // partner (or this person reconnecting with a new credential) must not wait for it.
+    drop(count);
     // Ack what the store accepted before we stop, so the publisher need not resend it.
     let timeout = hub.limits.write_timeout();
     while let Some((naming, result)) = pending.next().await {
@@ -121,7 +125,7 @@ async fn session<S>(
     (hub, ingest): (&Hub, &Ingest),
     ch: &Arc<Channel>,
     (me, shown): (Publisher<'_>, &mut Option<u64>),
-    shutdown: &CancellationToken,
+    (shutdown, revoked): (&CancellationToken, Option<CancellationToken>),
     pending: &mut FuturesOrdered<PendingAck>,
 ) -> Result<End, End>
 where
@@ -152,10 +156,13 @@ where
             Instant::now(),
         )
     });
+    let stopped = ch.life.publisher_stop(revoked);
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(End::Shutdown),
+            stop = &mut stopped => return Ok(End::Stopped(stop)),
             Some((naming, result)) = pending.next(), if !pending.is_empty() => {
                 feed(ws, ack_frame(&naming, &result)).await?;
             }

@@ -25,19 +25,27 @@ pub(super) enum Msg {
     Append(Request),
     /// Save a caption stream's state; answered once it is durable.
     Save(Saved, oneshot::Sender<Result<(), Refusal>>),
+    /// An organiser's change (definitions, credentials, audit, deletions), run on the
+    /// writer's connection after everything queued before it; it answers for itself.
+    Run(Job),
     Shutdown,
 }
+
+/// A change run by the writer thread (see [`Store::write`](super::Store::write)).
+pub(super) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// Everything one transaction writes.
 #[derive(Default)]
 struct Batch {
     events: Vec<Request>,
     states: Vec<(Saved, oneshot::Sender<Result<(), Refusal>>)>,
+    /// Run after the lines and states, each in its own transaction.
+    jobs: Vec<Job>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.events.len() + self.states.len()
+        self.events.len() + self.states.len() + self.jobs.len()
     }
 
     /// Adds a message; `false` for a shutdown request.
@@ -45,6 +53,7 @@ impl Batch {
         match msg {
             Msg::Append(r) => self.events.push(r),
             Msg::Save(s, reply) => self.states.push((s, reply)),
+            Msg::Run(job) => self.jobs.push(job),
             Msg::Shutdown => return false,
         }
         true
@@ -101,12 +110,21 @@ impl Writer {
                 Msg::Save(_, reply) => {
                     let _ = reply.send(Err(Refusal::shutting_down()));
                 }
-                Msg::Shutdown => {}
+                // Dropped: its caller hears that the store stopped.
+                Msg::Run(_) | Msg::Shutdown => {}
             }
         }
     }
 
     fn commit_batch(&mut self, batch: &mut Batch) {
+        let jobs = std::mem::take(&mut batch.jobs);
+        self.commit_lines(batch);
+        for job in jobs {
+            job(&mut self.conn);
+        }
+    }
+
+    fn commit_lines(&mut self, batch: &mut Batch) {
         if batch.len() == 0 {
             return;
         }
@@ -181,6 +199,12 @@ impl Writer {
             )?;
             for req in batch {
                 let ch = &req.channel;
+                // A channel the organiser replaced or deleted takes nothing more: its
+                // replacement, restored from the store after this batch, numbers the lines.
+                if ch.life.is_deleted() {
+                    outcomes.push(Outcome::Refused(crate::channel::Lifecycle::gone_refusal()));
+                    continue;
+                }
                 let (ev, cid) = (&ch.info.event, &ch.info.id);
                 let counter = next
                     .entry(Arc::as_ptr(ch))

@@ -55,11 +55,8 @@ pub async fn channels(State(app): State<WebState>, headers: HeaderMap) -> Respon
     }
     let now = now_ms();
     let hub = &app.hub;
-    let events: Vec<_> = hub
-        .events
-        .iter()
-        .map(|ev| (ev, hub.channels_of(ev)))
-        .collect();
+    let all = hub.events();
+    let events: Vec<_> = all.iter().map(|ev| (ev, hub.channels_of(ev))).collect();
     let mut channels = Vec::new();
     for (ev, chans) in &events {
         for c in chans {

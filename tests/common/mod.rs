@@ -2,6 +2,7 @@
 //! client. Every integration test goes through [`TestServer`].
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod bin;
 pub mod cluster;
 pub mod nats;

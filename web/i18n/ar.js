@@ -50,5 +50,20 @@ export default {
   "waiting.on_air": "البث جارٍ — ستظهر الترجمة هنا.",
   "jump": "الانتقال إلى المباشر ↓",
   "jump.new": "الانتقال إلى المباشر (+{n}) ↓",
-  "corrected": "مصحَّح"
+  "corrected": "مصحَّح",
+  "conn.closed": "مغلق",
+  "state.scheduled": "لم تبدأ هذه الفعالية بعد. تظهر الترجمة هنا عند بدئها.",
+  "state.scheduled_at": "لم تبدأ هذه الفعالية بعد: تبدأ {time}.",
+  "state.ended": "انتهت هذه الفعالية.",
+  "state.transcript": "اقرأ النص الكامل",
+  "notice.channel_deleted": "أزال المنظم هذه اللغة؛ نعرض لغة أخرى.",
+  "notice.event_over": "انتهت هذه الفعالية.",
+  "notice.no_channels": "لا لغات لهذه الفعالية بعد؛ تظهر هنا فور إضافتها من المنظم.",
+  "tpage.title": "النص الكامل",
+  "tpage.search": "ابحث في النص",
+  "tpage.matches": "{n} سطرًا مطابقًا",
+  "tpage.download": "تنزيل",
+  "tpage.empty": "لا أسطر.",
+  "tpage.private": "هذا النص غير منشور.",
+  "tpage.loading": "جارٍ تحميل النص…"
 };

@@ -50,5 +50,20 @@ export default {
   "waiting.on_air": "Auf Sendung – die Untertitel erscheinen hier.",
   "jump": "Zurück zu live ↓",
   "jump.new": "Zurück zu live ({n} neu) ↓",
-  "corrected": "Korrigiert"
+  "corrected": "Korrigiert",
+  "conn.closed": "Geschlossen",
+  "state.scheduled": "Diese Veranstaltung hat noch nicht begonnen. Die Untertitel erscheinen hier, sobald sie beginnt.",
+  "state.scheduled_at": "Diese Veranstaltung hat noch nicht begonnen: Beginn {time}.",
+  "state.ended": "Diese Veranstaltung ist beendet.",
+  "state.transcript": "Mitschrift lesen",
+  "notice.channel_deleted": "Der Veranstalter hat diese Sprache entfernt; eine andere wird gezeigt.",
+  "notice.event_over": "Diese Veranstaltung ist vorbei.",
+  "notice.no_channels": "Diese Veranstaltung hat noch keine Sprachen; diese Seite zeigt sie, sobald der Veranstalter sie hinzufügt.",
+  "tpage.title": "Mitschrift",
+  "tpage.search": "In der Mitschrift suchen",
+  "tpage.matches": "{n} passende Zeilen",
+  "tpage.download": "Herunterladen",
+  "tpage.empty": "Keine Zeilen.",
+  "tpage.private": "Diese Mitschrift ist nicht veröffentlicht.",
+  "tpage.loading": "Mitschrift wird geladen…"
 };

@@ -50,5 +50,20 @@ export default {
   "waiting.on_air": "En directo: los subtítulos aparecerán aquí.",
   "jump": "Volver al directo ↓",
   "jump.new": "Volver al directo (+{n}) ↓",
-  "corrected": "Corregido"
+  "corrected": "Corregido",
+  "conn.closed": "Cerrado",
+  "state.scheduled": "Este evento aún no ha empezado. Los subtítulos aparecerán aquí cuando empiece.",
+  "state.scheduled_at": "Este evento aún no ha empezado: empieza {time}.",
+  "state.ended": "Este evento ha terminado.",
+  "state.transcript": "Leer la transcripción",
+  "notice.channel_deleted": "El organizador quitó este idioma; se muestra otro.",
+  "notice.event_over": "Este evento ha terminado.",
+  "notice.no_channels": "Este evento aún no tiene idiomas; esta página los mostrará en cuanto el organizador los añada.",
+  "tpage.title": "Transcripción",
+  "tpage.search": "Buscar en la transcripción",
+  "tpage.matches": "{n} líneas encontradas",
+  "tpage.download": "Descargar",
+  "tpage.empty": "No hay líneas.",
+  "tpage.private": "Esta transcripción no está publicada.",
+  "tpage.loading": "Cargando la transcripción…"
 };

@@ -50,5 +50,20 @@ export default {
   "waiting.on_air": "À l’antenne — les sous-titres vont s’afficher ici.",
   "jump": "Revenir au direct ↓",
   "jump.new": "Revenir au direct (+{n}) ↓",
-  "corrected": "Corrigé"
+  "corrected": "Corrigé",
+  "conn.closed": "Fermé",
+  "state.scheduled": "Cet événement n’a pas encore commencé. Les sous-titres apparaîtront ici dès son début.",
+  "state.scheduled_at": "Cet événement n’a pas encore commencé : il commence {time}.",
+  "state.ended": "Cet événement est terminé.",
+  "state.transcript": "Lire la transcription",
+  "notice.channel_deleted": "L’organisateur a retiré cette langue ; une autre est affichée.",
+  "notice.event_over": "Cet événement est terminé.",
+  "notice.no_channels": "Cet événement n’a pas encore de langue ; cette page les affichera dès que l’organisateur les ajoutera.",
+  "tpage.title": "Transcription",
+  "tpage.search": "Rechercher dans la transcription",
+  "tpage.matches": "{n} lignes trouvées",
+  "tpage.download": "Télécharger",
+  "tpage.empty": "Aucune ligne.",
+  "tpage.private": "Cette transcription n’est pas publiée.",
+  "tpage.loading": "Chargement de la transcription…"
 };

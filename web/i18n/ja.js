@@ -50,5 +50,20 @@ export default {
   "waiting.on_air": "放送中 — 字幕はここに表示されます。",
   "jump": "ライブに戻る ↓",
   "jump.new": "ライブに戻る（新着 {n} 件）↓",
-  "corrected": "訂正済み"
+  "corrected": "訂正済み",
+  "conn.closed": "終了",
+  "state.scheduled": "このイベントはまだ始まっていません。始まるとここに字幕が表示されます。",
+  "state.scheduled_at": "このイベントはまだ始まっていません：開始は {time} です。",
+  "state.ended": "このイベントは終了しました。",
+  "state.transcript": "書き起こしを読む",
+  "notice.channel_deleted": "主催者がこの言語を削除しました。別の言語を表示しています。",
+  "notice.event_over": "このイベントは終了しました。",
+  "notice.no_channels": "このイベントにはまだ言語がありません。主催者が追加するとすぐに表示されます。",
+  "tpage.title": "書き起こし",
+  "tpage.search": "書き起こしを検索",
+  "tpage.matches": "一致する行：{n}",
+  "tpage.download": "ダウンロード",
+  "tpage.empty": "行がありません。",
+  "tpage.private": "この書き起こしは公開されていません。",
+  "tpage.loading": "書き起こしを読み込み中…"
 };

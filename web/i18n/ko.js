@@ -50,5 +50,20 @@ export default {
   "waiting.on_air": "방송 중 — 자막이 여기에 표시됩니다.",
   "jump": "실시간으로 이동 ↓",
   "jump.new": "실시간으로 이동 (새 자막 {n}개) ↓",
-  "corrected": "수정됨"
+  "corrected": "수정됨",
+  "conn.closed": "종료됨",
+  "state.scheduled": "이 행사는 아직 시작하지 않았습니다. 시작하면 여기에 자막이 나타납니다.",
+  "state.scheduled_at": "이 행사는 아직 시작하지 않았습니다: {time}에 시작합니다.",
+  "state.ended": "이 행사는 끝났습니다.",
+  "state.transcript": "기록 읽기",
+  "notice.channel_deleted": "주최자가 이 언어를 삭제했습니다. 다른 언어를 보여 드립니다.",
+  "notice.event_over": "이 행사는 끝났습니다.",
+  "notice.no_channels": "이 행사에는 아직 언어가 없습니다. 주최자가 추가하면 바로 여기에 나타납니다.",
+  "tpage.title": "기록",
+  "tpage.search": "기록 검색",
+  "tpage.matches": "일치하는 줄 {n}개",
+  "tpage.download": "내려받기",
+  "tpage.empty": "줄이 없습니다.",
+  "tpage.private": "이 기록은 공개되지 않았습니다.",
+  "tpage.loading": "기록을 불러오는 중…"
 };

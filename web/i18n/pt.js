@@ -50,5 +50,20 @@ export default {
   "waiting.on_air": "No ar — as legendas vão aparecer aqui.",
   "jump": "Voltar ao vivo ↓",
   "jump.new": "Voltar ao vivo (+{n}) ↓",
-  "corrected": "Corrigido"
+  "corrected": "Corrigido",
+  "conn.closed": "Encerrado",
+  "state.scheduled": "Este evento ainda não começou. As legendas aparecem aqui quando começar.",
+  "state.scheduled_at": "Este evento ainda não começou: começa {time}.",
+  "state.ended": "Este evento terminou.",
+  "state.transcript": "Ler a transcrição",
+  "notice.channel_deleted": "O organizador removeu este idioma; a mostrar outro.",
+  "notice.event_over": "Este evento terminou.",
+  "notice.no_channels": "Este evento ainda não tem idiomas; esta página mostra-os assim que o organizador os adicionar.",
+  "tpage.title": "Transcrição",
+  "tpage.search": "Pesquisar na transcrição",
+  "tpage.matches": "{n} linhas encontradas",
+  "tpage.download": "Descarregar",
+  "tpage.empty": "Sem linhas.",
+  "tpage.private": "Esta transcrição não está publicada.",
+  "tpage.loading": "A carregar a transcrição…"
 };

@@ -50,5 +50,20 @@ export default {
   "waiting.on_air": "正在直播——字幕将显示在这里。",
   "jump": "回到最新 ↓",
   "jump.new": "回到最新（{n} 条新字幕）↓",
-  "corrected": "已更正"
+  "corrected": "已更正",
+  "conn.closed": "已关闭",
+  "state.scheduled": "本活动尚未开始。开始后字幕将显示在这里。",
+  "state.scheduled_at": "本活动尚未开始：将于 {time} 开始。",
+  "state.ended": "本活动已结束。",
+  "state.transcript": "阅读文字记录",
+  "notice.channel_deleted": "主办方已移除此语言，现显示另一种语言。",
+  "notice.event_over": "本活动已结束。",
+  "notice.no_channels": "本活动尚无语言；主办方添加后，本页会立即显示。",
+  "tpage.title": "文字记录",
+  "tpage.search": "搜索文字记录",
+  "tpage.matches": "{n} 行匹配",
+  "tpage.download": "下载",
+  "tpage.empty": "没有内容。",
+  "tpage.private": "此文字记录未公开。",
+  "tpage.loading": "正在加载文字记录…"
 };
