@@ -1,6 +1,7 @@
 //! Unit tests of the booth rules: on air, handover, take-over, feedback and the language alert.
 
 use super::*;
+use crate::protocol::FeedbackKind;
 
 #[test]
 fn first_publisher_is_on_air_and_the_second_waits() {
