@@ -1,5 +1,6 @@
-//! Admission limits: open connections per node and per client address, the new-connection
-//! rate per address, and the token bucket that also paces each publisher's messages.
+//! Admission limits: open connections per node and per client address and the new-connection
+//! rate per address; `limiter/bucket.rs` is the token bucket (which also paces each
+//! publisher's messages), `limiter/rlimit.rs` the open-file limit.
 //!
 //! The accept loop asks [`ConnLimiter::permit`] for a [`ConnPermit`] before it serves a single
 //! byte; the permit is held for the connection's whole life (HTTP keep-alive and WebSocket
@@ -19,58 +20,15 @@ use crate::config::Limits;
 use crate::metrics::{Metrics, Refused};
 use crate::protocol::ErrorCode;
 
-/// File descriptors kept back from `max_connections = 0` (auto): the store, its readers,
-/// the listening socket, logs and connections refused while full.
-pub const FD_RESERVE: u64 = 256;
-/// `max_connections` when the open-file limit cannot be read.
-const FALLBACK_MAX_CONNECTIONS: usize = 10_000;
+mod bucket;
+mod rlimit;
+
+pub use bucket::TokenBucket;
+use rlimit::auto_max_connections;
+pub use rlimit::{nofile_limit, raise_nofile_limit, FD_RESERVE};
+
 /// The per-address table is swept of idle entries once it holds this many.
 const SWEEP_AT: usize = 4096;
-
-/// A token bucket: `rate` tokens a second, holding at most `burst`.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(rate_per_sec: f64, burst: f64, now: Instant) -> TokenBucket {
-        let burst = burst.max(1.0);
-        TokenBucket {
-            rate: rate_per_sec,
-            burst,
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        self.last = now;
-    }
-
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whether the bucket would be full at `now` (an idle entry that can be forgotten).
-    fn is_full(&self, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens + dt * self.rate >= self.burst
-    }
-}
 
 /// Why a new connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,64 +229,6 @@ impl ConnLimiter {
         permit.addr = Some(key);
         Ok(permit)
     }
-}
-
-/// The soft open-file limit minus [`FD_RESERVE`], as a connection count.
-fn auto_max_connections() -> usize {
-    match nofile_limit() {
-        Some(n) if n > 2 * FD_RESERVE => (n - FD_RESERVE) as usize,
-        Some(n) => (n / 2).max(1) as usize,
-        None => FALLBACK_MAX_CONNECTIONS,
-    }
-}
-
-/// The soft limit on open files of this process.
-#[cfg(unix)]
-pub fn nofile_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own and has no other effect.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    // `rlim_t` is u64 on Linux but not on every unix.
-    #[allow(clippy::unnecessary_cast)]
-    let cur = lim.rlim_cur as u64;
-    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(cur)
-}
-
-#[cfg(not(unix))]
-pub fn nofile_limit() -> Option<u64> {
-    None
-}
-
-/// Raises the soft open-file limit to the hard limit (a server holding thousands of sockets
-/// should not stop at a shell's default 1024). Returns the soft limit now in force.
-#[cfg(unix)]
-pub fn raise_nofile_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write a struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return None;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
-        }
-    }
-    nofile_limit()
-}
-
-#[cfg(not(unix))]
-pub fn raise_nofile_limit() -> Option<u64> {
-    None
 }
 
 #[cfg(test)]
