@@ -3,7 +3,7 @@
 # (benches/reference_broadcaster.rs) under the same load generator (`babelcast load`), measured
 # in the same run, reported as ratios. See BENCHMARKS.md for what each scenario checks.
 #
-# usage: benches/e2e.sh [scenario ...]       scenarios: fanout slow partial storm (default: all)
+# usage: benches/e2e.sh [scenario ...]       scenarios: fanout slow partial storm audio (default: all)
 # env:   REPS=3 (repetitions, server and reference alternate)  SIZES="1000 5000 15000"
 #        DURATION=10 (seconds of publishing)  OUT=target/e2e (JSON reports and summary.txt)
 # needs: jq, curl; ulimit -n 20000 (one load process opens up to ~19,000 sockets).
@@ -14,7 +14,7 @@ REPS=${REPS:-3}
 SIZES=${SIZES:-"1000 5000 15000"}
 DURATION=${DURATION:-10}
 OUT=${OUT:-target/e2e}
-SCENARIOS=${*:-"fanout slow partial storm"}
+SCENARIOS=${*:-"fanout slow partial storm audio"}
 SPORT=${SPORT:-9181}
 RPORT=${RPORT:-9182}
 TOKEN=bench-publish-token
@@ -177,6 +177,57 @@ storm() {
     "$n" "$(median .storm_recovery_secs "$OUT"/storm-*.json)" "$(median .resume_time.max_ms "$OUT"/storm-*.json)" \
     "$(median .reconnects "$OUT"/storm-*.json)" \
     "$(jq -s '[.[] | .missing + .duplicated + .out_of_order + .unacked] | add' "$OUT"/storm-*.json)" | tee -a "$SUMMARY"
+}
+
+# Sound: 1,000 of 6,000 listeners on one channel ask for it; a feed sends 20 ms packets (50/s)
+# while captions run at CAPTION_RATE lines/s. Per repetition, alternating: the server with
+# sound, the server without (the caption p99 to compare), the reference with and without
+# sound (CPU per delivery; the sound's own CPU per packet is the difference over the packets).
+audio() {
+  local args=(-n "${AUDIO_N:-6000}" --rate "${CAPTION_RATE:-5}" --duration-secs "$DURATION" --drain-secs 60)
+  local sound=(--audio-listeners "${AUDIO_LISTENERS:-1000}")
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$SUMMARY"
+  for r in $(seq "$REPS"); do
+    start_server
+    load "audio-server-$r" "$SPORT" "$SERVER_PID" "${args[@]}" "${sound[@]}"
+    stop_server
+    start_server
+    load "audio-server-base-$r" "$SPORT" "$SERVER_PID" "${args[@]}"
+    stop_server
+    start_ref
+    load "audio-ref-$r" "$RPORT" "$REF_PID" "${args[@]}" "${sound[@]}"
+    stop_ref
+    start_ref
+    load "audio-ref-base-$r" "$RPORT" "$REF_PID" "${args[@]}"
+    stop_ref
+  done
+  local s=("$OUT"/audio-server-[0-9]*.json) sb=("$OUT"/audio-server-base-*.json)
+  local f=("$OUT"/audio-ref-[0-9]*.json) fb=("$OUT"/audio-ref-base-*.json)
+
+  local scpu rcpu sp99 bp99 smax late spkt rpkt
+  scpu=$(median .server.cpu_per_delivery_us "${s[@]}")
+  rcpu=$(median .server.cpu_per_delivery_us "${f[@]}")
+  sp99=$(median .latency.p99_ms "${s[@]}")
+  bp99=$(median .latency.p99_ms "${sb[@]}")
+  smax=$(jq -s '[.[].audio.latency.max_ms] | max' "${s[@]}")
+  late=$(jq -s '[.[].audio.late] | add' "${s[@]}")
+  spkt=$(jq -n --slurpfile a <(jq -s "[.[].server.cpu_ms] | sort | .[(length-1)/2|floor]" "${s[@]}") \
+    --slurpfile b <(jq -s "[.[].server.cpu_ms] | sort | .[(length-1)/2|floor]" "${sb[@]}") \
+    --slurpfile n <(jq -s "[.[].audio.received] | sort | .[(length-1)/2|floor]" "${s[@]}") \
+    '($a[0] - $b[0]) * 1000 / $n[0]')
+  rpkt=$(jq -n --slurpfile a <(jq -s "[.[].server.cpu_ms] | sort | .[(length-1)/2|floor]" "${f[@]}") \
+    --slurpfile b <(jq -s "[.[].server.cpu_ms] | sort | .[(length-1)/2|floor]" "${fb[@]}") \
+    --slurpfile n <(jq -s "[.[].audio.received] | sort | .[(length-1)/2|floor]" "${f[@]}") \
+    '($a[0] - $b[0]) * 1000 / $n[0]')
+  printf 'audio %s listeners (%s with sound), %s lines/s + 50 packets/s: cpu/delivery server %.2f us ref %.2f us ratio %s | sound cpu/packet server %.2f us ref %.2f us | sound latency server p50 %.1f p99 %.1f max %.1f ms (ref p99 %.1f) | packets later than 500 ms %s | caption p99 with sound %.1f ms without %.1f ms ratio %s | lost %s\n' \
+    "${AUDIO_N:-6000}" "${AUDIO_LISTENERS:-1000}" "${CAPTION_RATE:-5}" "$scpu" "$rcpu" "$(ratio "$scpu" "$rcpu")" "$spkt" "$rpkt" \
+    "$(median .audio.latency.p50_ms "${s[@]}")" "$(median .audio.latency.p99_ms "${s[@]}")" "$smax" \
+    "$(median .audio.latency.p99_ms "${f[@]}")" "$late" "$sp99" "$bp99" "$(ratio "$sp99" "$bp99")" \
+    "$(jq -s '[.[] | .missing + .duplicated + .out_of_order] | add' "${s[@]}" "${sb[@]}")" | tee -a "$SUMMARY"
+  for x in "${s[@]}" "${sb[@]}" "${f[@]}" "${fb[@]}"; do
+    jq -r --arg f "$(basename "$x")" '"   \($f): cpu/delivery \(.server.cpu_per_delivery_us*100|round/100) us, cpu \(.server.cpu_ms|round) ms, caption p99 \(.latency.p99_ms) ms, sound p99 \(.audio.latency.p99_ms // "-") max \(.audio.latency.max_ms // "-") ms, received \(.audio.received // 0), skipped \(.audio.skipped // 0)"' "$x" | tee -a "$SUMMARY"
+  done
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$SUMMARY"
 }
 
 for s in $SCENARIOS; do

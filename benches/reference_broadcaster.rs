@@ -3,7 +3,8 @@
 //!
 //! It speaks just enough of babelcast's listener and publisher protocol for `babelcast load`:
 //! a minimal WebSocket handshake, `hello` and `status` on join, `line`/`partial` frames and
-//! `ack`s. Listener sockets go into a plain list: no per-client task, no queue, no buffer. The
+//! `ack`s, and sound: a feed's Opus packets (`…/audio/publish`) framed once with the 16-byte
+//! listener header and written to the listeners that asked (`?audio=1`). Listener sockets go into a plain list: no per-client task, no queue, no buffer. The
 //! publishing task serialises each caption once, encodes one WebSocket frame, and writes it
 //! with one non-blocking `write` per socket; a socket that cannot take the whole frame at once
 //! is dropped. Nothing is stored.
@@ -24,19 +25,26 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-/// One channel: its seq and its listeners' sockets (non-blocking).
+/// One channel: its seq and its listeners' sockets (non-blocking), with whether each asked
+/// for sound.
 #[derive(Default)]
 struct Chan {
     seq: u64,
-    listeners: Vec<std::net::TcpStream>,
+    packet: u32,
+    listeners: Vec<(std::net::TcpStream, bool)>,
 }
 
 type Chans = Arc<Mutex<HashMap<String, Chan>>>;
 
 /// A server-to-client text frame: header and payload in one buffer, for one `write`.
 fn ws_frame(payload: &[u8]) -> Vec<u8> {
+    frame(0x81, payload)
+}
+
+/// A frame whose first byte is `op` (0x81 text, 0x82 binary), for one `write`.
+fn frame(op: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 10);
-    out.push(0x81);
+    out.push(op);
     match payload.len() {
         n if n < 126 => out.push(n as u8),
         n if n < 65536 => {
@@ -56,7 +64,22 @@ fn ws_frame(payload: &[u8]) -> Vec<u8> {
 fn broadcast(chan: &mut Chan, json: &str) {
     let bytes = ws_frame(json.as_bytes());
     chan.listeners
-        .retain(|mut s| matches!(s.write(&bytes), Ok(n) if n == bytes.len()));
+        .retain(|(s, _)| matches!((&*s).write(&bytes), Ok(n) if n == bytes.len()));
+}
+
+/// Frames an Opus packet once (babelcast's 16-byte listener header) and writes it to every
+/// socket that asked for sound; drops those that could not take all of it.
+fn broadcast_sound(chan: &mut Chan, opus: &[u8]) {
+    chan.packet = chan.packet.wrapping_add(1);
+    let mut payload = Vec::with_capacity(16 + opus.len());
+    payload.extend_from_slice(&[1, 0, 0, 1]);
+    payload.extend_from_slice(&chan.packet.to_be_bytes());
+    payload.extend_from_slice(&now_ms().to_be_bytes()[2..]);
+    payload.extend_from_slice(&960u16.to_be_bytes());
+    payload.extend_from_slice(opus);
+    let bytes = frame(0x82, &payload);
+    chan.listeners
+        .retain(|(s, sound)| !*sound || matches!((&*s).write(&bytes), Ok(n) if n == bytes.len()));
 }
 
 fn hello(event: &str, channel: &str, role: &str, seq: u64) -> String {
@@ -103,13 +126,17 @@ async fn handle(mut stream: TcpStream, chans: Chans) {
     let Some((path, key)) = read_head(&mut stream).await else {
         return;
     };
-    let route = path.split('?').next().unwrap_or("").to_string();
+    let (route, query) = path.split_once('?').unwrap_or((&path, ""));
     let parts: Vec<&str> = route.split('/').collect();
-    // /v1/events/{event}/channels/{channel}/{listen|publish}
+    // /v1/events/{event}/channels/{channel}/{listen|publish|audio/publish}
     let (event, channel, role) = match parts.as_slice() {
         ["", "v1", "events", e, "channels", c, r] => (e.to_string(), c.to_string(), r.to_string()),
+        ["", "v1", "events", e, "channels", c, "audio", "publish"] => {
+            (e.to_string(), c.to_string(), "feed".to_string())
+        }
         _ => return,
     };
+    let sound = query.split('&').any(|kv| kv == "audio=1");
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
@@ -125,7 +152,27 @@ async fn handle(mut stream: TcpStream, chans: Chans) {
         let mut greeting = ws_frame(hello(&event, &channel, "listen", chan.seq).as_bytes());
         greeting.extend(ws_frame(status().as_bytes()));
         if matches!((&std).write(&greeting), Ok(n) if n == greeting.len()) {
-            chan.listeners.push(std);
+            chan.listeners.push((std, sound));
+        }
+        return;
+    }
+    if role == "feed" {
+        let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
+        let seq = chans.lock().unwrap().entry(key.clone()).or_default().seq;
+        for m in [hello(&event, &channel, "feed", seq), status()] {
+            if ws.send(Message::Text(m.into())).await.is_err() {
+                return;
+            }
+        }
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Binary(b) = msg {
+                if b.len() > 1 && b[0] == 1 {
+                    broadcast_sound(
+                        chans.lock().unwrap().entry(key.clone()).or_default(),
+                        &b[1..],
+                    );
+                }
+            }
         }
         return;
     }

@@ -21,6 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
 
+mod audio;
 mod backlog;
 mod fanout;
 mod heartbeat;
@@ -28,6 +29,10 @@ mod lifecycle;
 mod presence;
 mod rate;
 mod socket;
+pub use audio::{
+    bound_unsent, render_metrics as render_audio_metrics, AudioSlot, AudioStats, ChannelAudio,
+    Packet, Source,
+};
 pub use backlog::Backlog;
 use backlog::{history_after, last_lines};
 pub use fanout::{encode, Fanout, Feeds};
@@ -115,6 +120,8 @@ pub struct Channel {
     history_cap: usize,
     /// Caught-up listeners the fan-out task writes to directly (see [`fanout`]).
     fanout: std::sync::Arc<Fanout>,
+    /// The channel's sound (see [`audio`]).
+    audio: ChannelAudio,
 }
 
 #[derive(Debug)]
@@ -164,6 +171,7 @@ impl Channel {
             interrupted: false,
             state: Default::default(),
             rev: 0,
+            audio: false,
         };
         let (status, _) = watch::channel(ServerMsg::Status(status0).to_frame());
         let last_lang = recent
@@ -202,6 +210,7 @@ impl Channel {
             publishers: AtomicU64::new(0),
             history_cap,
             fanout: Default::default(),
+            audio: Default::default(),
         }
     }
 

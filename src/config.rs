@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod audio;
 mod certs;
 mod cluster;
 mod ingest;
@@ -22,6 +23,7 @@ mod origin;
 mod redact;
 mod validate;
 
+pub use audio::AudioConfig;
 pub use certs::load_ca_file;
 pub use cluster::ClusterConfig;
 pub use ingest::IngestConfig;
@@ -38,6 +40,8 @@ pub struct Config {
     pub booth: BoothConfig,
     /// `[ingest]`: lines in progress of caption streams (see `ingest`).
     pub ingest: IngestConfig,
+    /// `[audio]`: the interpreters' voices (docs/audio.md).
+    pub audio: AudioConfig,
     pub events: Vec<EventConfig>,
     /// `[cluster]`: present = this process is one node of a NATS JetStream cluster
     /// (see docs/cluster.md); absent = the single-node default.

@@ -285,6 +285,7 @@ impl Hub {
                 |c| c.stats.partials_coalesced.load(Ordering::Relaxed),
             ),
         ];
+        crate::channel::render_audio_metrics(&chans, out);
         for (name, kind, help, get) in series {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for c in &chans {

@@ -5,6 +5,7 @@
 //! formats, [`ebutt`] that of EBU-TT Live sequences; [`idle`] commits their lines in progress
 //! when a stream goes quiet or the server stops; [`stats`] counts both for `/metrics`.
 
+pub mod audio;
 pub mod ebutt;
 pub mod formats;
 pub mod idle;
@@ -72,6 +73,10 @@ pub struct Ingest {
     pub idle: idle::Idle,
     arbiter: OnceLock<Arc<dyn Arbiter>>,
     channels: ChannelLookup,
+    /// `[audio]`: packet size and rate (see [`audio`]).
+    audio: crate::config::AudioConfig,
+    audio_relay: OnceLock<Arc<dyn audio::AudioRelay>>,
+    recorder: OnceLock<Arc<crate::recording::Recorder>>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -194,7 +199,21 @@ impl Ingest {
             idle: idle::Idle::new(idle_commit),
             arbiter: OnceLock::new(),
             channels,
+            audio: Default::default(),
+            audio_relay: OnceLock::new(),
+            recorder: OnceLock::new(),
         })
+    }
+
+    /// The context with `[audio]`'s packet size and rate.
+    pub fn with_audio(mut self, audio: crate::config::AudioConfig) -> Ingest {
+        self.audio = audio;
+        self
+    }
+
+    /// `[audio]` as configured.
+    pub fn audio_config(&self) -> &crate::config::AudioConfig {
+        &self.audio
     }
 
     /// Cluster mode: every message is admitted by `arbiter` from now on.
@@ -288,7 +307,9 @@ impl Ingest {
                 channel.booth.release(publisher(from)?.id, listeners)?;
                 None
             }
-            ClientMsg::FollowSource { .. } | ClientMsg::Feedback { .. } => {
+            ClientMsg::FollowSource { .. }
+            | ClientMsg::Feedback { .. }
+            | ClientMsg::Audio { .. } => {
                 return Err(Refusal::new(
                     ErrorCode::NotAllowed,
                     "this message is not accepted here",

@@ -13,6 +13,7 @@
 //! - [`channel`]: one language stream: seq, history, partial, status, fan-out.
 //! - [`hub`]: the registry of events and channels, tokens and shared services.
 //! - [`store`]: SQLite transcripts with a group-committing writer thread (the sequencer).
+//! - [`recording`]: Ogg Opus recordings of each channel's sound (`[audio] record`).
 //! - [`cluster`]: several nodes on NATS JetStream (`[cluster]`): the stream sequences,
 //!   every node stores and fans out; on-air state in a key-value bucket.
 //! - [`ingest`]: admission of publisher messages, shared by every way of publishing.
@@ -48,6 +49,7 @@ pub mod organiser;
 pub mod protocol;
 pub mod push;
 pub mod record;
+pub mod recording;
 pub mod secret;
 pub mod server;
 pub mod session;

@@ -8,6 +8,7 @@
 //! restart, a `4001` close or a client-side reconnect storm (`--drop-at`).
 
 mod args;
+mod audio;
 mod captions;
 mod client;
 mod listener;
@@ -99,6 +100,8 @@ struct RunState {
     /// µs since `epoch` of the first disconnect and the last resume (storm recovery).
     first_disconnect: AtomicU64,
     last_resume: AtomicU64,
+    /// Sound (`--audio-listeners`).
+    audio: audio::AudioRun,
 }
 
 impl RunState {
@@ -208,6 +211,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         epoch: Instant::now(),
         first_disconnect: AtomicU64::new(u64::MAX),
         last_resume: AtomicU64::new(0),
+        audio: audio::AudioRun::default(),
         cfg,
     });
     let cfg = &shared.cfg;
@@ -247,12 +251,16 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     progress.phase("publish");
     let cpu0 = pid.and_then(stats::cpu_ns);
     let self0 = stats::cpu_ns(std::process::id());
-    let frames0 = frames(&shared.counters);
+    let frames0 = frames(&shared.counters, &shared.audio);
     shared.live.store(true, Ordering::Relaxed);
     let publish_started = Instant::now();
     let publishers: Vec<_> = (0..nch)
         .flat_map(|c| (0..cfg.publishers).map(move |p| (c, p)))
         .map(|(c, p)| tokio::spawn(publisher::publisher(shared.clone(), c * 1000 + p, c)))
+        .collect();
+    let feeds: Vec<_> = (0..nch)
+        .filter(|_| cfg.audio_listeners > 0)
+        .map(|c| tokio::spawn(audio::feed(shared.clone(), c)))
         .collect();
     if let Some(at) = cfg.drop_at {
         let shared = shared.clone();
@@ -264,6 +272,9 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     let mut pubs = Vec::new();
     for p in publishers {
         pubs.push(p.await.unwrap_or_default());
+    }
+    for f in feeds {
+        let _ = f.await;
     }
     let publish_secs = publish_started.elapsed().as_secs_f64();
     shared.live.store(false, Ordering::Relaxed);
@@ -287,7 +298,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     }
     let drain_secs = drain_started.elapsed().as_secs_f64();
     let incomplete_listeners = incomplete(&shared) as u64;
-    let frames1 = frames(&shared.counters);
+    let frames1 = frames(&shared.counters, &shared.audio);
     let loadgen_cpu_ms = match (self0, stats::cpu_ns(std::process::id())) {
         (Some(a), Some(b)) => (b - a) as f64 / 1e6,
         _ => 0.0,
@@ -359,14 +370,16 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         drain_secs,
         server: pid.map(|_| server),
         loadgen_cpu_ms,
+        audio: (cfg.audio_listeners > 0).then(|| shared.audio.report(cfg.audio_listeners.min(n))),
         ok: false,
     };
     report.ok = !report.lost();
     Ok(report)
 }
 
-fn frames(c: &Counters) -> u64 {
-    c.line_frames.load(Ordering::Relaxed)
+fn frames(c: &Counters, a: &audio::AudioRun) -> u64 {
+    a.received.load(Ordering::Relaxed)
+        + c.line_frames.load(Ordering::Relaxed)
         + c.partial_frames.load(Ordering::Relaxed)
         + c.other_frames.load(Ordering::Relaxed)
 }

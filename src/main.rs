@@ -53,6 +53,9 @@ enum Command {
     /// Publish stdin to a channel: partials as text arrives, a final at each line break;
     /// unacked lines are resent after a reconnect, so none is lost or doubled.
     Push(PushArgs),
+    /// Relay Ogg Opus from stdin (e.g. `ffmpeg … -c:a libopus -f ogg -`) to a channel's sound
+    /// feed, in real time, reconnecting by itself.
+    PushAudio(PushAudioArgs),
 }
 
 fn init_tracing(json: bool) {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Push(args) => push(args),
+        Command::PushAudio(args) => push_audio(args),
         Command::Load(cfg) => babelcast::load::main(cfg),
         Command::CheckConfig { file } => match load_config(file) {
             Ok((c, source)) => {
@@ -323,6 +327,53 @@ fn push(args: PushArgs) -> ExitCode {
             eprintln!(
                 "pushed {} lines ({} acked, {} already stored, {} connections)",
                 r.lines, r.acked, r.duplicates, r.connections
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `babelcast push-audio` arguments.
+#[derive(clap::Args)]
+struct PushAudioArgs {
+    /// The channel's sound feed URL: ws://HOST/v1/events/EVENT/channels/CHANNEL/audio/publish
+    /// (its publish URL is accepted too).
+    #[arg(long)]
+    url: String,
+    /// The channel's publish token (default: $BABELCAST_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+fn push_audio(args: PushAudioArgs) -> ExitCode {
+    init_tracing(false);
+    let Some(token) = args.token.or_else(|| std::env::var("BABELCAST_TOKEN").ok()) else {
+        eprintln!("error: a publish token is needed (--token or BABELCAST_TOKEN)");
+        return ExitCode::FAILURE;
+    };
+    let opts = babelcast::push::PushOptions::new(args.url, token);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = rt.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.cancel();
+        });
+        babelcast::push::audio::run(opts, tokio::io::stdin(), cancel).await
+    });
+    match result {
+        Ok(r) => {
+            eprintln!(
+                "relayed {} of {} Opus packets ({} dropped while the server was away, {} connections)",
+                r.sent, r.packets, r.dropped, r.connections
             );
             ExitCode::SUCCESS
         }

@@ -21,6 +21,7 @@ pub type Frame = Utf8Bytes;
 
 pub mod admin;
 pub mod api;
+pub mod audio;
 mod error;
 mod state;
 
@@ -79,6 +80,8 @@ pub enum ClientMsg {
     FollowSource { on: bool },
     /// Listener: audience feedback for the booth. No identity is kept.
     Feedback { kind: FeedbackKind },
+    /// Listener: start (`on: true`) or stop receiving the channel's sound (binary frames).
+    Audio { on: bool },
 }
 
 /// What a listener tells the booth.
@@ -118,6 +121,10 @@ pub struct Status {
     /// page reads `GET /v1/events` again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rev: u64,
+    /// Whether the channel has a voice now: sound reached it within the last second or two
+    /// (docs/audio.md). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audio: bool,
 }
 
 /// A message the server sends. Every variant is serialised once and shared.

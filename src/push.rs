@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::formats::line::LineBuffer;
 
+pub mod audio;
 mod connection;
 mod pusher;
 

@@ -4,6 +4,7 @@
 //! the store, builds the hub and serves until [`Server::shutdown`]: stop accepting, send Close
 //! 1001 on every socket, flush the store, all within `server.shutdown_grace_secs`.
 
+mod accept;
 mod admin_api;
 mod conn;
 mod error;
@@ -17,18 +18,10 @@ mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::service::Service as _;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,21 +33,10 @@ use crate::config::Config;
 use crate::forward::Forwarder;
 use crate::hub::Hub;
 use crate::ingest::Ingest;
-use crate::limiter::{ConnLimiter, ConnPermit, Denied};
-use crate::metrics::{Metrics, Refused};
+use crate::limiter::{ConnLimiter, ConnPermit};
+use crate::metrics::Metrics;
 use crate::organiser::Organiser;
-use crate::protocol::Refusal;
 use crate::store::{Store, StoreError};
-
-/// Largest request head (request line and headers) a client may send; 431 above it.
-const MAX_HEAD_BYTES: usize = 32 * 1024;
-/// hyper's per-connection read buffer cap.
-const MAX_BUF_BYTES: usize = 64 * 1024;
-/// Refused connections answered at once (503/429); beyond this they are simply closed, so a
-/// flood cannot make the server hold sockets open to say no.
-const MAX_REFUSING: usize = 256;
-/// Time a refused connection gets to send its request head and read the answer.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What every request on one connection knows about it (a request extension). Holding it
 /// keeps the connection's slot in the connection limits: the WebSocket session takes a clone
@@ -113,6 +95,7 @@ impl AppState {
         }
         crate::forward::render_metrics(&self.hub, &self.forwarders, &mut out);
         self.ingest.idle.stats.render(&mut out);
+        self.ingest.recorder().inspect(|r| r.render(&mut out));
         out
     }
 }
@@ -139,6 +122,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error("audio.record: cannot write recordings under {0}: {1}")]
+    Recording(PathBuf, std::io::Error),
 }
 
 /// In a cluster, the part of the grace period (1/N of it) kept for leaving the cluster.
@@ -181,12 +166,21 @@ impl Server {
             let hub = hub.clone();
             Arc::new(move |e: &str, c: &str| hub.channel(e, c)) as crate::ingest::ChannelLookup
         };
-        let ingest = Arc::new(Ingest::new(
-            store,
-            lookup,
-            config.limits.max_caption_chars,
-            config.ingest.idle_commit(),
-        )?);
+        let ingest = Arc::new(
+            Ingest::new(
+                store,
+                lookup,
+                config.limits.max_caption_chars,
+                config.ingest.idle_commit(),
+            )?
+            .with_audio(config.audio.clone()),
+        );
+        if config.audio.record {
+            let dir = config.storage.dir.join("audio");
+            let recorder = crate::recording::Recorder::start(dir.clone())
+                .map_err(|e| StartError::Recording(dir, e))?;
+            ingest.set_recorder(Arc::new(recorder));
+        }
         let forwarders: Arc<[Arc<Forwarder>]> = crate::forward::from_config(&config).into();
         let cluster = match joining {
             Some(joining) => Some(joining.start(&hub, &ingest, forwarders.to_vec()).await?),
@@ -234,7 +228,7 @@ impl Server {
         if cluster.is_none() {
             crate::forward::spawn_all(&hub, &forwarders, None, &tracker, &shutdown);
         }
-        let accept = tokio::spawn(accept_loop(listener, state.clone()));
+        let accept = tokio::spawn(accept::accept_loop(listener, state.clone()));
         Ok(Server {
             state,
             local_addr,
@@ -301,6 +295,9 @@ impl Server {
                 "some connections did not close within the grace period"
             );
         }
+        // Every session has ended: no packet comes any more; recordings end properly.
+        let ingest = self.state.ingest.clone();
+        let _ = tokio::task::spawn_blocking(move || ingest.close_recordings()).await;
         let hub = self.state.hub.clone();
         if let Some(node) = node {
             node.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
@@ -321,178 +318,4 @@ pub async fn run(
     shutdown.await;
     server.shutdown().await;
     Ok(())
-}
-
-async fn accept_loop(listener: TcpListener, state: AppState) {
-    let limits = &state.hub.limits;
-    let router = routes::router(state.clone())
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::layer,
-        ));
-    let service = TowerToHyperService::new(router);
-    let handshake_timeout = limits.handshake_timeout();
-    let refusing = Arc::new(AtomicUsize::new(0));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let permit = match state.limiter.permit(peer.ip()) {
-            Ok(p) => Arc::new(p),
-            Err(denied) => {
-                // Over TLS a plain-text answer would be garbage to the client, and a TLS
-                // handshake is what a flood should not get: just close.
-                if state.tls.is_none() {
-                    refuse(stream, denied, &refusing, state.clone());
-                }
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
-            peer,
-            local: stream.local_addr().ok(),
-            tls: state.tls.is_some(),
-            handshake_timeout,
-            permit,
-        };
-        let (service, shutdown, tls) = (service.clone(), state.shutdown.clone(), state.tls.clone());
-        let metrics = state.hub.metrics.clone();
-        state.tracker.spawn(async move {
-            // A silent socket holds only the socket and this small task until its first bytes:
-            // the connection's state (hyper's, a TLS session's) is allocated then.
-            tokio::select! {
-                r = tokio::time::timeout(handshake_timeout, stream.readable()) => match r {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return,
-                    Err(_) => {
-                        metrics.refuse(Refused::Timeout);
-                        return;
-                    }
-                },
-                _ = shutdown.cancelled() => return,
-            }
-            // Boxed: the task itself stays small while the socket is silent.
-            Box::pin(async move {
-                let conn = match tls {
-                    None => Conn::Plain(stream),
-                    Some(acceptor) => {
-                        match tokio::time::timeout(handshake_timeout, acceptor.0.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(s)) => Conn::Tls(Box::new(s)),
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                metrics.refuse(Refused::Timeout);
-                                return;
-                            }
-                        }
-                    }
-                };
-                serve_connection(conn, info, service, handshake_timeout, shutdown).await;
-            })
-            .await;
-        });
-    }
-}
-
-/// Serves HTTP/1.1 (and upgrades) on one admitted connection until it ends or shutdown.
-async fn serve_connection(
-    conn: Conn,
-    info: ConnInfo,
-    service: TowerToHyperService<axum::Router>,
-    handshake_timeout: Duration,
-    shutdown: CancellationToken,
-) {
-    let peer = info.peer;
-    let permit = info.permit.clone();
-    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(info.clone());
-        service.call(req)
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(handshake_timeout)
-        .max_header_size(MAX_HEAD_BYTES)
-        .max_buf_size(MAX_BUF_BYTES);
-    let conn = builder
-        .serve_connection(TokioIo::new(conn), service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                if e.is_timeout() {
-                    // A request head slower than limits.handshake_timeout_secs (slowloris).
-                    permit.metrics().refuse(Refused::Timeout);
-                }
-                tracing::debug!(%peer, error = %e, "http connection ended with an error");
-            }
-        }
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-        }
-    }
-}
-
-/// Answers a connection the limits refused with 503 or 429 (JSON, `Retry-After`), then
-/// closes it; on a full node `/healthz` and `/metrics` are answered for real (the operations
-/// reserve, see [`ops`]). Beyond [`MAX_REFUSING`] refusals in progress the socket is just closed.
-fn refuse(stream: TcpStream, denied: Denied, refusing: &Arc<AtomicUsize>, app: AppState) {
-    if refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
-        refusing.fetch_sub(1, Ordering::Relaxed);
-        return;
-    }
-    let refusing = refusing.clone();
-    tokio::spawn(async move {
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            // Only a full node: an address over its own share gets no exception.
-            let ops = match denied {
-                Denied::NodeFull => ops::answer(&req, &app),
-                _ => None,
-            };
-            async move {
-                if let Some(r) = ops {
-                    return Ok(r);
-                }
-                let body = Refusal::new(denied.code(), denied.message())
-                    .to_frame()
-                    .to_string();
-                Response::builder()
-                    .status(
-                        StatusCode::from_u16(denied.http_status())
-                            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                    )
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .header(header::RETRY_AFTER, denied.retry_after_secs())
-                    .header(header::CONNECTION, "close")
-                    .body(Body::from(body))
-            }
-        });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .keep_alive(false)
-            .header_read_timeout(REFUSAL_TIMEOUT)
-            .max_header_size(MAX_HEAD_BYTES)
-            .max_buf_size(MAX_BUF_BYTES);
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let _ = tokio::time::timeout(REFUSAL_TIMEOUT * 2, conn).await;
-        refusing.fetch_sub(1, Ordering::Relaxed);
-    });
 }

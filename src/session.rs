@@ -4,7 +4,9 @@
 //! frame that is ready and flushing once (one syscall for a burst), and never holds a lock
 //! across an `.await`.
 
+pub mod audio;
 pub mod ebutt;
+pub mod feed;
 pub mod listener;
 pub mod publisher;
 

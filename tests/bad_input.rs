@@ -61,7 +61,8 @@ async fn each_bad_message_gets_an_error_code_and_the_connection_stays() {
 
     p.send_message(Message::Binary(vec![1u8, 2, 3].into()))
         .await;
-    refused_then_ok(&mut p, "binary_not_supported", seq).await;
+    // A publisher's binary frame is sound (docs/protocol.md#sound): this one is no Opus packet.
+    refused_then_ok(&mut p, "bad_audio", seq).await;
     seq += 1;
 
     p.send_json(json!({"type": "edit", "of": 999, "text": "No such line."}))

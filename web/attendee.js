@@ -12,6 +12,7 @@ import {
 } from "./common.js";
 import { Feed } from "./feed.js";
 import { pick, prefetch, t, use } from "./i18n.js";
+import { ListenControl } from "./listen.js";
 
 const SETTINGS_KEY = "babelcast.settings";
 const DEFAULTS = { size: 100, theme: "dark", spacing: "normal", dual: false };
@@ -52,11 +53,15 @@ let noticeKey = null;
 const mainFeed = new Feed(mainPane);
 const floorFeed = new Feed(floorPane, { announce: false });
 
-const mainSocket = new Socket(() => listenUrl(mainFeed.channel, mainFeed), {
+const mainSocket = new Socket(() => listenUrl(mainFeed.channel, mainFeed, mainListen), {
   onMessage: (m) => {
-    if (m.type === "status") showStatus(m);
+    if (m.type === "status") {
+      showStatus(m);
+      mainListen.status(m);
+    }
     mainFeed.handle(m);
   },
+  onBinary: (b) => mainListen.packet(b),
 });
 const closedNotice = { 4004: "notice.channel_deleted", 4005: "notice.event_over" };
 const showConn = connBadge(conn, mainSocket);
@@ -79,13 +84,25 @@ mainSocket.onState = (state, delay) => {
   }
   if (state === "offline") showNotice("notice.offline");
 };
-const floorSocket = new Socket(() => listenUrl(floor.id, floorFeed), {
-  onMessage: (m) => floorFeed.handle(m),
+const floorSocket = new Socket(() => listenUrl(floor.id, floorFeed, floorListen), {
+  onMessage: (m) => {
+    if (m.type === "status") floorListen.status(m);
+    floorFeed.handle(m);
+  },
+  onBinary: (b) => floorListen.packet(b),
   onState: (state) => {
     floorPane.dataset.state = state;
     if (state !== "live") floorFeed.setPartial("");
   },
 });
+
+// The voice of each pane's channel, one at a time.
+const soundOf = (feed) => () => {
+  const ch = ev && ev.channels.find((c) => c.id === feed.channel);
+  return { title: ch ? nameOf(ch) : "", artist: ev ? ev.title || ev.id : "" };
+};
+const mainListen = new ListenControl(mainPane, { socket: mainSocket, meta: soundOf(mainFeed), onStart: () => floorListen.stop() });
+const floorListen = new ListenControl(floorPane, { socket: floorSocket, meta: soundOf(floorFeed), onStart: () => mainListen.stop() });
 
 /** Adds the access code (if any) to a URL that may already have a query. */
 function withCode(url) {
@@ -93,9 +110,12 @@ function withCode(url) {
   return `${url}${url.includes("?") ? "&" : "?"}code=${encodeURIComponent(accessCode)}`;
 }
 
-function listenUrl(id, feed) {
-  const since = feed.lastSeq === null ? "" : `?since=${feed.lastSeq}`;
-  return wsUrl(withCode(channelPath(event, id, "listen") + since));
+function listenUrl(id, feed, sound) {
+  const q = [];
+  if (feed.lastSeq !== null) q.push(`since=${feed.lastSeq}`);
+  // Listening: the voice comes back with the captions after a reconnect.
+  if (sound.on) q.push("audio=1");
+  return wsUrl(withCode(channelPath(event, id, "listen") + (q.length ? `?${q.join("&")}` : "")));
 }
 
 // ---- words ------------------------------------------------------------------------------
@@ -110,6 +130,7 @@ async function speak(tag) {
   await use(pick(tag));
   if (conn.dataset.state !== "error") showConn(...connState);
   for (const f of [mainFeed, floorFeed]) f.relabel();
+  for (const l of [mainListen, floorListen]) l.show();
   if (lastStatus) showStatus(lastStatus);
   if (noticeKey) showNotice(noticeKey, noticeVars);
   showWake();
@@ -363,6 +384,7 @@ function follow() {
   mainFeed.setLang(ch.lang);
   floorPane.hidden = !dual;
   if (!dual) {
+    floorListen.stop();
     floorSocket.stop();
     floorFeed.channel = null;
     floor = null;

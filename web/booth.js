@@ -13,6 +13,7 @@ import { Feed } from "./feed.js";
 import { t, use } from "./i18n.js";
 import { Lines } from "./booth-lines.js";
 import { Sender } from "./booth-send.js";
+import { SoundPanel } from "./booth-audio.js";
 
 /** How long an alert stays. */
 const ALERT_MS = 10000;
@@ -50,8 +51,15 @@ const sender = new Sender({
   air: () => ({ standby: standby(), partner: partnerName() }),
   alert: (text) => showAlert(text),
 });
+const sound = new SoundPanel({
+  pub,
+  event,
+  me: () => me,
+  air: () => ({ mine: mine(), standby: standby(), partner: partnerName() }),
+});
 pub.onState = (state, delay, reason) => {
   badge(state, delay);
+  sound.refresh();
   if (state === "live") sender.resendAll();
   if (state === "reconnecting") checkToken();
   // The organiser's decision (4003 revoked, 4004 channel deleted, 4005 event over): say why.
@@ -144,6 +152,8 @@ async function signIn(cred, quiet) {
 }
 
 function signOut(message) {
+  sound.stop();
+  $("sound").hidden = true;
   for (const s of [pub, own, source]) s.stop();
   me = null;
   booth = null;
@@ -196,6 +206,7 @@ function enterConsole() {
     source.start();
   }
   showAir();
+  sound.show(ch);
   setEditing(null);
   input.focus();
 }
@@ -460,6 +471,7 @@ function showBooth(m) {
   }
   lastLanguageAlert = m.language_alert || null;
   showAir();
+  sound.refresh();
   // Back on air with something typed on standby: it goes out as a partial now.
   if (wasStandby && isMine && input.value && !editing) sender.typed(input.value);
 }

@@ -125,6 +125,11 @@ export const CLOSE_GOING_AWAY = 1001;
 export const FINAL_CLOSES = [4003, 4004, 4005];
 /** Close code: the organiser changed the channel; reconnect at once (the new hello says how). */
 export const CLOSE_CHANNEL_CHANGED = 4006;
+/**
+ * Bytes a socket may have waiting to go out before binary frames (sound) are dropped instead
+ * of queued: old sound is worthless (a second of 32 kbit/s voice).
+ */
+const SEND_BACKLOG_BYTES = 4096;
 
 /**
  * A WebSocket that reconnects until stopped. `url()` is called for every attempt, so it can
@@ -133,10 +138,12 @@ export const CLOSE_CHANNEL_CHANGED = 4006;
  * dropped at the browser's `offline` event and tried again at `online`).
  */
 export class Socket {
-  constructor(url, { onMessage = () => {}, onState = () => {} } = {}) {
+  constructor(url, { onMessage = () => {}, onState = () => {}, onBinary = () => {} } = {}) {
     this.url = url;
     this.onMessage = onMessage;
     this.onState = onState;
+    /** Binary frames (sound: docs/protocol.md#sound), as ArrayBuffers. */
+    this.onBinary = onBinary;
     this.ws = null;
     this.timer = null;
     this.watch = null;
@@ -182,6 +189,13 @@ export class Socket {
     return true;
   }
 
+  /** Sends a binary frame if connected and not backed up; returns whether it was sent. */
+  sendBinary(bytes) {
+    if (!this.live || this.ws.bufferedAmount > SEND_BACKLOG_BYTES) return false;
+    this.ws.send(bytes);
+    return true;
+  }
+
   get live() {
     return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
   }
@@ -200,6 +214,7 @@ export class Socket {
       this.retry(0);
       return;
     }
+    ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.heard = Date.now();
     clearInterval(this.watch);
@@ -210,6 +225,10 @@ export class Socket {
     this.onState("connecting");
     ws.onmessage = (e) => {
       this.heard = Date.now();
+      if (typeof e.data !== "string") {
+        this.onBinary(e.data);
+        return;
+      }
       let m;
       try {
         m = JSON.parse(e.data);

@@ -73,6 +73,7 @@ impl Channel {
             interrupted: self.booth.interrupted(),
             state: self.life.state(),
             rev: self.life.event().rev(),
+            audio: self.audio().live(),
         }
     }
 

@@ -132,7 +132,9 @@ impl Node {
                     ));
                 }
             }
-            ClientMsg::FollowSource { .. } | ClientMsg::Feedback { .. } => {
+            ClientMsg::FollowSource { .. }
+            | ClientMsg::Feedback { .. }
+            | ClientMsg::Audio { .. } => {
                 return Err(Refusal::new(
                     ErrorCode::NotAllowed,
                     "this message is not accepted here",
@@ -182,7 +184,9 @@ impl Node {
                 let rx = self.submit(channel, link, append, None, me).await;
                 return Ok(Admitted::Pending(rx));
             }
-            ClientMsg::FollowSource { .. } | ClientMsg::Feedback { .. } => {
+            ClientMsg::FollowSource { .. }
+            | ClientMsg::Feedback { .. }
+            | ClientMsg::Audio { .. } => {
                 unreachable!("refused above")
             }
         }

@@ -152,7 +152,7 @@ impl Joining {
     pub async fn start(
         self,
         hub: &Arc<Hub>,
-        ingest: &Ingest,
+        ingest: &Arc<Ingest>,
         forwarders: Vec<Arc<Forwarder>>,
     ) -> Result<Arc<Node>, ClusterError> {
         let cfg = self.cfg;
@@ -235,6 +235,7 @@ impl Joining {
             .await
             .map_err(|e| js_err(format!("nodes bucket {}", node.cfg.nodes_bucket))(&e))?;
         ingest.set_arbiter(node.clone());
+        super::audio::start(&node, ingest).await?;
         let t = &node.tracker;
         t.spawn(sequencer::dispatch(node.clone(), self.rx));
         for (link, rx) in queues {

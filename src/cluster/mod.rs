@@ -25,6 +25,7 @@
 //!   told the feed is interrupted) until it is back and caught up.
 //! - [`audience`]: every node's listener counts over core NATS, so every node shows the
 //!   channel's whole audience.
+//! - [`audio`]: the sound every node heard, over core NATS (no persistence).
 //! - [`join`]: connecting to NATS, the stream and buckets, and starting a node's tasks.
 //! - [`wire`]: what nodes send each other.
 //!
@@ -36,6 +37,7 @@ mod admit;
 mod air;
 mod applier;
 mod audience;
+mod audio;
 mod booth;
 mod decide;
 mod health;

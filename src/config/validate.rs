@@ -46,6 +46,7 @@ impl Config {
             }
         }
         problems.extend(self.ingest.problems());
+        problems.extend(self.audio.problems());
         let l = &self.limits;
         for (key, value) in [
             ("limits.per_ip_connect_rate", l.per_ip_connect_rate),

@@ -8,9 +8,11 @@
 //! - [`timestamp`]: the `YYYY-MM-DDTHH:MM:SS.mmm` UTC timestamps both Zoom and YouTube use.
 //! - [`zoom`], [`youtube`], [`streamtext`]: query parameters, bodies and URLs of each service.
 //! - [`ebutt`]: EBU-TT Live documents (TTML over WebSocket) and the screen they describe.
+//! - [`ogg`]: Ogg Opus pages (sound recordings, `babelcast push-audio` input).
 
 pub mod ebutt;
 pub mod line;
+pub mod ogg;
 pub mod seq;
 pub mod streamtext;
 pub mod timestamp;

@@ -68,6 +68,16 @@ pub struct LoadConfig {
     /// Connection attempts in flight at once.
     #[arg(long, default_value_t = 128)]
     pub connect_concurrency: usize,
+    /// Listeners (the first ones) that also ask for the channel's sound (`?audio=1`); with any,
+    /// a sound feed per channel sends packets while publishing runs.
+    #[arg(long, default_value_t = 0)]
+    pub audio_listeners: usize,
+    /// Sound packets per second per channel (50: 20 ms Opus packets).
+    #[arg(long, default_value_t = 50.0)]
+    pub audio_rate: f64,
+    /// Bytes of each Opus packet (60: about 24 kbit/s at 20 ms).
+    #[arg(long, default_value_t = 60)]
+    pub audio_bytes: usize,
     /// The server's pid, to read its memory and CPU from /proc (same machine only).
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -104,6 +114,9 @@ impl Default for LoadConfig {
             drop_at: None,
             source_addrs: 1,
             connect_concurrency: 128,
+            audio_listeners: 0,
+            audio_rate: 50.0,
+            audio_bytes: 60,
             server_pid: None,
             allow_remote: false,
             json: false,

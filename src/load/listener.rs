@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::audio::AudioTrack;
 use super::captions::{event_seq, token_micros};
 use super::client::{connect, ConnectError, BACKOFF_MAX, BACKOFF_MIN};
 use super::{now_micros, RunState};
@@ -80,12 +81,18 @@ pub(super) async fn listener(
         ..Default::default()
     };
     let mut drop_rx = shared.drop_all.subscribe();
+    let mut sound_track = AudioTrack::default();
     let mut disconnected: Option<Instant> = None;
     let mut backoff = BACKOFF_MIN;
     let mut source_slot = idx % shared.cfg.source_addrs.max(1);
     'connect: loop {
         let since = track.contiguous();
-        let path = format!("{}?since={since}", ch.path);
+        let sound = if idx < shared.cfg.audio_listeners {
+            "&audio=1"
+        } else {
+            ""
+        };
+        let path = format!("{}?since={since}{sound}", ch.path);
         let permit = shared.connect_slots.acquire().await;
         let started = Instant::now();
         let source = shared.source(source_slot);
@@ -164,6 +171,10 @@ pub(super) async fn listener(
             };
             let text = match msg {
                 Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Binary(b))) => {
+                    sound_track.packet(&shared.audio, &b);
+                    continue;
+                }
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map(|f| u16::from(f.code)).unwrap_or(0);
                     let c = &shared.counters;

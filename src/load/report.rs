@@ -65,6 +65,8 @@ pub struct Report {
     pub server: Option<ServerUse>,
     /// The load generator's own CPU over the publish window.
     pub loadgen_cpu_ms: f64,
+    /// Sound, with `--audio-listeners`.
+    pub audio: Option<super::audio::AudioReport>,
     pub ok: bool,
 }
 
@@ -157,6 +159,19 @@ pub fn table(r: &Report) -> String {
             s,
             "server CPU       {:.0} ms, {:.3} µs per delivered frame",
             u.cpu_ms, u.cpu_per_delivery_us
+        );
+    }
+    if let Some(a) = &r.audio {
+        let _ = writeln!(
+            s,
+            "sound            {} listeners: {} packets sent, {} received, {} skipped, {} later than {} ms; {}",
+            a.listeners,
+            a.sent,
+            a.received,
+            a.skipped,
+            a.late,
+            super::audio::LATE_MS,
+            q(&a.latency)
         );
     }
     let _ = writeln!(s, "load generator   {:.0} ms CPU", r.loadgen_cpu_ms);

@@ -44,6 +44,10 @@ pub enum ErrorCode {
     RateLimited,
     /// The channel has no source channel to follow.
     NoSource,
+    /// A binary frame that is not one well-formed Opus packet (docs/protocol.md#sound).
+    BadAudio,
+    /// Text on a sound feed socket, which takes Opus packets only.
+    AudioOnly,
     /// An EBU-TT Live frame that is not well-formed XML.
     BadXml,
     /// Well-formed XML that is not an EBU-TT Live document (root, sequence attributes).
@@ -151,6 +155,8 @@ impl ErrorCode {
             ErrorCode::HandoverRefused => "handover_refused",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::NoSource => "no_source",
+            ErrorCode::BadAudio => "bad_audio",
+            ErrorCode::AudioOnly => "audio_only",
             ErrorCode::BadXml => "bad_xml",
             ErrorCode::BadDocument => "bad_document",
             ErrorCode::SeqOutOfOrder => "seq_out_of_order",
@@ -306,6 +312,8 @@ mod tests {
             E::HandoverRefused,
             E::RateLimited,
             E::NoSource,
+            E::BadAudio,
+            E::AudioOnly,
             E::BadXml,
             E::BadDocument,
             E::SeqOutOfOrder,

@@ -22,6 +22,7 @@ use crate::transcript;
 use crate::web::WebState;
 
 mod access;
+mod audio;
 mod event_transcript;
 mod formats;
 
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/events/{event}/transcript",
             get(event_transcript::event_transcript),
         )
+        .merge(audio::routes())
         .merge(crate::web::routes().with_state(WebState {
             hub: state.hub.clone(),
             web_dir: state.options.web_dir.as_deref().map(Into::into),
@@ -159,6 +161,7 @@ async fn listen(
     // A monitor (the booth console watching its own channel) is not counted as a listener;
     // only the channel's publishers and the admin may ask for that.
     let monitor = q.get("monitor").is_some_and(|v| v == "1" || v == "true");
+    let audio = q.get("audio").is_some_and(|v| v == "1" || v == "true");
     if monitor
         && !token(req.headers(), &q)
             .is_some_and(|t| app.hub.is_admin(t) || app.hub.may_publish(&event, &channel, t))
@@ -181,9 +184,9 @@ async fn listen(
             hub.metrics.opened();
             // Plain-TCP sockets from our own accept loop can be written by the direct fan-out.
             let direct = ws.get_ref().get_ref().direct().cloned();
-            let end =
-                session::listener::run(ws, direct, hub.clone(), ch, since, !monitor, shutdown)
-                    .await;
+            audio::bound_tls(&ws);
+            let how = (since, !monitor, audio);
+            let end = session::listener::run(ws, direct, hub.clone(), ch, how, shutdown).await;
             hub.metrics.closed();
             count_end(&hub, end);
             tracing::debug!(?end, "listener left");

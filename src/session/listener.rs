@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use super::audio::AudioListener;
 use super::{answer_close, close, feed, flush, read_error, End};
 use crate::channel::{Backlog, Channel, DirectSocket, EMPTY_PARTIAL};
 use crate::hub::Hub;
@@ -36,14 +37,14 @@ pub const FEEDBACK_INTERVAL: std::time::Duration = std::time::Duration::from_sec
 const STORE_PAGE: u64 = 500;
 
 /// Runs a listener until the client leaves, falls too far behind, or the server shuts down.
-/// `counted`: whether it counts as one of the channel's listeners (not a booth's monitor).
+/// `counted`: whether it counts as one of the channel's listeners (not a booth's monitor);
+/// `audio`: whether it asked for the channel's sound at once (`?audio=1`).
 pub async fn run<S>(
     mut ws: WebSocketStream<S>,
     direct: Option<DirectSocket>,
     hub: Arc<Hub>,
     ch: Arc<Channel>,
-    since: Option<u64>,
-    counted: bool,
+    (since, counted, audio): (Option<u64>, bool, bool),
     shutdown: CancellationToken,
 ) -> End
 where
@@ -60,7 +61,7 @@ where
         &mut ws,
         &hub,
         &ch,
-        since,
+        (since, audio),
         &shutdown,
         direct.as_ref(),
         &mut slot,
@@ -106,7 +107,7 @@ async fn session<S>(
     ws: &mut WebSocketStream<S>,
     hub: &Arc<Hub>,
     ch: &Arc<Channel>,
-    since: Option<u64>,
+    (since, audio): (Option<u64>, bool),
     shutdown: &CancellationToken,
     conn: Option<&DirectSocket>,
     slot: &mut Option<usize>,
@@ -156,6 +157,9 @@ where
     }
     flush(ws, write_timeout).await?;
     ch.stats.frames_out.fetch_add(sent, Ordering::Relaxed);
+    // The channel's sound, once asked for (after the hello and backlog: docs/protocol.md#sound).
+    let mut sound = AudioListener::new(ch, conn);
+    sound.set(audio);
 
     let ping_every = limits.ping_interval();
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
@@ -258,6 +262,11 @@ where
                 feed(ws, p).await?;
                 sent += 1;
             }
+            p = sound.recv(), if sound.writes() => {
+                if let Some(p) = p {
+                    sound.feed(ws, p).await?;
+                }
+            }
             r = sub.status.changed(), if !direct => {
                 if r.is_err() {
                     return Ok(End::Shutdown);
@@ -292,6 +301,7 @@ where
                                 ch.booth.feedback(kind);
                             }
                         }
+                        Ok(ClientMsg::Audio { on }) => sound.set(on),
                         Ok(_) => {
                             let r = Refusal::new(ErrorCode::NotAllowed, "listeners do not publish; use the publish endpoint with a token");
                             feed(ws, r.to_frame()).await?;

@@ -21,6 +21,7 @@ use super::{close, close_publisher, feed, flush, read_error, End};
 use crate::channel::Channel;
 use crate::channel::{Backlog, Subscription};
 use crate::hub::Hub;
+use crate::ingest::audio::AudioIn;
 use crate::ingest::{self, Admitted, Ingest, Publisher};
 use crate::limiter::TokenBucket;
 use crate::metrics::Refused;
@@ -149,6 +150,7 @@ where
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let max_in_flight = limits.publisher_in_flight;
+    let mut sound = AudioIn::partner(me.id, ingest.audio_config());
     let mut rate = (limits.publisher_rate > 0.0).then(|| {
         TokenBucket::new(
             limits.publisher_rate,
@@ -195,9 +197,12 @@ where
                         return Ok(end);
                     }
                     Some(Ok(Message::Close(_))) => return Ok(End::ClientClosed),
-                    Some(Ok(Message::Binary(_))) => {
-                        let r = Refusal::new(ErrorCode::BinaryNotSupported, "binary frames are not part of the protocol; send JSON text");
-                        feed(ws, r.to_frame()).await?;
+                    Some(Ok(Message::Binary(b))) => {
+                        // Sound: one Opus packet, heard only while this partner is on air.
+                        if let Err(r) = ingest.admit_audio(ch, &mut sound, &b).await {
+                            hub.metrics.refuse_message(r.code);
+                            feed(ws, r.to_frame()).await?;
+                        }
                         None
                     }
                     Some(Ok(Message::Text(t))) => {

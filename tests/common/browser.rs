@@ -67,9 +67,14 @@ impl Drop for Browser {
 impl Browser {
     /// A browser with a 1024×768 window and English as its language.
     pub async fn start() -> Browser {
+        Self::start_with(&[]).await
+    }
+
+    /// The same with extra Chromium switches (e.g. a fake microphone playing a file).
+    pub async fn start_with(extra: &[String]) -> Browser {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start().await {
+            match Self::try_start(extra).await {
                 Ok(b) => return b,
                 Err(e) => last_error = e,
             }
@@ -77,7 +82,7 @@ impl Browser {
         panic!("headless Chromium could not start (install chromium and chromium-driver): {last_error}");
     }
 
-    async fn try_start() -> Result<Browser, String> {
+    async fn try_start(extra: &[String]) -> Result<Browser, String> {
         let port = free_port();
         let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -105,17 +110,26 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--no-first-run".into(),
+            "--window-size=1024,768".into(),
+            "--lang=en-US".into(),
+            "--hide-scrollbars".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        args.extend(extra.iter().cloned());
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--window-size=1024,768",
-                    "--lang=en-US", "--hide-scrollbars",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
+                "args": args,
             },
         });
         let Value::Object(caps) = caps else {

@@ -65,5 +65,12 @@ export default {
   "tpage.download": "تنزيل",
   "tpage.empty": "لا أسطر.",
   "tpage.private": "هذا النص غير منشور.",
-  "tpage.loading": "جارٍ تحميل النص…"
+  "tpage.loading": "جارٍ تحميل النص…",
+  "listen": "استماع",
+  "listen.playing": "يُشغَّل الصوت",
+  "listen.waiting": "في انتظار الصوت…",
+  "listen.no_voice": "لا يوجد صوت على هذه القناة الآن؛ تستمر الترجمة النصية.",
+  "listen.blocked": "أوقف المتصفح الصوت مؤقتًا؛ اضغط «استماع» مرة أخرى.",
+  "listen.insecure": "يتطلب الصوت صفحة آمنة (https://).",
+  "listen.unsupported": "لا يستطيع هذا المتصفح تشغيل الصوت؛ تستمر الترجمة النصية."
 };

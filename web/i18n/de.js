@@ -65,5 +65,12 @@ export default {
   "tpage.download": "Herunterladen",
   "tpage.empty": "Keine Zeilen.",
   "tpage.private": "Diese Mitschrift ist nicht veröffentlicht.",
-  "tpage.loading": "Mitschrift wird geladen…"
+  "tpage.loading": "Mitschrift wird geladen…",
+  "listen": "Anhören",
+  "listen.playing": "Stimme wird abgespielt",
+  "listen.waiting": "Warten auf die Stimme…",
+  "listen.no_voice": "Auf diesem Kanal ist gerade keine Stimme; die Untertitel laufen weiter.",
+  "listen.blocked": "Der Browser hat den Ton angehalten; tippen Sie erneut auf Anhören.",
+  "listen.insecure": "Ton braucht eine sichere Seite (https://).",
+  "listen.unsupported": "Dieser Browser kann die Stimme nicht abspielen; die Untertitel laufen weiter."
 };

@@ -65,5 +65,12 @@ export default {
   "tpage.download": "Descargar",
   "tpage.empty": "No hay líneas.",
   "tpage.private": "Esta transcripción no está publicada.",
-  "tpage.loading": "Cargando la transcripción…"
+  "tpage.loading": "Cargando la transcripción…",
+  "listen": "Escuchar",
+  "listen.playing": "Reproduciendo la voz",
+  "listen.waiting": "Esperando la voz…",
+  "listen.no_voice": "No hay voz en este canal ahora; los subtítulos continúan.",
+  "listen.blocked": "El navegador pausó el sonido; toque Escuchar de nuevo.",
+  "listen.insecure": "El sonido necesita una página segura (https://).",
+  "listen.unsupported": "Este navegador no puede reproducir la voz; los subtítulos continúan."
 };

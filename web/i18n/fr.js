@@ -65,5 +65,12 @@ export default {
   "tpage.download": "Télécharger",
   "tpage.empty": "Aucune ligne.",
   "tpage.private": "Cette transcription n’est pas publiée.",
-  "tpage.loading": "Chargement de la transcription…"
+  "tpage.loading": "Chargement de la transcription…",
+  "listen": "Écouter",
+  "listen.playing": "Voix en cours de lecture",
+  "listen.waiting": "En attente de la voix…",
+  "listen.no_voice": "Pas de voix sur ce canal pour le moment ; les sous-titres continuent.",
+  "listen.blocked": "Le navigateur a mis le son en pause ; touchez de nouveau Écouter.",
+  "listen.insecure": "Le son nécessite une page sécurisée (https://).",
+  "listen.unsupported": "Ce navigateur ne peut pas lire la voix ; les sous-titres continuent."
 };

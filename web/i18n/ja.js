@@ -65,5 +65,12 @@ export default {
   "tpage.download": "ダウンロード",
   "tpage.empty": "行がありません。",
   "tpage.private": "この書き起こしは公開されていません。",
-  "tpage.loading": "書き起こしを読み込み中…"
+  "tpage.loading": "書き起こしを読み込み中…",
+  "listen": "聞く",
+  "listen.playing": "音声を再生中",
+  "listen.waiting": "音声を待っています…",
+  "listen.no_voice": "このチャンネルには今、音声がありません。字幕は続きます。",
+  "listen.blocked": "ブラウザーが音声を一時停止しました。もう一度「聞く」をタップしてください。",
+  "listen.insecure": "音声には安全なページ（https://）が必要です。",
+  "listen.unsupported": "このブラウザーでは音声を再生できません。字幕は続きます。"
 };

@@ -65,5 +65,12 @@ export default {
   "tpage.download": "내려받기",
   "tpage.empty": "줄이 없습니다.",
   "tpage.private": "이 기록은 공개되지 않았습니다.",
-  "tpage.loading": "기록을 불러오는 중…"
+  "tpage.loading": "기록을 불러오는 중…",
+  "listen": "듣기",
+  "listen.playing": "음성 재생 중",
+  "listen.waiting": "음성을 기다리는 중…",
+  "listen.no_voice": "지금 이 채널에는 음성이 없습니다. 자막은 계속됩니다.",
+  "listen.blocked": "브라우저가 소리를 일시 중지했습니다. 듣기를 다시 누르세요.",
+  "listen.insecure": "소리를 들으려면 보안 페이지(https://)가 필요합니다.",
+  "listen.unsupported": "이 브라우저는 음성을 재생할 수 없습니다. 자막은 계속됩니다."
 };

@@ -65,5 +65,12 @@ export default {
   "tpage.download": "Descarregar",
   "tpage.empty": "Sem linhas.",
   "tpage.private": "Esta transcrição não está publicada.",
-  "tpage.loading": "A carregar a transcrição…"
+  "tpage.loading": "A carregar a transcrição…",
+  "listen": "Ouvir",
+  "listen.playing": "Reproduzindo a voz",
+  "listen.waiting": "Aguardando a voz…",
+  "listen.no_voice": "Não há voz neste canal agora; as legendas continuam.",
+  "listen.blocked": "O navegador pausou o som; toque em Ouvir de novo.",
+  "listen.insecure": "O som precisa de uma página segura (https://).",
+  "listen.unsupported": "Este navegador não consegue reproduzir a voz; as legendas continuam."
 };

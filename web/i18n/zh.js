@@ -65,5 +65,12 @@ export default {
   "tpage.download": "下载",
   "tpage.empty": "没有内容。",
   "tpage.private": "此文字记录未公开。",
-  "tpage.loading": "正在加载文字记录…"
+  "tpage.loading": "正在加载文字记录…",
+  "listen": "收听",
+  "listen.playing": "正在播放语音",
+  "listen.waiting": "正在等待语音…",
+  "listen.no_voice": "此频道目前没有语音；字幕继续显示。",
+  "listen.blocked": "浏览器暂停了声音；请再次点按“收听”。",
+  "listen.insecure": "声音需要安全网页（https://）。",
+  "listen.unsupported": "此浏览器无法播放语音；字幕继续显示。"
 };
