@@ -2,23 +2,28 @@
 //! successful final afterwards); an oversized frame closes with 1009; unknown event or channel
 //! is a 404 and a missing or wrong token a 401, before the upgrade.
 mod common;
+use babelcast::protocol::{parse_server, ClientMsg, ErrorCode, ServerMsg};
 use common::*;
-use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Expects an `error` with `code`, then proves the connection still publishes; returns the
 /// error.
-async fn refused_then_ok(p: &mut WsClient, code: &str, next_seq: u64) -> serde_json::Value {
-    let e = p.recv_event().await;
-    assert_eq!(e["type"], "error", "{e}");
-    assert_eq!(e["code"], code, "{e}");
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+async fn refused_then_ok(p: &mut WsClient, code: ErrorCode, next_seq: u64) -> Refused {
+    let e = p.expect_error(code).await;
+    assert!(!e.message.is_empty(), "{e:?}");
     let ack = p
-        .final_line(&format!("Still connected after {code}."), None)
+        .publish_final(&format!("Still connected after {}.", code.as_str()), None)
         .await;
-    assert_eq!(ack["type"], "ack", "after {code}: {ack}");
-    assert_eq!(ack["seq"], next_seq, "after {code}: {ack}");
+    assert_eq!(ack, acked(next_seq), "after {code:?}");
     e
+}
+
+/// A correction of line `of`.
+fn edit(of: u64, text: &str) -> ClientMsg {
+    ClientMsg::Edit {
+        of,
+        text: text.into(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,67 +34,63 @@ async fn each_bad_message_gets_an_error_code_and_the_connection_stays() {
     let mut seq = 1;
 
     p.send_text("{\"type\": \"final\", \"text\": ").await;
-    refused_then_ok(&mut p, "bad_json", seq).await;
+    refused_then_ok(&mut p, ErrorCode::BadJson, seq).await;
     seq += 1;
 
-    p.send_json(json!({"type": "shout", "text": "Hello"})).await;
-    refused_then_ok(&mut p, "bad_message", seq).await;
+    // Valid JSON that is no message: sent as raw text, as no `ClientMsg` can carry it.
+    p.send_text(r#"{"type":"shout","text":"Hello"}"#).await;
+    refused_then_ok(&mut p, ErrorCode::BadMessage, seq).await;
     seq += 1;
 
-    p.send_json(json!({"type": "final"})).await;
-    refused_then_ok(&mut p, "bad_message", seq).await;
+    p.send_text(r#"{"type":"final"}"#).await;
+    refused_then_ok(&mut p, ErrorCode::BadMessage, seq).await;
     seq += 1;
 
-    p.send_json(json!({"type": "final", "text": ""})).await;
-    refused_then_ok(&mut p, "empty_text", seq).await;
+    p.send_final("").await;
+    refused_then_ok(&mut p, ErrorCode::EmptyText, seq).await;
     seq += 1;
 
-    p.send_json(json!({"type": "final", "text": "  \n\t "}))
-        .await;
-    refused_then_ok(&mut p, "empty_text", seq).await;
+    p.send_final("  \n\t ").await;
+    refused_then_ok(&mut p, ErrorCode::EmptyText, seq).await;
     seq += 1;
 
     // Over the limit in characters (101 Chinese characters are 303 bytes; 100 are fine).
-    p.send_json(json!({"type": "final", "text": "字".repeat(101)}))
-        .await;
-    refused_then_ok(&mut p, "text_too_long", seq).await;
+    p.send_final(&"字".repeat(101)).await;
+    refused_then_ok(&mut p, ErrorCode::TextTooLong, seq).await;
     seq += 1;
-    p.send_json(json!({"type": "final", "text": "字".repeat(100)}))
-        .await;
-    assert_eq!(p.recv_event().await["seq"], seq);
+    p.send_final(&"字".repeat(100)).await;
+    assert_eq!(p.next_msg().await, acked(seq));
     seq += 1;
 
     p.send_message(Message::Binary(vec![1u8, 2, 3].into()))
         .await;
     // A publisher's binary frame is sound (docs/protocol.md#sound): this one is no Opus packet.
-    refused_then_ok(&mut p, "bad_audio", seq).await;
+    refused_then_ok(&mut p, ErrorCode::BadAudio, seq).await;
     seq += 1;
 
-    p.send_json(json!({"type": "edit", "of": 999, "text": "No such line."}))
-        .await;
-    let e = refused_then_ok(&mut p, "unknown_seq", seq).await;
-    assert_eq!(e["of"], 999, "{e}");
+    p.send(edit(999, "No such line.")).await;
+    let e = refused_then_ok(&mut p, ErrorCode::UnknownSeq, seq).await;
+    assert_eq!(e.of, Some(999), "{e:?}");
     seq += 1;
 
     // An edit of an edit is not an edit of a line.
-    p.send_json(json!({"type": "edit", "of": 1, "text": "Corrected."}))
-        .await;
-    let edit_seq = p.recv_event().await["seq"].as_u64().unwrap();
+    p.send(edit(1, "Corrected.")).await;
+    let edit_seq = p.expect_ack().await;
     assert_eq!(edit_seq, seq);
     seq += 1;
-    p.send_json(json!({"type": "edit", "of": edit_seq, "text": "Corrected twice."}))
-        .await;
+    p.send(edit(edit_seq, "Corrected twice.")).await;
     // Refused by the store, after admission: the error still names the edit.
-    let e = refused_then_ok(&mut p, "unknown_seq", seq).await;
-    assert_eq!(e["of"], edit_seq, "{e}");
+    let e = refused_then_ok(&mut p, ErrorCode::UnknownSeq, seq).await;
+    assert_eq!(e.of, Some(edit_seq), "{e:?}");
     seq += 1;
 
     // Listeners only ever saw what was accepted, in order.
     let mut n = 1;
     while n < seq {
-        let v = l.recv_event().await;
-        assert!(v["type"] == "line" || v["type"] == "edit", "{v}");
-        assert_eq!(v["seq"], n);
+        match l.next_msg().await {
+            ServerMsg::Line { seq, .. } | ServerMsg::Edit { seq, .. } => assert_eq!(seq, n),
+            other => panic!("expected a line or an edit, got {other:?}"),
+        }
         n += 1;
     }
 }
@@ -98,52 +99,56 @@ async fn each_bad_message_gets_an_error_code_and_the_connection_stays() {
 async fn an_http_edit_of_an_edit_is_refused_naming_it() {
     let s = TestServer::start().await;
     let captions = s.http(&TestServer::channel_path("zh", "captions"));
-    let post = |body: serde_json::Value| {
+    let post = |body: ClientMsg| {
         reqwest::Client::new()
             .post(&captions)
             .bearer_auth(token("zh"))
             .json(&body)
             .send()
     };
-    let r = post(json!({"type": "final", "text": "第一句。"}))
-        .await
-        .unwrap();
+    let answer = |body: String| parse_server(&body).expect("a server message");
+    let r = post(ClientMsg::Final {
+        text: "第一句。".into(),
+        id: None,
+    })
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
-    let r = post(json!({"type": "edit", "of": 1, "text": "第一句话。"}))
-        .await
-        .unwrap();
-    let edit: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(edit["seq"], 2, "{edit}");
-    let r = post(json!({"type": "edit", "of": 2, "text": "改了两次。"}))
-        .await
-        .unwrap();
+    let r = post(edit(1, "第一句话。")).await.unwrap();
+    assert_eq!(answer(r.text().await.unwrap()), acked(2));
+    let r = post(edit(2, "改了两次。")).await.unwrap();
     assert_eq!(r.status(), 400);
-    let e: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(
-        (e["code"].as_str(), e["of"].as_u64()),
-        (Some("unknown_seq"), Some(2)),
-        "{e}"
-    );
+    match answer(r.text().await.unwrap()) {
+        ServerMsg::Error { code, of, .. } => {
+            assert_eq!((code, of), (ErrorCode::UnknownSeq, Some(2)))
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_over_the_maximum_closes_with_1009() {
     let s = TestServer::start_with(|c| c.limits.max_frame_bytes = 16 * 1024).await;
     let mut p = s.publish("en").await;
-    let big = json!({"type": "final", "text": "x".repeat(20 * 1024)}).to_string();
+    let big = ClientMsg::Final {
+        text: "x".repeat(20 * 1024),
+        id: None,
+    }
+    .to_json();
     // The server may close before the whole frame is written; that is fine.
     let _ = futures_util::SinkExt::send(&mut p.ws, Message::Text(big.into())).await;
     let frame = loop {
-        match p.next_incoming().await {
-            Incoming::Msg(v) => assert!(is_meta(&v), "expected close 1009, got {v}"),
-            Incoming::Closed(frame) => break frame,
+        match p.next_or_closed().await {
+            Next::Frame(f) => assert!(f.is_meta(), "expected close 1009, got {f:?}"),
+            Next::Closed(frame) => break frame,
         }
     };
     let frame = frame.expect("no Close frame");
     assert_eq!(u16::from(frame.code), 1009, "{frame:?}");
     // Nothing was stored, and the server is fine.
     let mut p = s.publish("en").await;
-    assert_eq!(p.final_line("Next.", None).await["type"], "ack");
+    let ack = p.publish_final("Next.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     let lines: i64 = s
         .db()
         .query_row("SELECT COUNT(*) FROM events WHERE kind = 'line'", [], |r| {
@@ -157,20 +162,14 @@ async fn a_frame_over_the_maximum_closes_with_1009() {
 async fn listeners_may_not_publish() {
     let s = TestServer::start().await;
     let mut l = s.listen("en", None).await;
-    l.send_json(json!({"type": "final", "text": "I am not a publisher."}))
-        .await;
-    let e = l.recv_event().await;
-    assert_eq!(
-        (e["type"].as_str(), e["code"].as_str()),
-        (Some("error"), Some("not_allowed")),
-        "{e}"
-    );
+    l.send_final("I am not a publisher.").await;
+    l.expect_error(ErrorCode::NotAllowed).await;
     l.send_message(Message::Binary(vec![0u8].into())).await;
-    assert_eq!(l.recv_event().await["code"], "binary_not_supported");
+    l.expect_error(ErrorCode::BinaryNotSupported).await;
     // Still connected: a line published now arrives.
     let mut p = s.publish("en").await;
-    p.final_line("Published by the booth.", None).await;
-    assert_eq!(l.recv_type("line").await["text"], "Published by the booth.");
+    p.publish_final("Published by the booth.", None).await;
+    assert_eq!(l.next_line().await.1, "Published by the booth.");
     let store = s.db();
     let n: i64 = store
         .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
@@ -216,6 +215,9 @@ async fn unknown_event_or_channel_is_404_and_bad_token_401_before_upgrade() {
     );
     // The query token works (browsers cannot set headers).
     let mut p = WsClient::connect(&format!("{publish}?token={}", token("en")), None).await;
-    assert_eq!(p.hello["role"], "publish");
-    assert_eq!(p.final_line("Token in the query.", None).await["seq"], 1);
+    match p.hello_msg() {
+        ServerMsg::Hello { role, .. } => assert_eq!(role, "publish"),
+        other => panic!("expected a hello, got {other:?}"),
+    }
+    assert_eq!(p.publish_final("Token in the query.", None).await, acked(1));
 }

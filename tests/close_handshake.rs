@@ -4,6 +4,7 @@
 //! tried while the channel's direct fan-out writes to their socket, the path that used to drop
 //! the connection without an answer.
 mod common;
+use babelcast::protocol::ServerMsg;
 use common::raw;
 use common::*;
 
@@ -56,10 +57,8 @@ async fn every_websocket_endpoint_answers_close_and_ends_tcp_cleanly() {
     let s = TestServer::start().await;
     // A line in the channel, so listeners get history before going direct.
     let mut p = s.publish("en").await;
-    assert_eq!(
-        p.final_line("Before anyone closes.", None).await["type"],
-        "ack"
-    );
+    let ack = p.publish_final("Before anyone closes.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
 
     // A listener written to by the direct fan-out.
     let ch = s.server().hub().channel(EVENT, "en").unwrap();
@@ -67,7 +66,8 @@ async fn every_websocket_endpoint_answers_close_and_ends_tcp_cleanly() {
     let listen = s.ws(&TestServer::channel_path("en", "listen"));
     let mut l = raw::ws(s.addr, &listen, &[]).await.expect("listen");
     // A live line reaches it; once it has, it is caught up and joins the fan-out.
-    assert_eq!(p.final_line("Live line.", None).await["type"], "ack");
+    let ack = p.publish_final("Live line.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     tokio::time::timeout(RECV_TIMEOUT, async {
         while let Some(Ok(m)) = l.next().await {
             if m.to_text().unwrap_or("").contains("Live line.") {
@@ -84,10 +84,8 @@ async fn every_websocket_endpoint_answers_close_and_ends_tcp_cleanly() {
     .await;
     close_cleanly(l, "listen (direct)").await;
     // The channel goes on for the others.
-    assert_eq!(
-        p.final_line("After a listener left.", None).await["type"],
-        "ack"
-    );
+    let ack = p.publish_final("After a listener left.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
 
     // A listener that closes at once (still writing its own hello and history).
     let l = raw::ws(s.addr, &listen, &[]).await.expect("listen");
@@ -135,6 +133,6 @@ async fn every_websocket_endpoint_answers_close_and_ends_tcp_cleanly() {
         "Live line.",
         "After a listener left.",
     ] {
-        assert_eq!(l.recv_type("line").await["text"], text);
+        assert_eq!(l.next_line().await.1, text);
     }
 }

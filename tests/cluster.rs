@@ -10,9 +10,9 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use common::cluster::*;
+use babelcast::protocol::{parse_server, ClientMsg, ErrorCode, ServerMsg};
+use common::cluster::{bin_node, metric, node, publish_all, Nats};
 use common::*;
-use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_published_on_one_node_reach_every_node_once_in_order() {
@@ -37,30 +37,31 @@ async fn lines_published_on_one_node_reach_every_node_once_in_order() {
     let seqs = publish_all(&mut p, &texts).await;
     assert_eq!(seqs, (1..=60).collect::<Vec<u64>>());
     for l in &mut listeners {
-        let got = events(l, 60).await;
+        let got = l.committed(60).await;
         for (i, v) in got.iter().enumerate() {
-            assert_eq!(v["seq"], i as u64 + 1, "{v}");
-            assert_eq!(v["text"], texts[i], "{v}");
+            assert_eq!(line_of(v), (i as u64 + 1, texts[i].as_str()));
         }
     }
     // Nothing twice: the next event every listener sees is the next line.
-    assert_eq!(p.final_line("The end.", None).await["seq"], 61);
+    assert_eq!(p.publish_final("The end.", None).await, acked(61));
     for l in &mut listeners {
-        assert_eq!(events(l, 1).await[0]["seq"], 61);
+        assert_eq!(line_of(&l.committed(1).await[0]).0, 61);
     }
     // An edit published on node 3 reaches node 2, and the transcript of node 2 has it all.
     let mut p3 = n3.publish("floor").await;
-    assert_eq!(p3.final_line("Floor line.", None).await["seq"], 1);
+    assert_eq!(p3.publish_final("Floor line.", None).await, acked(1));
     let mut l2 = n2.listen("floor", Some(0)).await;
-    assert_eq!(events(&mut l2, 1).await[0]["text"], "Floor line.");
-    p3.send_json(json!({"type": "edit", "of": 1, "text": "Floor line, corrected."}))
-        .await;
-    assert_eq!(p3.recv_event().await["seq"], 2);
-    let e = events(&mut l2, 1).await;
-    assert_eq!(
-        (e[0]["type"].as_str(), e[0]["of"].as_u64()),
-        (Some("edit"), Some(1))
-    );
+    assert_eq!(line_text(&l2.committed(1).await[0]), "Floor line.");
+    p3.send(ClientMsg::Edit {
+        of: 1,
+        text: "Floor line, corrected.".into(),
+    })
+    .await;
+    assert_eq!(p3.next_msg().await, acked(2));
+    match &l2.committed(1).await[0] {
+        ServerMsg::Edit { of, .. } => assert_eq!(*of, 1),
+        other => panic!("expected an edit, got {other:?}"),
+    }
     let body = reqwest::get(n2.http(&format!(
         "/v1/events/{EVENT}/channels/en/transcript?format=json"
     )))
@@ -99,8 +100,8 @@ async fn concurrent_publishers_on_two_nodes_never_share_a_seq() {
                     .await
                     .unwrap();
                 assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-                let v: Value = r.json().await.unwrap();
-                seqs.push((v["seq"].as_u64().unwrap(), format!("{who} line {i}")));
+                let answer = parse_server(&r.text().await.unwrap()).expect("an ack");
+                seqs.push((ack_seq(&answer), format!("{who} line {i}")));
             }
             seqs
         }
@@ -123,13 +124,9 @@ async fn concurrent_publishers_on_two_nodes_never_share_a_seq() {
         &mut n1.listen("zh", Some(0)).await,
         &mut n3.listen("zh", Some(0)).await,
     ] {
-        for v in events(l, 80).await {
-            let seq = v["seq"].as_u64().unwrap();
-            assert_eq!(
-                v["text"].as_str(),
-                by_seq.get(&seq).map(String::as_str),
-                "{v}"
-            );
+        for v in l.committed(80).await {
+            let (seq, text) = line_of(&v);
+            assert_eq!(Some(text), by_seq.get(&seq).map(String::as_str), "{v:?}");
         }
     }
     let metrics = reqwest::get(n1.http("/metrics"))
@@ -157,7 +154,13 @@ async fn a_killed_node_restarts_and_its_listeners_resume_without_gap() {
     let cara = n2.publish_as("zh", "Cara").await;
     let mut zh1 = n1.listen("zh", None).await;
     let on_air = tokio::time::timeout(RECV_TIMEOUT, async {
-        while zh1.recv_type("status").await["on_air"] != true {}
+        loop {
+            match zh1.recv_msg().await {
+                ServerMsg::Status(st) if st.on_air => break,
+                ServerMsg::Status(_) => {}
+                other => panic!("expected a status, got {other:?}"),
+            }
+        }
     });
     if on_air.await.is_err() {
         panic!(
@@ -166,13 +169,14 @@ async fn a_killed_node_restarts_and_its_listeners_resume_without_gap() {
         );
     }
     let mut dan = n1.publish_as("zh", "Dan").await;
-    booth_until(&mut dan, |b| b["on_air"]["name"] == "Cara").await;
+    dan.booth_until(|b| member_name(&b.on_air) == Some("Cara"))
+        .await;
 
     let mut p = n1.publish("en").await;
     let first: Vec<String> = (1..=20).map(|i| format!("Before the crash {i}.")).collect();
     publish_all(&mut p, &first).await;
-    let seen = events(&mut listener, 20).await;
-    let last_seen = seen.last().unwrap()["seq"].as_u64().unwrap();
+    let seen = listener.committed(20).await;
+    let last_seen = line_of(seen.last().unwrap()).0;
     assert_eq!(last_seen, 20);
 
     n2.kill9().await;
@@ -186,30 +190,27 @@ async fn a_killed_node_restarts_and_its_listeners_resume_without_gap() {
     );
 
     // Node 2's publisher went off air with its node: Dan can speak once the presence expires.
-    booth_until(&mut dan, |b| b["on_air"].is_null()).await;
-    assert_eq!(dan.final_line("Dan takes over.", None).await["seq"], 2);
+    dan.booth_until(|b| b.on_air.is_none()).await;
+    assert_eq!(dan.publish_final("Dan takes over.", None).await, acked(2));
 
     let n2 = bin_node(&nats, "n2", dir2.path()).await;
     let mut resumed = n2.listen("en", Some(last_seen)).await;
-    let got = events(&mut resumed, 20).await;
+    let got = resumed.committed(20).await;
     for (i, v) in got.iter().enumerate() {
-        assert_eq!(v["seq"], 21 + i as u64, "{v}");
-        assert_eq!(v["text"], during[i], "{v}");
+        assert_eq!(line_of(v), (21 + i as u64, during[i].as_str()));
     }
     // Live again, and a late joiner on the restarted node gets the complete history.
-    assert_eq!(p.final_line("After the restart.", None).await["seq"], 41);
-    assert_eq!(events(&mut resumed, 1).await[0]["seq"], 41);
+    assert_eq!(p.publish_final("After the restart.", None).await, acked(41));
+    assert_eq!(line_of(&resumed.committed(1).await[0]).0, 41);
     let mut late = n2.listen("en", Some(0)).await;
-    let all = events(&mut late, 41).await;
+    let all = late.committed(41).await;
     assert_eq!(
-        all.iter()
-            .map(|v| v["seq"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
+        all.iter().map(|v| line_of(v).0).collect::<Vec<_>>(),
         (1..=41).collect::<Vec<_>>()
     );
     let mut zh = n2.listen("zh", Some(0)).await;
-    let zh_events = events(&mut zh, 2).await;
-    assert_eq!(zh_events[1]["text"], "Dan takes over.", "{zh_events:?}");
+    let zh_events = zh.committed(2).await;
+    assert_eq!(line_text(&zh_events[1]), "Dan takes over.", "{zh_events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,30 +239,38 @@ async fn nats_restart_mid_stream_loses_nothing_acked() {
         nats
     });
     for i in 0..N {
-        p.send_json(json!({"type": "final", "text": text(i), "id": format!("r{i}")}))
-            .await;
+        p.send(ClientMsg::Final {
+            text: text(i),
+            id: Some(format!("r{i}")),
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     let _nats = restart.await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while acked.len() + refused.len() < N {
-        let v = tokio::time::timeout_at(deadline, p.recv())
+        let r = tokio::time::timeout_at(deadline, p.recv_frame())
             .await
             .expect("every final gets an ack or an error");
-        let id = |v: &Value| v["id"].as_str().map(|s| s[1..].parse::<usize>().unwrap());
-        match v["type"].as_str() {
-            Some("ack") => {
-                acked.insert(id(&v).unwrap(), v["seq"].as_u64().unwrap());
+        let index = |id: &Option<std::borrow::Cow<str>>| {
+            id.as_deref().map(|s| s[1..].parse::<usize>().unwrap())
+        };
+        match &r {
+            Received::Msg(ServerMsg::Ack { id, seq, .. }) => {
+                acked.insert(index(id).unwrap(), *seq);
             }
-            Some("error") => {
+            Received::Msg(ServerMsg::Error { code, id, .. }) => {
                 // Refused at once while the node knows it is cut off; or not confirmed in time.
                 assert!(
-                    v["code"] == "cluster_unavailable" || v["code"] == "storage_unavailable",
-                    "{v}"
+                    matches!(
+                        code,
+                        ErrorCode::ClusterUnavailable | ErrorCode::StorageUnavailable
+                    ),
+                    "{r:?}"
                 );
-                refused.push(id(&v).unwrap_or(usize::MAX));
+                refused.push(index(id).unwrap_or(usize::MAX));
             }
-            _ => assert!(is_meta(&v), "{v}"),
+            _ => assert!(r.is_meta(), "{r:?}"),
         }
     }
     let metrics = reqwest::get(n1.http("/metrics"))
@@ -288,17 +297,21 @@ async fn nats_restart_mid_stream_loses_nothing_acked() {
     })
     .await;
     for &i in refused.iter().filter(|i| **i != usize::MAX) {
-        let ack = p.final_line(&text(i), Some(&format!("r{i}"))).await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-        acked.insert(i, ack["seq"].as_u64().unwrap());
+        let ack = p.publish_final(&text(i), Some(&format!("r{i}"))).await;
+        acked.insert(i, ack_seq(&ack));
     }
     // Everything acked is on node 2, at its seq, once.
     let mut l = n2.listen("en", Some(0)).await;
     let last = acked.values().copied().max().unwrap();
-    let got = events(&mut l, last as usize).await;
+    let got = l.committed(last as usize).await;
     let by_seq: HashMap<u64, &str> = got
         .iter()
-        .map(|v| (v["seq"].as_u64().unwrap(), v["text"].as_str().unwrap()))
+        .map(|m| match m {
+            ServerMsg::Line { seq, text, .. } | ServerMsg::Edit { seq, text, .. } => {
+                (*seq, &**text)
+            }
+            other => panic!("expected a line, got {other:?}"),
+        })
         .collect();
     assert_eq!(by_seq.len(), last as usize, "seqs are contiguous");
     for (i, seq) in &acked {

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use babelcast::cluster::ClusterConfig;
+use babelcast::protocol::ClientMsg;
 use common::*;
-use serde_json::json;
 use sound::*;
 
 /// A nats-server with JetStream on a free port, killed on drop.
@@ -94,6 +94,16 @@ async fn listen_audio(s: &TestServer, channel: &str) -> WsClient {
     WsClient::connect(&url, None).await
 }
 
+/// Reads booth frames (and statuses) until one shows Ana on air; anything else fails.
+async fn ana_on_air(c: &mut WsClient) {
+    loop {
+        match c.recv_frame().await {
+            Received::Booth(b) if member_name(&b.on_air) == Some("Ana") => break,
+            r => assert!(r.is_meta(), "expected a booth frame, got {r:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sound_crosses_nodes_by_the_booth_rule() {
     let Some(n) = nats().await else { return };
@@ -103,19 +113,9 @@ async fn sound_crosses_nodes_by_the_booth_rule() {
     let mut on_a = listen_audio(&a, "en").await;
     let mut ana = a.publish_as("en", "Ana").await;
     // Ana is on air cluster-wide before Ben joins on the other node.
-    loop {
-        let m = ana.recv_type("booth").await;
-        if m["on_air"]["name"] == "Ana" {
-            break;
-        }
-    }
+    ana_on_air(&mut ana).await;
     let mut ben = b.publish_as("en", "Ben").await;
-    loop {
-        let m = ben.recv_type("booth").await;
-        if m["on_air"]["name"] == "Ana" {
-            break;
-        }
-    }
+    ana_on_air(&mut ben).await;
     // Until Node b's listener hears Ana, keep talking (the subscription may still be settling).
     let mut i = 0;
     let first = loop {
@@ -146,7 +146,7 @@ async fn sound_crosses_nodes_by_the_booth_rule() {
         heard_a += 1;
     }
     // Ana leaves; a feed on node b is heard on node a.
-    ana.send_json(json!({"type": "release"})).await;
+    ana.send(ClientMsg::Release).await;
     drop(ben);
     let url = b.ws(&TestServer::channel_path("en", "audio/publish"));
     let mut mixer = WsClient::connect(&url, Some(&token("en"))).await;

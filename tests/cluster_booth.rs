@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::*;
+use babelcast::protocol::{BoothMember, BoothMsg, ClientMsg, ErrorCode, ServerMsg};
+use common::cluster::{node, transcript, within, Nats};
 use common::*;
-use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handover_across_nodes() {
@@ -23,60 +23,47 @@ async fn handover_across_nodes() {
     );
     let mut listener = n3.listen("en", None).await;
     let mut anna = n1.publish_as("en", "Anna").await;
-    let anna_id = anna.hello["publisher_id"].as_u64().unwrap();
-    booth_until(&mut anna, |b| b["on_air"]["id"] == anna_id).await;
+    let anna_id = anna.publisher_id();
+    anna.booth_until(|b| member_id(&b.on_air) == Some(anna_id))
+        .await;
     // Node 2 knows Anna is on air before Ben connects there (two publishers joining an idle
     // channel on two nodes at once is a race one of them wins; not what this test is about).
     let mut en2 = n2.listen("en", None).await;
-    status_until(&mut en2, |s| s["on_air"] == true).await;
+    en2.status_until(|s| s.on_air).await;
     let mut ben = n2.publish_as("en", "Ben").await;
-    let ben_id = ben.hello["publisher_id"].as_u64().unwrap();
+    let ben_id = ben.publisher_id();
     assert_ne!(anna_id, ben_id, "publisher ids are unique across nodes");
     // Ben, on another node, sees Anna on air and is on standby.
-    booth_until(&mut ben, |b| b["on_air"]["name"] == "Anna").await;
-    assert_eq!(anna.final_line("Anna speaks.", None).await["seq"], 1);
-    ben.send_json(json!({"type": "final", "text": "Ben too early."}))
+    ben.booth_until(|b| member_name(&b.on_air) == Some("Anna"))
         .await;
-    let refused = ben.recv_event().await;
-    assert_eq!(refused["code"], "not_on_air", "{refused}");
+    assert_eq!(anna.publish_final("Anna speaks.", None).await, acked(1));
+    ben.send_final("Ben too early.").await;
+    ben.expect_error(ErrorCode::NotOnAir).await;
 
-    ben.send_json(json!({"type": "handover_request"})).await;
-    booth_until(&mut anna, |b| b["request"]["name"] == "Ben").await;
-    anna.send_json(json!({"type": "handover_accept"})).await;
-    booth_until(&mut ben, |b| b["on_air"]["id"] == ben_id).await;
-    booth_until(&mut anna, |b| b["on_air"]["name"] == "Ben").await;
-    assert_eq!(ben.final_line("Ben speaks now.", None).await["seq"], 3);
-    anna.send_json(json!({"type": "final", "text": "Anna again."}))
+    ben.send(ClientMsg::HandoverRequest).await;
+    anna.booth_until(|b| member_name(&b.request) == Some("Ben"))
         .await;
-    assert_eq!(anna.recv_event().await["code"], "not_on_air");
+    anna.send(ClientMsg::HandoverAccept).await;
+    ben.booth_until(|b| member_id(&b.on_air) == Some(ben_id))
+        .await;
+    anna.booth_until(|b| member_name(&b.on_air) == Some("Ben"))
+        .await;
+    assert_eq!(ben.publish_final("Ben speaks now.", None).await, acked(3));
+    anna.send_final("Anna again.").await;
+    anna.expect_error(ErrorCode::NotOnAir).await;
 
-    let got = events(&mut listener, 3).await;
-    assert_eq!(got[0]["text"], "Anna speaks.");
-    assert_eq!(
-        (
-            &got[1]["type"],
-            &got[1]["from"],
-            &got[1]["to"],
-            &got[1]["reason"]
-        ),
-        (
-            &json!("handover"),
-            &json!("Anna"),
-            &json!("Ben"),
-            &json!("request")
-        )
-    );
-    assert_eq!(got[2]["text"], "Ben speaks now.");
+    let got = listener.committed(3).await;
+    assert_eq!(line_text(&got[0]), "Anna speaks.");
+    assert_eq!(handover_of(&got[1]), (Some("Anna"), Some("Ben"), "request"));
+    assert_eq!(line_text(&got[2]), "Ben speaks now.");
 
     // Ben leaves: the channel is off air everywhere, and Anna takes it back by speaking.
     drop(ben);
-    booth_until(&mut anna, |b| b["on_air"].is_null()).await;
-    assert_eq!(anna.final_line("Anna is back.", None).await["seq"], 5);
-    let got = events(&mut listener, 2).await;
-    assert_eq!(
-        (&got[0]["from"], &got[0]["to"]),
-        (&json!("Ben"), &json!("Anna"))
-    );
+    anna.booth_until(|b| b.on_air.is_none()).await;
+    assert_eq!(anna.publish_final("Anna is back.", None).await, acked(5));
+    let got = listener.committed(2).await;
+    let (from, to, _) = handover_of(&got[0]);
+    assert_eq!((from, to), (Some("Ben"), Some("Anna")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,36 +73,32 @@ async fn simultaneous_joins_on_two_nodes_leave_exactly_one_on_air() {
     };
     let (n1, n2) = (node(&nats, "n1").await, node(&nats, "n2").await);
     let (mut a, mut b) = tokio::join!(n1.publish_as("fr", "Ana"), n2.publish_as("fr", "Bo"));
-    let ids = [
-        a.hello["publisher_id"].clone(),
-        b.hello["publisher_id"].clone(),
-    ];
-    let (mut fa, mut fb) = (Value::Null, Value::Null);
+    let ids = [a.publisher_id(), b.publisher_id()];
+    let (mut fa, mut fb) = (None, None);
+    let on_air_id = |f: &Option<BoothMsg>| f.as_ref().and_then(|b| member_id(&b.on_air));
     let deadline = tokio::time::Instant::now() + RECV_TIMEOUT;
-    loop {
-        fa = latest_booth(&mut a, fa, Duration::from_millis(300)).await;
-        fb = latest_booth(&mut b, fb, Duration::from_millis(300)).await;
-        let on_air = &fa["on_air"]["id"];
-        if !on_air.is_null() && *on_air == fb["on_air"]["id"] {
-            break;
+    let winner = loop {
+        fa = a.latest_booth(fa, Duration::from_millis(300)).await;
+        fb = b.latest_booth(fb, Duration::from_millis(300)).await;
+        // Both show the same publisher on air.
+        if let Some(id) = on_air_id(&fa).filter(|id| Some(*id) == on_air_id(&fb)) {
+            break id;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no agreement: {fa} / {fb}"
+            "no agreement: {fa:?} / {fb:?}"
         );
-    }
-    let winner = fa["on_air"]["id"].clone();
+    };
     assert!(ids.contains(&winner), "{winner}");
     let (on_air, standby) = if winner == ids[0] {
         (&mut a, &mut b)
     } else {
         (&mut b, &mut a)
     };
-    standby
-        .send_json(json!({"type": "final", "text": "Me too."}))
-        .await;
-    assert_eq!(standby.recv_event().await["code"], "not_on_air");
-    assert_eq!(on_air.final_line("Only me.", None).await["type"], "ack");
+    standby.send_final("Me too.").await;
+    standby.expect_error(ErrorCode::NotOnAir).await;
+    let ack = on_air.publish_final("Only me.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
 }
 
 /// Races on one channel: two partners on two nodes, each sending this many finals at once.
@@ -126,31 +109,31 @@ const RACE_ROUNDS: usize = 15;
 /// A booth console: its socket and the last booth frame it received.
 struct Console {
     ws: WsClient,
-    booth: Value,
+    booth: Option<BoothMsg<'static>>,
 }
 
 impl Console {
     async fn connect(n: &TestServer, name: &str) -> Console {
         Console {
             ws: n.publish_as("fr", name).await,
-            booth: Value::Null,
+            booth: None,
         }
     }
 
-    /// The next message, noting booth frames.
-    async fn recv(&mut self) -> Value {
-        let v = self.ws.recv().await;
-        if v["type"] == "booth" {
-            self.booth = v.clone();
+    /// The next frame, noting booth frames.
+    async fn recv(&mut self) -> Received {
+        let r = self.ws.recv_frame().await;
+        if let Received::Booth(b) = &r {
+            self.booth = Some(b.clone());
         }
-        v
+        r
     }
 
     /// Reads what arrives within `quiet`.
     async fn drain(&mut self, quiet: Duration) {
-        while let Ok(v) = tokio::time::timeout(quiet, self.ws.recv()).await {
-            if v["type"] == "booth" {
-                self.booth = v;
+        while let Ok(r) = tokio::time::timeout(quiet, self.ws.recv_frame()).await {
+            if let Received::Booth(b) = r {
+                self.booth = Some(b);
             }
         }
     }
@@ -160,20 +143,24 @@ impl Console {
     async fn outcomes(&mut self, n: usize) -> (Vec<usize>, usize) {
         let (mut acked, mut refused) = (Vec::new(), 0);
         while acked.len() + refused < n {
-            let v = self.recv().await;
-            let index = || {
-                let id = v["id"].as_str().expect("an id");
+            let r = self.recv().await;
+            let index = |id: &Option<std::borrow::Cow<str>>| {
+                let id = id.as_deref().expect("an id");
                 id.rsplit('#').next().unwrap().parse::<usize>().unwrap()
             };
-            match v["type"].as_str() {
-                Some("ack") => acked.push(index()),
-                Some("error") if v["id"].is_string() => {
-                    assert_eq!(v["code"], "not_on_air", "{v}");
+            match &r {
+                Received::Msg(ServerMsg::Ack { id, .. }) => acked.push(index(id)),
+                Received::Msg(ServerMsg::Error {
+                    code, id: Some(_), ..
+                }) => {
+                    assert_eq!(*code, ErrorCode::NotOnAir, "{r:?}");
                     refused += 1;
                 }
                 // The refusal of a `release` from the partner who is not on air.
-                Some("error") => assert_eq!(v["code"], "not_on_air", "{v}"),
-                _ => assert!(is_meta(&v), "{v}"),
+                Received::Msg(ServerMsg::Error { code, .. }) => {
+                    assert_eq!(*code, ErrorCode::NotOnAir, "{r:?}")
+                }
+                _ => assert!(r.is_meta(), "{r:?}"),
             }
         }
         (acked, refused)
@@ -182,11 +169,11 @@ impl Console {
     /// Sends `RACE_LINES` finals at once; their text starts with the publisher's name.
     async fn send_lines(&mut self, name: &str, tag: &str) {
         for i in 0..RACE_LINES {
-            let text = format!("{name} {tag} line {i}.");
             self.ws
-                .send_json(
-                    json!({"type": "final", "text": text, "id": format!("{tag}-{name}#{i}")}),
-                )
+                .send(ClientMsg::Final {
+                    text: format!("{name} {tag} line {i}."),
+                    id: Some(format!("{tag}-{name}#{i}")),
+                })
                 .await;
         }
     }
@@ -210,17 +197,19 @@ async fn race(a: &mut Console, b: &mut Console, tag: &str) -> (bool, bool) {
 }
 
 /// Waits until both consoles show the same publisher on air (or both nobody), and returns it.
-async fn agreed(a: &mut Console, b: &mut Console) -> Value {
+async fn agreed(a: &mut Console, b: &mut Console) -> Option<BoothMember<'static>> {
     let deadline = tokio::time::Instant::now() + RECV_TIMEOUT;
     loop {
         a.drain(Duration::from_millis(50)).await;
         b.drain(Duration::from_millis(50)).await;
-        if a.booth.is_object() && b.booth.is_object() && a.booth["on_air"] == b.booth["on_air"] {
-            return a.booth["on_air"].clone();
+        if let (Some(fa), Some(fb)) = (&a.booth, &b.booth) {
+            if fa.on_air == fb.on_air {
+                return fa.on_air.clone();
+            }
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the consoles do not agree: {} / {}",
+            "the consoles do not agree: {:?} / {:?}",
             a.booth,
             b.booth
         );
@@ -250,10 +239,10 @@ async fn in_every_race_exactly_one_partner_is_on_air_cluster_wide() {
             let tag = format!("r{round}-{tag}");
             if phase == 1 {
                 // Both release; the one on air goes off air, the other is refused.
-                a.ws.send_json(json!({"type": "release"})).await;
-                b.ws.send_json(json!({"type": "release"})).await;
+                a.ws.send(ClientMsg::Release).await;
+                b.ws.send(ClientMsg::Release).await;
                 within("both consoles off air", async {
-                    while !agreed(&mut a, &mut b).await.is_null() {}
+                    while agreed(&mut a, &mut b).await.is_some() {}
                 })
                 .await;
             }
@@ -264,7 +253,7 @@ async fn in_every_race_exactly_one_partner_is_on_air_cluster_wide() {
                 (false, true) => wins[1] += 1,
             }
             let on_air = agreed(&mut a, &mut b).await;
-            assert!(on_air.is_object(), "{tag}: nobody on air after the race");
+            assert!(on_air.is_some(), "{tag}: nobody on air after the race");
         }
         drop((a, b));
         // Off air everywhere before the next round.
@@ -291,7 +280,7 @@ async fn in_every_race_exactly_one_partner_is_on_air_cluster_wide() {
     ];
     let mut l3 = n3.listen("fr", Some(0)).await;
     let last = logs[0].last().unwrap()["seq"].as_u64().unwrap() as usize;
-    events(&mut l3, last).await;
+    l3.committed(last).await;
     let log3 = transcript(&n3.http(""), "fr").await;
     assert_eq!(logs[0], logs[1], "node 1 and node 2 differ");
     assert_eq!(logs[0], log3, "node 1 and node 3 differ");

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::*;
+use babelcast::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use common::cluster::{bin_node, cluster_toml, metric, node, Nats};
 use common::*;
-use serde_json::json;
 
 /// Presence TTL of the failover test: far beyond any wait of the test, so only the same
 /// person resuming, never the dead node's expiry, can hand the air over.
@@ -31,53 +31,57 @@ async fn a_publisher_failing_over_to_another_node_gets_the_air_back_at_once() {
 
     // Cara is on air on node 2; Dan waits on node 1.
     let mut cara = n2.publish_as("zh", "Cara").await;
-    let cara_id = cara.hello["publisher_id"].as_u64().unwrap();
-    booth_until(&mut cara, |b| b["on_air"]["id"] == cara_id).await;
+    let cara_id = cara.publisher_id();
+    cara.booth_until(|b| member_id(&b.on_air) == Some(cara_id))
+        .await;
     let mut dan = n1.publish_as("zh", "Dan").await;
-    booth_until(&mut dan, |b| b["on_air"]["name"] == "Cara").await;
+    dan.booth_until(|b| member_name(&b.on_air) == Some("Cara"))
+        .await;
     let text = |i: usize| format!("Cara line {i}.");
     let mut acked: HashMap<usize, u64> = HashMap::new();
     for i in 0..10 {
-        let ack = cara.final_line(&text(i), Some(&format!("c{i}"))).await;
-        acked.insert(i, ack["seq"].as_u64().unwrap());
+        let ack = cara.publish_final(&text(i), Some(&format!("c{i}"))).await;
+        acked.insert(i, ack_seq(&ack));
     }
     // Five more in flight when node 2 dies.
     for i in 10..15 {
-        cara.send_json(json!({"type": "final", "text": text(i), "id": format!("c{i}")}))
-            .await;
+        cara.send(ClientMsg::Final {
+            text: text(i),
+            id: Some(format!("c{i}")),
+        })
+        .await;
     }
     n2.kill9().await;
     drop(cara);
 
     // Cara's console reconnects to node 1 with the same token and name: on air at once.
     let mut cara = n1.publish_as("zh", "Cara").await;
-    let resumed = cara.hello["publisher_id"].as_u64().unwrap();
-    booth_until(&mut cara, |b| b["on_air"]["id"] == resumed).await;
-    booth_until(&mut dan, |b| b["on_air"]["id"] == resumed).await;
+    let resumed = cara.publisher_id();
+    cara.booth_until(|b| member_id(&b.on_air) == Some(resumed))
+        .await;
+    dan.booth_until(|b| member_id(&b.on_air) == Some(resumed))
+        .await;
     // It resends what was not acked, with the same ids: each stored once.
     for i in 10..15 {
-        let ack = cara.final_line(&text(i), Some(&format!("c{i}"))).await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-        acked.insert(i, ack["seq"].as_u64().unwrap());
+        let ack = cara.publish_final(&text(i), Some(&format!("c{i}"))).await;
+        acked.insert(i, ack_seq(&ack));
     }
-    let ack = cara.final_line(&text(15), Some("c15")).await;
-    acked.insert(15, ack["seq"].as_u64().unwrap());
-    dan.send_json(json!({"type": "final", "text": "Dan too early."}))
-        .await;
-    assert_eq!(dan.recv_event().await["code"], "not_on_air");
+    let ack = cara.publish_final(&text(15), Some("c15")).await;
+    acked.insert(15, ack_seq(&ack));
+    dan.send_final("Dan too early.").await;
+    dan.expect_error(ErrorCode::NotOnAir).await;
 
     // The log: Cara's 16 lines, once each, in order, and no handover (the same person).
     let mut l = n1.listen("zh", Some(0)).await;
-    let got = events(&mut l, 16).await;
+    let got = l.committed(16).await;
     for (i, e) in got.iter().enumerate() {
-        assert_eq!(
-            (e["type"].as_str(), e["text"].as_str()),
-            (Some("line"), Some(text(i).as_str())),
-            "{got:?}"
-        );
-        assert_eq!(e["seq"].as_u64(), acked.get(&i).copied(), "{e}");
+        let ServerMsg::Line { seq, text: t, .. } = e else {
+            panic!("expected line {i}, got {e:?}: {got:?}");
+        };
+        assert_eq!(*t, text(i), "{got:?}");
+        assert_eq!(Some(*seq), acked.get(&i).copied(), "{e:?}");
     }
-    assert_eq!(l.hello["seq"], 16, "nothing else in the log");
+    assert_eq!(l.hello_seq(), 16, "nothing else in the log");
 }
 
 /// The publish timeout of the stall test, and how much later than it an answer may come
@@ -104,9 +108,12 @@ async fn a_stalled_nats_gets_every_final_an_answer_within_the_publish_timeout() 
         tokio::spawn(async move {
             use futures_util::SinkExt;
             for i in 0..N {
-                let m = json!({"type": "final", "text": text(i), "id": format!("s{i}")});
+                let m = ClientMsg::Final {
+                    text: text(i),
+                    id: Some(format!("s{i}")),
+                };
                 sent.lock().unwrap().insert(i, Instant::now());
-                tx.send(m.to_string().into()).await.unwrap();
+                tx.send(m.to_json().into()).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             tx
@@ -127,13 +134,20 @@ async fn a_stalled_nats_gets_every_final_an_answer_within_the_publish_timeout() 
                 let tokio_tungstenite::tungstenite::Message::Text(t) = msg else {
                     continue;
                 };
-                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-                let Some(i) = v["id"].as_str().map(|s| s[1..].parse::<usize>().unwrap()) else {
-                    assert!(is_meta(&v), "{v}");
+                let r = Received::parse(&t);
+                // The answers name their final by its id.
+                let id = match &r {
+                    Received::Msg(ServerMsg::Ack { id, .. } | ServerMsg::Error { id, .. }) => {
+                        id.as_deref()
+                    }
+                    _ => None,
+                };
+                let Some(i) = id.map(|s| s[1..].parse::<usize>().unwrap()) else {
+                    assert!(r.is_meta(), "{r:?}");
                     continue;
                 };
                 let waited = sent.lock().unwrap()[&i].elapsed();
-                answers.push((i, waited, v));
+                answers.push((i, waited, r));
             }
             (answers, rx)
         })
@@ -147,24 +161,27 @@ async fn a_stalled_nats_gets_every_final_an_answer_within_the_publish_timeout() 
     let mut acked: HashMap<usize, u64> = HashMap::new();
     let mut refused = Vec::new();
     let mut slowest = Duration::ZERO;
-    for (i, waited, v) in answers {
+    for (i, waited, r) in answers {
         slowest = slowest.max(waited);
         assert!(
             waited <= Duration::from_secs(STALL_TIMEOUT_SECS) + ANSWER_SLACK,
-            "final {i} answered after {waited:?}: {v}"
+            "final {i} answered after {waited:?}: {r:?}"
         );
-        match v["type"].as_str() {
-            Some("ack") => {
-                acked.insert(i, v["seq"].as_u64().unwrap());
+        match r {
+            Received::Msg(ServerMsg::Ack { seq, .. }) => {
+                acked.insert(i, seq);
             }
-            Some("error") => {
+            Received::Msg(ServerMsg::Error { code, .. }) => {
                 assert!(
-                    v["code"] == "cluster_unavailable" || v["code"] == "storage_unavailable",
-                    "{v}"
+                    matches!(
+                        code,
+                        ErrorCode::ClusterUnavailable | ErrorCode::StorageUnavailable
+                    ),
+                    "{code:?}"
                 );
                 refused.push(i);
             }
-            _ => panic!("{v}"),
+            other => panic!("{other:?}"),
         }
     }
     eprintln!(
@@ -189,16 +206,20 @@ async fn a_stalled_nats_gets_every_final_an_answer_within_the_publish_timeout() 
     })
     .await;
     for &i in &refused {
-        let ack = p.final_line(&text(i), Some(&format!("s{i}"))).await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-        acked.insert(i, ack["seq"].as_u64().unwrap());
+        let ack = p.publish_final(&text(i), Some(&format!("s{i}"))).await;
+        acked.insert(i, ack_seq(&ack));
     }
     let last = acked.values().copied().max().unwrap();
     let mut l = n2.listen("en", Some(0)).await;
-    let got = events(&mut l, last as usize).await;
+    let got = l.committed(last as usize).await;
     let by_seq: HashMap<u64, &str> = got
         .iter()
-        .map(|v| (v["seq"].as_u64().unwrap(), v["text"].as_str().unwrap()))
+        .map(|m| match m {
+            ServerMsg::Line { seq, text, .. } | ServerMsg::Edit { seq, text, .. } => {
+                (*seq, &**text)
+            }
+            other => panic!("expected a line, got {other:?}"),
+        })
         .collect();
     for (i, seq) in &acked {
         assert_eq!(
@@ -223,12 +244,14 @@ async fn sigterm_ends_a_node_within_the_grace_period_while_nats_is_stalled() {
     let mut n = bin_node(&nats, "n1", dir.path()).await;
     let mut listener = n.listen("en", None).await;
     let mut p = n.publish_as("en", "Anna").await;
-    assert_eq!(p.final_line("Before the stall.", None).await["type"], "ack");
+    let ack = p.publish_final("Before the stall.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     nats.pause();
     for i in 0..20 {
-        p.send_json(
-            json!({"type": "final", "text": format!("Stalled {i}."), "id": format!("t{i}")}),
-        )
+        p.send(ClientMsg::Final {
+            text: format!("Stalled {i}."),
+            id: Some(format!("t{i}")),
+        })
         .await;
     }
     n.sigterm();
@@ -241,6 +264,6 @@ async fn sigterm_ends_a_node_within_the_grace_period_while_nats_is_stalled() {
     );
     nats.resume();
     for c in [&mut p, &mut listener] {
-        while let Incoming::Msg(_) = c.next_incoming().await {}
+        while let Next::Frame(_) = c.next_or_closed().await {}
     }
 }

@@ -7,10 +7,10 @@
 //! log, in which no line of the cut node's publisher follows the handover.
 mod common;
 
-use common::cluster::*;
+use babelcast::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use common::cluster::{metric, node, transcript, within, Nats};
 use common::proxy::Proxy;
 use common::*;
-use serde_json::{json, Value};
 
 /// Whether the connected gauge of `node` reads `v`.
 async fn connected(n: &TestServer, node: &str, v: f64) -> Option<()> {
@@ -28,20 +28,24 @@ async fn partition(reset: bool) {
     let n1 = TestServer::start_with(move |c| c.cluster = Some(behind)).await;
     let n2 = node(&nats, "n2").await;
     let mut anna = n1.publish_as("en", "Anna").await;
-    let anna_id = anna.hello["publisher_id"].as_u64().unwrap();
-    booth_until(&mut anna, |b| b["on_air"]["id"] == anna_id).await;
+    let anna_id = anna.publisher_id();
+    anna.booth_until(|b| member_id(&b.on_air) == Some(anna_id))
+        .await;
     let mut listener = n1.listen("en", None).await;
     let mut ben = n2.publish_as("en", "Ben").await;
-    let ben_id = ben.hello["publisher_id"].as_u64().unwrap();
-    booth_until(&mut ben, |b| b["on_air"]["name"] == "Anna").await;
-    assert_eq!(
-        anna.final_line("Anna before the cut.", None).await["seq"],
-        1
-    );
-    anna.send_json(json!({"type": "partial", "text": "Anna is typ"}))
+    let ben_id = ben.publisher_id();
+    ben.booth_until(|b| member_name(&b.on_air) == Some("Anna"))
         .await;
+    assert_eq!(
+        anna.publish_final("Anna before the cut.", None).await,
+        acked(1)
+    );
+    anna.send_partial("Anna is typ").await;
+    let typing = ServerMsg::Partial {
+        text: "Anna is typ".into(),
+    };
     within("the partial", async {
-        while listener.recv().await["text"] != "Anna is typ" {}
+        while listener.recv_msg().await != typing {}
     })
     .await;
 
@@ -56,54 +60,61 @@ async fn partition(reset: bool) {
     within("the interruption", async {
         let (mut told, mut cleared) = (false, false);
         while !(told && cleared) {
-            let v = listener.recv().await;
-            told |= v["type"] == "status" && v["interrupted"] == true && v["on_air"] == false;
-            cleared |= v == json!({"type": "partial", "text": ""});
+            let m = listener.recv_msg().await;
+            told |= matches!(m, ServerMsg::Status(st) if st.interrupted && !st.on_air);
+            cleared |= m == ServerMsg::Partial { text: "".into() };
         }
     })
     .await;
     poll_until("n1's connected gauge to drop", || connected(&n1, "n1", 0.0)).await;
-    booth_until(&mut anna, |b| b["on_air"].is_null()).await;
-    anna.send_json(json!({"type": "final", "text": "Anna during the cut.", "id": "cut-1"}))
-        .await;
-    let refused = anna.recv_event().await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["id"].as_str()),
-        (Some("cluster_unavailable"), Some("cut-1")),
-        "{refused}"
-    );
-    anna.send_json(json!({"type": "partial", "text": "Anna typ"}))
-        .await;
-    assert_eq!(anna.recv_event().await["code"], "cluster_unavailable");
+    anna.booth_until(|b| b.on_air.is_none()).await;
+    anna.send(ClientMsg::Final {
+        text: "Anna during the cut.".into(),
+        id: Some("cut-1".into()),
+    })
+    .await;
+    let refused = anna.expect_error(ErrorCode::ClusterUnavailable).await;
+    assert_eq!(refused.id.as_deref(), Some("cut-1"), "{refused:?}");
+    anna.send_partial("Anna typ").await;
+    anna.expect_error(ErrorCode::ClusterUnavailable).await;
     assert_eq!(connected(&n2, "n2", 1.0).await, Some(()));
 
     // The other node: the cut node's presence expires, the channel goes off air, Ben takes it.
-    booth_until(&mut ben, |b| b["on_air"].is_null()).await;
-    ben.send_json(json!({"type": "take"})).await;
-    booth_until(&mut ben, |b| b["on_air"]["id"] == ben_id).await;
-    let during = ben.final_line("Ben during the cut.", None).await;
-    assert_eq!(during["type"], "ack", "{during}");
+    ben.booth_until(|b| b.on_air.is_none()).await;
+    ben.send(ClientMsg::Take).await;
+    ben.booth_until(|b| member_id(&b.on_air) == Some(ben_id))
+        .await;
+    let during = ben.publish_final("Ben during the cut.", None).await;
+    assert!(matches!(during, ServerMsg::Ack { .. }), "{during:?}");
 
     proxy.heal();
-    status_until(&mut listener, |s| {
-        s["interrupted"].is_null() && s["on_air"] == true
-    })
-    .await;
+    listener.status_until(|s| !s.interrupted && s.on_air).await;
     poll_until("n1's connected gauge to rise", || connected(&n1, "n1", 1.0)).await;
     // Exactly one console on air: Ben's, as both consoles show.
-    booth_until(&mut anna, |b| b["on_air"]["id"] == ben_id).await;
-    anna.send_json(json!({"type": "final", "text": "Anna after the cut.", "id": "cut-1"}))
+    anna.booth_until(|b| member_id(&b.on_air) == Some(ben_id))
         .await;
-    let refused = anna.recv_event().await;
-    assert_eq!(refused["code"], "not_on_air", "{refused}");
-    let after = ben.final_line("Ben after the cut.", None).await;
-    assert_eq!(after["type"], "ack", "{after}");
+    anna.send(ClientMsg::Final {
+        text: "Anna after the cut.".into(),
+        id: Some("cut-1".into()),
+    })
+    .await;
+    anna.expect_error(ErrorCode::NotOnAir).await;
+    let after = match ben.publish_final("Ben after the cut.", None).await {
+        ServerMsg::Ack { seq, .. } => seq,
+        other => panic!("expected an ack, got {other:?}"),
+    };
 
     // Both nodes hold the same log: Anna, the handover, Ben; nothing of Anna's during the cut.
-    let last = after["seq"].as_u64().unwrap() as usize;
+    let last = after as usize;
     let mut l1 = n1.listen("en", Some(0)).await;
-    let got = events(&mut l1, last).await;
-    let texts: Vec<&str> = got.iter().filter_map(|e| e["text"].as_str()).collect();
+    let got = l1.committed(last).await;
+    let texts: Vec<&str> = got
+        .iter()
+        .filter_map(|e| match e {
+            ServerMsg::Line { text, .. } | ServerMsg::Edit { text, .. } => Some(&**text),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
         texts,
         [
@@ -113,12 +124,13 @@ async fn partition(reset: bool) {
         ],
         "{got:?}"
     );
-    let handover: Vec<&Value> = got.iter().filter(|e| e["type"] == "handover").collect();
+    let handover: Vec<_> = got
+        .iter()
+        .filter(|e| matches!(e, ServerMsg::Handover { .. }))
+        .collect();
     assert_eq!(handover.len(), 1, "{got:?}");
-    assert_eq!(
-        (&handover[0]["from"], &handover[0]["to"]),
-        (&json!("Anna"), &json!("Ben"))
-    );
+    let (from, to, _) = handover_of(handover[0]);
+    assert_eq!((from, to), (Some("Anna"), Some("Ben")));
     let (t1, t2) = (
         transcript(&n1.http(""), "en").await,
         transcript(&n2.http(""), "en").await,

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use babelcast::protocol::ServerMsg;
 use common::admin::Admin;
 use common::nats::Nats;
 use common::*;
@@ -99,14 +100,11 @@ async fn changes_on_one_node_are_in_force_on_the_other() {
         Some(&token),
     )
     .await;
-    assert_eq!(
-        pub_a.final_line("Issued on A.", Some("a1")).await["type"],
-        "ack"
-    );
+    let ack = pub_a.publish_final("Issued on A.", Some("a1")).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     loop {
-        let m = on_b.recv().await;
-        if m["type"] == "line" {
-            assert_eq!(m["text"], "Issued on A.");
+        if let ServerMsg::Line { text, .. } = on_b.recv_msg().await {
+            assert_eq!(text, "Issued on A.");
             break;
         }
     }

@@ -5,9 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::*;
+use babelcast::protocol::{ClientMsg, FeedbackKind};
+use common::cluster::{node, publish_all, Nats};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Every node shows the channel's whole audience: listeners on the other nodes count in the
 /// status frames and on the dashboard, their feedback reaches every booth, and they drop out
@@ -38,7 +39,7 @@ async fn every_node_counts_the_listeners_and_feedback_of_every_node() {
     })
     .await;
     // A listener sees the whole audience in its status frames.
-    status_until(&mut here, |s| s["listeners"] == 4).await;
+    here.status_until(|s| s.listeners == 4).await;
     // The dashboard of n1 too.
     let admin = reqwest::Client::new()
         .get(n1.http("/v1/admin/channels"))
@@ -60,7 +61,9 @@ async fn every_node_counts_the_listeners_and_feedback_of_every_node() {
     // Feedback from a listener on n2 reaches n1's booth and dashboard.
     let mut there = there;
     there[0]
-        .send_json(json!({"type": "feedback", "kind": "slower"}))
+        .send(ClientMsg::Feedback {
+            kind: FeedbackKind::Slower,
+        })
         .await;
     let booth = |s: &TestServer| {
         s.server()

@@ -5,9 +5,10 @@
 
 mod common;
 
+use babelcast::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use common::admin::{refused, Admin};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn publish_url(s: &TestServer, channel: &str, extra: &str) -> String {
     s.ws(&format!(
@@ -15,8 +16,8 @@ fn publish_url(s: &TestServer, channel: &str, extra: &str) -> String {
     ))
 }
 
-/// The refusal of a publish handshake, as an HTTP answer (status, error body).
-async fn publish_refusal(s: &TestServer, channel: &str, token: &str) -> (u16, Value) {
+/// The refusal of a publish handshake, as an HTTP answer (status, the error's code).
+async fn publish_refusal(s: &TestServer, channel: &str, token: &str) -> (u16, Option<ErrorCode>) {
     let res = reqwest::Client::new()
         .get(s.http(&format!("/v1/events/summit/channels/{channel}/publish")))
         .bearer_auth(token)
@@ -24,7 +25,7 @@ async fn publish_refusal(s: &TestServer, channel: &str, token: &str) -> (u16, Va
         .await
         .unwrap();
     let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    (status, refusal_code(&res.text().await.unwrap()))
 }
 
 #[tokio::test]
@@ -67,9 +68,10 @@ async fn a_credential_names_its_person_and_only_they_correct_their_lines() {
         ana["token"].as_str(),
     )
     .await;
-    let ack = a.final_line("Good morning.", Some("a1")).await;
-    assert_eq!(ack["type"], "ack", "{ack}");
-    let seq = ack["seq"].as_u64().unwrap();
+    let seq = match a.publish_final("Good morning.", Some("a1")).await {
+        ServerMsg::Ack { seq, .. } => seq,
+        other => panic!("expected an ack, got {other:?}"),
+    };
     let author: String = s
         .db()
         .query_row(
@@ -88,26 +90,17 @@ async fn a_credential_names_its_person_and_only_they_correct_their_lines() {
         ben["token"].as_str(),
     )
     .await;
-    b.send_json(json!({"type": "edit", "of": seq, "text": "Good evening."}))
-        .await;
-    let r = b.recv_event().await;
-    assert_eq!(r["type"], "error", "{r}");
-    assert_eq!(r["code"], "not_on_air", "{r}");
+    b.send(ClientMsg::Edit {
+        of: seq,
+        text: "Good evening.".into(),
+    })
+    .await;
+    b.expect_error(ErrorCode::NotOnAir).await;
     // The booth shows the credential's names.
-    let booth = loop {
-        let m = a.recv().await;
-        if m["type"] == "booth" && m["publishers"].as_array().is_some_and(|p| p.len() == 2) {
-            break m;
-        }
-    };
-    let names: Vec<_> = booth["publishers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let booth = a.booth_until(|b| b.publishers.len() == 2).await;
+    let names: Vec<_> = booth.publishers.iter().map(|p| &*p.name).collect();
     assert_eq!(names, ["Ana (booth 1)", "Ben (booth 1)"]);
-    assert_eq!(booth["on_air"]["name"], "Ana (booth 1)");
+    assert_eq!(member_name(&booth.on_air), Some("Ana (booth 1)"));
 
     // Only the digest is stored.
     let tokens: Vec<String> = [&ana, &ben]
@@ -146,8 +139,8 @@ async fn revoking_closes_the_socket_and_refuses_the_next_attempt() {
     let c = admin.issue("summit", "floor", "Captioner").await;
     let token = c["token"].as_str().unwrap().to_string();
     let mut p = WsClient::connect(&publish_url(&s, "floor", ""), Some(&token)).await;
-    let ack = p.final_line("Before.", None).await;
-    assert_eq!(ack["type"], "ack");
+    let ack = p.publish_final("Before.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     let id = c["id"].as_str().unwrap();
     let (status, v) = admin.delete(&format!("/v1/admin/credentials/{id}")).await;
     assert_eq!(status, 200, "{v}");
@@ -155,9 +148,10 @@ async fn revoking_closes_the_socket_and_refuses_the_next_attempt() {
     let close = p.closed().await.expect("a close frame");
     assert_eq!(u16::from(close.code), 4003);
     assert!(close.reason.contains("revoked"), "{}", close.reason);
-    let (status, body) = publish_refusal(&s, "floor", &token).await;
-    assert_eq!(status, 401);
-    assert_eq!(body["code"], "credential_revoked", "{body}");
+    assert_eq!(
+        publish_refusal(&s, "floor", &token).await,
+        (401, Some(ErrorCode::CredentialRevoked))
+    );
     // Over HTTP too.
     let res = reqwest::Client::new()
         .post(s.http("/v1/events/summit/channels/floor/captions"))
@@ -186,7 +180,8 @@ async fn revoking_closes_the_socket_and_refuses_the_next_attempt() {
     let fresh = rotated["token"].as_str().unwrap();
     assert_ne!(fresh, token);
     let mut p = WsClient::connect(&publish_url(&s, "floor", ""), Some(fresh)).await;
-    assert_eq!(p.final_line("After.", None).await["type"], "ack");
+    let ack = p.publish_final("After.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     assert_eq!(publish_refusal(&s, "floor", &token).await.0, 401);
     // A credential of one channel does not open another.
     admin
@@ -292,24 +287,15 @@ async fn a_shared_booth_token_cannot_take_a_persons_name() {
         .await
         .unwrap();
     assert_eq!(res.status(), 409);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["code"], "name_taken");
+    let body = res.text().await.unwrap();
+    assert_eq!(refusal_code(&body), Some(ErrorCode::NameTaken), "{body}");
     // Another name is fine, and Ana herself gets in with her credential.
     let mut other = WsClient::connect(&url("Ben"), Some(&token("en"))).await;
-    assert_eq!(other.hello["type"], "hello");
+    let hello = other.hello_msg();
+    assert!(matches!(hello, ServerMsg::Hello { .. }), "{hello:?}");
     let mut a = WsClient::connect(&url("whoever"), ana["token"].as_str()).await;
-    let booth = loop {
-        let m = a.recv().await;
-        if m["type"] == "booth" {
-            break m;
-        }
-    };
-    let names: Vec<_> = booth["publishers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_string())
-        .collect();
+    let booth = a.recv_booth().await;
+    let names: Vec<_> = booth.publishers.iter().map(|p| &*p.name).collect();
     assert_eq!(names, ["Ben", "Ana"]);
     drop(other.ws.close(None).await);
 }

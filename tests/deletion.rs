@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 
+use babelcast::protocol::{ClientMsg, ServerMsg};
 use common::admin::{refused, Admin};
 use common::*;
 use serde_json::json;
@@ -72,12 +73,16 @@ async fn deleted_transcripts_are_gone_from_every_file() {
     ];
     let mut last = 0;
     for (i, text) in secret_lines.iter().enumerate() {
-        let ack = p.final_line(text, Some(&format!("l{i}"))).await;
-        last = ack["seq"].as_u64().expect("acked");
+        let ack = p.publish_final(text, Some(&format!("l{i}"))).await;
+        last = ack_seq(&ack);
     }
-    p.send_json(json!({"type": "edit", "of": last, "text": "Corrected-Kingfisher-5520 text."}))
-        .await;
-    assert_eq!(p.recv_event().await["type"], "ack");
+    p.send(ClientMsg::Edit {
+        of: last,
+        text: "Corrected-Kingfisher-5520 text.".into(),
+    })
+    .await;
+    let ack = p.next_msg().await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     let zoom = reqwest::Client::new()
         .post(s.http(&format!(
             "/v1/events/summit/channels/en/captions/zoom?seq=1&lang=en-US&token={}",
@@ -135,7 +140,7 @@ async fn deleted_transcripts_are_gone_from_every_file() {
         .unwrap();
     assert_eq!(txt, "");
     let mut l = WsClient::connect(&s.ws("/v1/events/summit/channels/floor/listen"), None).await;
-    assert_eq!(l.hello["seq"], last + 1, "the seq stays: {}", l.hello);
+    assert_eq!(l.hello_seq(), last + 1, "the seq stays: {}", l.hello);
     drop(l.ws.close(None).await);
     drop(p);
 
@@ -162,16 +167,21 @@ async fn deleted_transcripts_are_gone_from_every_file() {
     assert_eq!(entry["actor"], "config");
     // A listener coming back with the seq it had sees a channel that kept its numbering.
     let l = WsClient::connect(&s.ws("/v1/events/summit/channels/floor/listen"), None).await;
-    assert_eq!(l.hello["seq"], last + 1);
+    assert_eq!(l.hello_seq(), last + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_past_the_retention_period_are_deleted() {
     let mut s = TestServer::start().await;
     let mut p = s.publish("en").await;
-    let old = p.final_line("Old-Pangolin-4410 remark.", Some("o1")).await;
-    let old_seq = old["seq"].as_u64().unwrap();
-    let fresh = p.final_line("Fresh-Heron-8821 remark.", Some("f1")).await;
+    let old = p
+        .publish_final("Old-Pangolin-4410 remark.", Some("o1"))
+        .await;
+    let old_seq = ack_seq(&old);
+    let fresh = ack_seq(
+        &p.publish_final("Fresh-Heron-8821 remark.", Some("f1"))
+            .await,
+    );
     drop(p);
     s.stop().await;
     // The first line is three days old.
@@ -207,6 +217,5 @@ async fn lines_past_the_retention_period_are_deleted() {
     assert!(!files_holding(&s.dir, "Fresh-Heron-8821").is_empty());
     // Numbering goes on after the kept line.
     let mut p = s.publish("en").await;
-    let next = p.final_line("Next.", None).await;
-    assert_eq!(next["seq"].as_u64(), fresh["seq"].as_u64().map(|n| n + 1));
+    assert_eq!(p.publish_final("Next.", None).await, acked(fresh + 1));
 }

@@ -4,8 +4,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use babelcast::protocol::{ClientMsg, ServerMsg};
 use common::*;
-use serde_json::{json, Value};
 
 fn stored_text(db: &rusqlite::Connection, channel: &str, seq: u64) -> Option<String> {
     db.query_row(
@@ -22,23 +22,23 @@ async fn every_ack_is_already_in_the_database() {
     let mut p = s.publish("en").await;
     let db = s.db();
     // One at a time, then a pipelined burst: each ack, the moment it arrives, is a stored row.
-    let ack = p.final_line("The first stored line.", Some("a0")).await;
-    assert_eq!(ack["seq"], 1);
+    let ack = p.publish_final("The first stored line.", Some("a0")).await;
+    assert_eq!(ack, acked_id(1, "a0"));
     assert_eq!(
         stored_text(&db, "en", 1).as_deref(),
         Some("The first stored line.")
     );
     for n in 2..=60u64 {
-        p.send_json(
-            json!({"type": "final", "text": format!("Burst line {n}."), "id": format!("b{n}")}),
-        )
+        p.send(ClientMsg::Final {
+            text: format!("Burst line {n}."),
+            id: Some(format!("b{n}")),
+        })
         .await;
     }
     for n in 2..=60u64 {
-        let ack = p.recv_event().await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-        let seq = ack["seq"].as_u64().unwrap();
-        assert_eq!(seq, n);
+        // Acks come in order: line n is acked with seq n.
+        let seq = n;
+        assert_eq!(p.next_msg().await, acked_id(seq, &format!("b{n}")));
         assert_eq!(
             stored_text(&db, "en", seq),
             Some(format!("Burst line {n}.")),
@@ -53,33 +53,44 @@ async fn a_restart_brings_back_seq_and_history() {
     let mut p = s.publish("zh").await;
     for n in 1..=5u64 {
         let ack = p
-            .final_line(&format!("第{n}句话，欢迎各位来宾。"), None)
+            .publish_final(&format!("第{n}句话，欢迎各位来宾。"), None)
             .await;
-        assert_eq!(ack["seq"], n);
+        assert_eq!(ack, acked(n));
     }
-    p.send_json(json!({"type": "edit", "of": 1, "text": "第1句话，欢迎各位嘉宾。"}))
-        .await;
-    assert_eq!(p.recv_event().await["seq"], 6);
+    p.send(ClientMsg::Edit {
+        of: 1,
+        text: "第1句话，欢迎各位嘉宾。".into(),
+    })
+    .await;
+    assert_eq!(p.next_msg().await, acked(6));
     drop(p);
     s.restart().await;
 
     let mut l = s.listen("zh", None).await;
-    assert_eq!(l.hello["seq"], 6);
+    assert_eq!(l.hello_seq(), 6);
     for n in 1..=5u64 {
-        let line = l.recv_type("line").await;
-        assert_eq!(line["seq"], n);
-        assert_eq!(line["text"], format!("第{n}句话，欢迎各位来宾。"));
-        assert_eq!(line["lang"], "zh");
+        match l.next_msg().await {
+            ServerMsg::Line {
+                seq, text, lang, ..
+            } => {
+                assert_eq!(seq, n);
+                assert_eq!(text, format!("第{n}句话，欢迎各位来宾。"));
+                assert_eq!(lang, "zh");
+            }
+            other => panic!("expected a line, got {other:?}"),
+        }
     }
-    let edit = l.recv_event().await;
-    assert_eq!(
-        (edit["type"].as_str(), edit["of"].as_u64()),
-        (Some("edit"), Some(1))
-    );
+    match l.next_msg().await {
+        ServerMsg::Edit { of, .. } => assert_eq!(of, 1),
+        other => panic!("expected an edit, got {other:?}"),
+    }
     let mut p = s.publish("zh").await;
-    assert_eq!(p.hello["seq"], 6);
-    assert_eq!(p.final_line("重启之后的第一句话。", None).await["seq"], 7);
-    assert_eq!(l.recv_type("line").await["seq"], 7);
+    assert_eq!(p.hello_seq(), 6);
+    assert_eq!(
+        p.publish_final("重启之后的第一句话。", None).await,
+        acked(7)
+    );
+    assert_eq!(l.next_line().await.0, 7);
 }
 
 /// `kill -9` the real binary in the middle of a pipelined burst: every acked line survives
@@ -102,12 +113,11 @@ async fn kill_9_mid_burst_loses_no_acked_line_and_reuses_no_seq() {
         use futures_util::SinkExt;
         use tokio_tungstenite::tungstenite::Message;
         for n in 1..=BURST {
-            let m = json!({"type": "final", "text": format!("Burst line {n}, to survive a crash."), "id": format!("k{n}")});
-            if sink
-                .send(Message::Text(m.to_string().into()))
-                .await
-                .is_err()
-            {
+            let m = ClientMsg::Final {
+                text: format!("Burst line {n}, to survive a crash."),
+                id: Some(format!("k{n}")),
+            };
+            if sink.send(Message::Text(m.to_json().into())).await.is_err() {
                 break; // the server died under us
             }
         }
@@ -125,14 +135,11 @@ async fn kill_9_mid_burst_loses_no_acked_line_and_reuses_no_seq() {
                 .expect("connection ended")
                 .expect("websocket error");
             if let Message::Text(t) = msg {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "ack" {
-                    acked.insert(
-                        v["id"].as_str().unwrap().to_string(),
-                        v["seq"].as_u64().unwrap(),
-                    );
-                } else {
-                    assert!(is_meta(&v), "{v}");
+                match Received::parse(&t) {
+                    Received::Msg(ServerMsg::Ack { seq, id, .. }) => {
+                        acked.insert(id.expect("an id").into_owned(), seq);
+                    }
+                    other => assert!(other.is_meta(), "{other:?}"),
                 }
             }
         }
@@ -147,12 +154,8 @@ async fn kill_9_mid_burst_loses_no_acked_line_and_reuses_no_seq() {
             tokio::time::timeout(Duration::from_secs(2), stream.next()).await
         {
             if let Message::Text(t) = msg {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "ack" {
-                    acked.insert(
-                        v["id"].as_str().unwrap().to_string(),
-                        v["seq"].as_u64().unwrap(),
-                    );
+                if let Received::Msg(ServerMsg::Ack { seq, id, .. }) = Received::parse(&t) {
+                    acked.insert(id.expect("an id").into_owned(), seq);
                 }
             }
         }
@@ -161,7 +164,7 @@ async fn kill_9_mid_burst_loses_no_acked_line_and_reuses_no_seq() {
 
     let bin = BinServer::start_with(tmp.path(), unlimited).await;
     let mut l = bin.listen("en", Some(0)).await;
-    let last = l.hello["seq"].as_u64().unwrap();
+    let last = l.hello_seq();
     assert!(
         last < BURST,
         "the burst was meant to be cut short by the kill (last seq {last})"
@@ -169,9 +172,9 @@ async fn kill_9_mid_burst_loses_no_acked_line_and_reuses_no_seq() {
     eprintln!("acked {} of {BURST}, stored {last}", acked.len());
     let mut stored: HashMap<u64, String> = HashMap::new();
     for n in 1..=last {
-        let line = l.recv_type("line").await;
-        assert_eq!(line["seq"], n, "stored seqs must be contiguous");
-        stored.insert(n, line["text"].as_str().unwrap().to_string());
+        let (seq, text) = l.next_line().await;
+        assert_eq!(seq, n, "stored seqs must be contiguous");
+        stored.insert(n, text);
     }
     for (id, seq) in &acked {
         let n: u64 = id[1..].parse().unwrap();
@@ -183,24 +186,28 @@ async fn kill_9_mid_burst_loses_no_acked_line_and_reuses_no_seq() {
     }
     let mut p = bin.publish("en").await;
     let ack = p
-        .final_line("The first line after the crash.", Some("after"))
+        .publish_final("The first line after the crash.", Some("after"))
         .await;
     assert_eq!(
-        ack["seq"],
-        last + 1,
+        ack,
+        acked_id(last + 1, "after"),
         "seq must continue after the crash, not reuse"
     );
-    assert_eq!(l.recv_type("line").await["seq"], last + 1);
+    assert_eq!(l.next_line().await.0, last + 1);
     // A retry of a line acked before the crash is recognised, not stored again.
     let (id, seq) = acked.iter().next().unwrap();
     let again = p
-        .final_line(
+        .publish_final(
             &format!("Burst line {}, to survive a crash.", &id[1..]),
             Some(id),
         )
         .await;
     assert_eq!(
-        (again["seq"].as_u64(), again["duplicate"].as_bool()),
-        (Some(*seq), Some(true))
+        again,
+        ServerMsg::Ack {
+            seq: *seq,
+            id: Some(id.clone().into()),
+            duplicate: true
+        }
     );
 }

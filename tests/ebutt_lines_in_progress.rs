@@ -2,6 +2,7 @@
 //! leave mid-line: the line in progress is committed (EBU-TT) or cleared (WebSocket partials)
 //! and no stale partial stays on listeners' screens.
 mod common;
+use babelcast::protocol::ServerMsg;
 use common::*;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,15 +43,14 @@ async fn send(ws: &mut Ws, text: String) {
 async fn lines_then_no_partial(l: &mut WsClient, want: &[&str]) {
     let (mut got, mut partial) = (Vec::new(), String::new());
     while got.len() < want.len() || !partial.is_empty() {
-        let v = l.recv_event().await;
-        match v["type"].as_str() {
-            Some("line") => {
-                got.push(v["text"].as_str().unwrap().to_string());
+        match l.next_msg().await {
+            ServerMsg::Line { text, .. } => {
+                got.push(text.into_owned());
                 assert_eq!(got[..], want[..got.len()], "lines so far");
             }
-            Some("partial") => partial = v["text"].as_str().unwrap().to_string(),
-            Some("handover") => {}
-            _ => panic!("unexpected {v}"),
+            ServerMsg::Partial { text } => partial = text.into_owned(),
+            ServerMsg::Handover { .. } => {}
+            other => panic!("unexpected {other:?}"),
         }
     }
 }
@@ -58,12 +58,10 @@ async fn lines_then_no_partial(l: &mut WsClient, want: &[&str]) {
 /// Waits for a partial with exactly `text`.
 async fn partial(l: &mut WsClient, text: &str) {
     loop {
-        let v = l.recv_event().await;
-        if v["type"] == "partial" && v["text"] == text {
-            return;
-        }
-        if v["type"] != "handover" {
-            assert_eq!(v["type"], "partial", "expected partial {text:?}, got {v}");
+        match l.next_msg().await {
+            ServerMsg::Partial { text: t } if t == text => return,
+            ServerMsg::Partial { .. } | ServerMsg::Handover { .. } => {}
+            other => panic!("expected partial {text:?}, got {other:?}"),
         }
     }
 }
@@ -164,9 +162,8 @@ async fn a_sequence_replaced_by_another_has_its_line_committed_first() {
 /// The line `first`, then the partial `next`.
 async fn lines_then_no_partial_after(l: &mut WsClient, first: &str, next: &str) {
     loop {
-        let v = l.recv_event().await;
-        if v["type"] == "line" {
-            assert_eq!(v["text"], first);
+        if let ServerMsg::Line { text, .. } = l.next_msg().await {
+            assert_eq!(text, first);
             break;
         }
     }
@@ -178,8 +175,7 @@ async fn a_websocket_publisher_s_partial_is_cleared_when_it_leaves() {
     let s = TestServer::start().await;
     let mut l = s.listen("en", None).await;
     let mut p = s.publish_as("en", "Anna").await;
-    p.send_json(serde_json::json!({"type": "partial", "text": "I was about to say"}))
-        .await;
+    p.send_partial("I was about to say").await;
     partial(&mut l, "I was about to say").await;
     p.ws.close(None).await.unwrap();
     drop(p);

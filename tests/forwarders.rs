@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use babelcast::config::{ForwardConfig, ForwardKind};
+use babelcast::protocol::ServerMsg;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Notify;
@@ -267,8 +268,8 @@ async fn metric(s: &TestServer, series: &str, value: &str) {
 async fn publish_lines(s: &TestServer, channel: &str, lines: &[&str]) {
     let mut p = s.publish(channel).await;
     for text in lines {
-        let ack = p.final_line(text, None).await;
-        assert_eq!(ack["type"], "ack", "{ack}");
+        let ack = p.publish_final(text, None).await;
+        assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     }
 }
 
@@ -401,8 +402,7 @@ async fn an_outage_never_blocks_the_channel_and_the_forwarder_catches_up_in_orde
     // Every line is stored, acked and delivered to listeners while the remote is down.
     publish_lines(&s, "en", &refs).await;
     for i in 1..=30 {
-        let v = l.recv_type("line").await;
-        assert_eq!(v["seq"], i);
+        assert_eq!(l.next_line().await.0, i);
     }
     let labels = r#"{event="conf",channel="en",kind="youtube",index="0""#;
     metric(
@@ -532,12 +532,11 @@ async fn an_untrusted_https_certificate_never_delivers_and_never_blocks_the_chan
     let mut p = s.publish("en").await;
     let lines = ["First line.", "Second line.", "Third line."];
     for text in lines {
-        assert_eq!(p.final_line(text, None).await["type"], "ack");
+        let ack = p.publish_final(text, None).await;
+        assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     }
     for (i, text) in lines.iter().enumerate() {
-        let v = l.recv_type("line").await;
-        assert_eq!(v["seq"], i + 1);
-        assert_eq!(v["text"], *text);
+        assert_eq!(l.next_line().await, (i as u64 + 1, text.to_string()));
     }
     let labels = r#"{event="conf",channel="en",kind="youtube",index="0""#;
     metric(
@@ -560,6 +559,7 @@ async fn an_untrusted_https_certificate_never_delivers_and_never_blocks_the_chan
     metric(&s, &format!("babelcast_forward_posts_total{labels}}}"), "0").await;
     metric(&s, &format!("babelcast_forward_behind{labels}}}"), "3").await;
     // The channel goes on while the forwarder retries.
-    assert_eq!(p.final_line("Fourth line.", None).await["type"], "ack");
-    assert_eq!(l.recv_type("line").await["text"], "Fourth line.");
+    let ack = p.publish_final("Fourth line.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
+    assert_eq!(l.next_line().await.1, "Fourth line.");
 }

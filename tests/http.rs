@@ -1,6 +1,7 @@
 //! The HTTP API: events with live listener counts, publishing over HTTP, transcripts in every
 //! format, health and metrics.
 mod common;
+use babelcast::protocol::{parse_server, ClientMsg, ErrorCode, ServerMsg};
 use common::*;
 use serde_json::{json, Value};
 
@@ -55,11 +56,15 @@ async fn captions_can_be_posted_as_json_or_plain_text() {
     let r = client()
         .post(&url)
         .bearer_auth(token("en"))
-        .json(&json!({"type": "final", "text": "Posted as JSON.", "id": "j1"}))
+        .json(&ClientMsg::Final {
+            text: "Posted as JSON.".into(),
+            id: Some("j1".into()),
+        })
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The exact body, as a client without the protocol's types reads it.
     let ack: Value = r.json().await.unwrap();
     assert_eq!(ack, json!({"type": "ack", "seq": 1, "id": "j1"}));
 
@@ -72,35 +77,42 @@ async fn captions_can_be_posted_as_json_or_plain_text() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let ack: Value = r.json().await.unwrap();
-    assert_eq!(
-        (ack["type"].as_str(), ack["seq"].as_u64()),
-        (Some("ack"), Some(2))
-    );
+    assert_eq!(parse_server(&r.text().await.unwrap()), Some(acked(2)));
 
     // The token may also be in the query; partials are accepted without an ack.
     let r = client()
         .post(format!("{url}?token={}", token("en")))
-        .json(&json!({"type": "partial", "text": "Typing"}))
+        .json(&ClientMsg::Partial {
+            text: "Typing".into(),
+        })
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
 
-    assert_eq!(l.recv_type("line").await["text"], "Posted as JSON.");
-    assert_eq!(l.recv_type("line").await["text"], "Posted as plain text.");
-    assert_eq!(l.recv_type("partial").await["text"], "Typing");
+    assert_eq!(l.next_line().await.1, "Posted as JSON.");
+    assert_eq!(l.next_line().await.1, "Posted as plain text.");
+    assert_eq!(
+        l.next_msg().await,
+        ServerMsg::Partial {
+            text: "Typing".into()
+        }
+    );
 
     // Refusals carry the protocol's error shape.
     let r = client()
         .post(&url)
         .bearer_auth(token("en"))
-        .json(&json!({"type": "final", "text": ""}))
+        .json(&ClientMsg::Final {
+            text: String::new(),
+            id: None,
+        })
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], "empty_text");
+    let body = r.text().await.unwrap();
+    assert_eq!(refusal_code(&body), Some(ErrorCode::EmptyText), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,11 +172,15 @@ async fn transcripts_export_as_txt_vtt_srt_and_json() {
         "Thank you.",
     ];
     for line in lines {
-        assert_eq!(p.final_line(line, None).await["type"], "ack");
+        let ack = p.publish_final(line, None).await;
+        assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     }
-    p.send_json(json!({"type": "edit", "of": 3, "text": "Thank you very much."}))
-        .await;
-    assert_eq!(p.recv_event().await["seq"], 4);
+    p.send(ClientMsg::Edit {
+        of: 3,
+        text: "Thank you very much.".into(),
+    })
+    .await;
+    assert_eq!(p.next_msg().await, acked(4));
 
     let get = |format: &str| {
         let url = s.http(&format!(

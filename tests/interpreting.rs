@@ -3,50 +3,30 @@
 mod common;
 use std::time::Duration;
 
+use babelcast::protocol::{ClientMsg, ErrorCode, FeedbackKind, ServerMsg};
 use common::*;
-use serde_json::{json, Value};
-
-/// Reads booth frames until one satisfies `pred` (booth frames are coalesced updates).
-async fn booth_until(c: &mut WsClient, pred: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        let v = c.recv().await;
-        if v["type"] == "booth" && pred(&v) {
-            return v;
-        }
-    }
-}
-
-async fn error_code(c: &mut WsClient) -> String {
-    let v = c.recv_event().await;
-    assert_eq!(v["type"], "error", "expected an error, got {v}");
-    v["code"].as_str().unwrap().to_string()
-}
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_partner_is_on_air_and_the_other_is_refused() {
     let s = TestServer::start().await;
     let (mut a, mut b) = tokio::join!(s.publish_as("en", "Anna"), s.publish_as("en", "Ben"));
-    let a_id = a.hello["publisher_id"].as_u64().unwrap();
-    let b_id = b.hello["publisher_id"].as_u64().unwrap();
+    let (a_id, b_id) = (a.publisher_id(), b.publisher_id());
     // Exactly one of the two racing partners is on air.
-    let booth = booth_until(&mut a, |v| v["publishers"].as_array().unwrap().len() == 2).await;
-    let on_air = booth["on_air"]["id"].as_u64().unwrap();
+    let booth = a.booth_until(|b| b.publishers.len() == 2).await;
+    let on_air = member_id(&booth.on_air).expect("a partner on air");
     assert!(on_air == a_id || on_air == b_id);
     let (on, standby) = if on_air == a_id {
         (&mut a, &mut b)
     } else {
         (&mut b, &mut a)
     };
-    standby
-        .send_json(json!({"type": "final", "text": "I am not on air."}))
-        .await;
-    assert_eq!(error_code(standby).await, "not_on_air");
-    standby
-        .send_json(json!({"type": "partial", "text": "Nor"}))
-        .await;
-    assert_eq!(error_code(standby).await, "not_on_air");
-    let ack = on.final_line("I am on air.", None).await;
-    assert_eq!(ack["type"], "ack", "{ack}");
+    standby.send_final("I am not on air.").await;
+    standby.expect_error(ErrorCode::NotOnAir).await;
+    standby.send_partial("Nor").await;
+    standby.expect_error(ErrorCode::NotOnAir).await;
+    let ack = on.publish_final("I am on air.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     // HTTP publishing is refused while a booth partner is on air.
     let r = reqwest::Client::new()
         .post(s.http(&TestServer::channel_path("en", "captions")))
@@ -64,29 +44,32 @@ async fn handover_by_request_is_a_logged_event_that_listeners_see() {
     let mut l = s.listen("en", None).await;
     let mut a = s.publish_as("en", "Anna").await;
     let mut b = s.publish_as("en", "Ben").await;
-    assert_eq!(a.final_line("Anna speaking.", None).await["seq"], 1);
-    b.send_json(json!({"type": "handover_request"})).await;
-    booth_until(&mut a, |v| v["request"]["name"] == "Ben").await;
-    a.send_json(json!({"type": "handover_accept"})).await;
-    booth_until(&mut b, |v| v["on_air"]["name"] == "Ben").await;
-    assert_eq!(b.final_line("Ben speaking.", None).await["seq"], 3);
-    a.send_json(json!({"type": "final", "text": "Anna again."}))
+    assert_eq!(a.publish_final("Anna speaking.", None).await, acked(1));
+    b.send(ClientMsg::HandoverRequest).await;
+    a.booth_until(|b| member_name(&b.request) == Some("Ben"))
         .await;
-    assert_eq!(error_code(&mut a).await, "not_on_air");
+    a.send(ClientMsg::HandoverAccept).await;
+    b.booth_until(|b| member_name(&b.on_air) == Some("Ben"))
+        .await;
+    assert_eq!(b.publish_final("Ben speaking.", None).await, acked(3));
+    a.send_final("Anna again.").await;
+    a.expect_error(ErrorCode::NotOnAir).await;
 
-    assert_eq!(l.recv_type("line").await["seq"], 1);
-    let h = l.recv_event().await;
-    assert_eq!(h["type"], "handover", "{h}");
-    assert_eq!(
-        (
-            h["seq"].as_u64(),
-            h["from"].as_str(),
-            h["to"].as_str(),
-            h["reason"].as_str()
+    assert_eq!(l.next_line().await.0, 1);
+    match l.next_msg().await {
+        ServerMsg::Handover {
+            seq,
+            from,
+            to,
+            reason,
+            ..
+        } => assert_eq!(
+            (seq, from.as_deref(), to.as_deref(), &*reason),
+            (2, Some("Anna"), Some("Ben"), "request")
         ),
-        (Some(2), Some("Anna"), Some("Ben"), Some("request"))
-    );
-    assert_eq!(l.recv_type("line").await["seq"], 3);
+        other => panic!("expected a handover, got {other:?}"),
+    }
+    assert_eq!(l.next_line().await.0, 3);
 
     let txt = reqwest::get(s.http(&TestServer::channel_path("en", "transcript?format=txt")))
         .await
@@ -113,29 +96,30 @@ async fn silent_partner_can_be_taken_over_after_the_timeout() {
     let s = TestServer::start_with(|c| c.booth.takeover_after_secs = 1).await;
     let mut a = s.publish_as("en", "Anna").await;
     let mut b = s.publish_as("en", "Ben").await;
-    a.send_json(json!({"type": "partial", "text": "Anna is"}))
-        .await;
-    b.send_json(json!({"type": "take"})).await;
-    assert_eq!(error_code(&mut b).await, "handover_refused");
+    a.send_partial("Anna is").await;
+    b.send(ClientMsg::Take).await;
+    b.expect_error(ErrorCode::HandoverRefused).await;
     // Poll until the silence rule lets Ben take over (Anna stays silent).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        b.send_json(json!({"type": "take"})).await;
-        let v = b.recv().await;
-        if v["type"] == "booth" && v["on_air"]["name"] == "Ben" {
-            break;
+        b.send(ClientMsg::Take).await;
+        let got = b.recv_frame().await;
+        if let Received::Booth(booth) = &got {
+            if member_name(&booth.on_air) == Some("Ben") {
+                break;
+            }
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "take-over never allowed"
         );
-        if v["type"] == "error" {
-            assert_eq!(v["code"], "handover_refused");
+        if let Received::Msg(ServerMsg::Error { code, .. }) = got {
+            assert_eq!(code, ErrorCode::HandoverRefused);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let ack = b.final_line("Ben took over.", None).await;
-    assert_eq!(ack["seq"], 2, "seq 1 is the handover: {ack}");
+    let ack = b.publish_final("Ben took over.", None).await;
+    assert_eq!(ack, acked(2), "seq 1 is the handover");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,28 +129,28 @@ async fn disconnect_takes_the_channel_off_air_and_the_next_publisher_takes_it() 
     let a = s.publish_as("en", "Anna").await;
     let mut b = s.publish_as("en", "Ben").await;
     drop(a);
-    booth_until(&mut b, |v| v["on_air"].is_null()).await;
+    b.booth_until(|b| b.on_air.is_none()).await;
     loop {
-        let st = l.recv_type("status").await;
-        if st["on_air"] == false && st["publishers"] == 1 {
-            break;
+        match l.recv_msg().await {
+            ServerMsg::Status(st) if !st.on_air && st.publishers == 1 => break,
+            ServerMsg::Status(_) => {}
+            other => panic!("expected a status, got {other:?}"),
         }
     }
     // Ben simply publishes: an idle channel is taken by the next publisher.
-    let ack = b.final_line("Ben here.", None).await;
-    assert_eq!(ack["type"], "ack", "{ack}");
-    let h = l.recv_type("handover").await;
-    assert_eq!(
-        (h["from"].as_str(), h["to"].as_str(), h["reason"].as_str()),
-        (Some("Anna"), Some("Ben"), Some("take"))
-    );
-    // The status (coalesced) shows the channel on air again.
-    loop {
-        let v = l.recv().await;
-        if v["type"] == "status" && v["on_air"] == true {
-            break;
-        }
+    let ack = b.publish_final("Ben here.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
+    match l.next_msg().await {
+        ServerMsg::Handover {
+            from, to, reason, ..
+        } => assert_eq!(
+            (from.as_deref(), to.as_deref(), &*reason),
+            (Some("Anna"), Some("Ben"), "take")
+        ),
+        other => panic!("expected a handover, got {other:?}"),
     }
+    // The status (coalesced) shows the channel on air again.
+    l.status_until(|st| st.on_air).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,24 +158,25 @@ async fn corrections_by_the_on_air_partner_or_the_author_only() {
     let s = TestServer::start().await;
     let mut a = s.publish_as("en", "Anna").await;
     let mut b = s.publish_as("en", "Ben").await;
-    assert_eq!(a.final_line("Anna wrote this lin.", None).await["seq"], 1);
-    b.send_json(json!({"type": "handover_request"})).await;
-    booth_until(&mut a, |v| !v["request"].is_null()).await;
-    a.send_json(json!({"type": "handover_accept"})).await;
-    booth_until(&mut b, |v| v["on_air"]["name"] == "Ben").await;
-    assert_eq!(b.final_line("Ben wrote this lne.", None).await["seq"], 3);
+    assert_eq!(
+        a.publish_final("Anna wrote this lin.", None).await,
+        acked(1)
+    );
+    b.send(ClientMsg::HandoverRequest).await;
+    a.booth_until(|b| b.request.is_some()).await;
+    a.send(ClientMsg::HandoverAccept).await;
+    b.booth_until(|b| member_name(&b.on_air) == Some("Ben"))
+        .await;
+    assert_eq!(b.publish_final("Ben wrote this lne.", None).await, acked(3));
     // Anna, now on standby, may still correct her own line...
-    a.send_json(json!({"type": "edit", "of": 1, "text": "Anna wrote this line."}))
-        .await;
-    assert_eq!(a.recv_event().await["seq"], 4);
+    a.send(edit(1, "Anna wrote this line.")).await;
+    assert_eq!(a.next_msg().await, acked(4));
     // ...but not Ben's.
-    a.send_json(json!({"type": "edit", "of": 3, "text": "Not mine."}))
-        .await;
-    assert_eq!(error_code(&mut a).await, "not_on_air");
+    a.send(edit(3, "Not mine.")).await;
+    a.expect_error(ErrorCode::NotOnAir).await;
     // Ben is on air and may correct anything.
-    b.send_json(json!({"type": "edit", "of": 3, "text": "Ben wrote this line."}))
-        .await;
-    assert_eq!(b.recv_event().await["seq"], 5);
+    b.send(edit(3, "Ben wrote this line.")).await;
+    assert_eq!(b.next_msg().await, acked(5));
 
     let get = |v: &str| {
         let url = s.http(&TestServer::channel_path(
@@ -216,19 +201,19 @@ async fn feedback_is_rate_limited_and_reaches_the_booth() {
     let mut p = s.publish_as("en", "Anna").await;
     let mut l1 = s.listen("en", None).await;
     let mut l2 = s.listen("en", None).await;
-    l1.send_json(json!({"type": "feedback", "kind": "slower"}))
-        .await;
-    l1.send_json(json!({"type": "feedback", "kind": "slower"}))
-        .await;
-    assert_eq!(error_code(&mut l1).await, "rate_limited");
-    l2.send_json(json!({"type": "feedback", "kind": "slower"}))
-        .await;
-    l2.send_json(json!({"type": "feedback", "kind": "wat"}))
-        .await;
-    assert_eq!(error_code(&mut l2).await, "bad_message");
-    let b = booth_until(&mut p, |v| v["feedback"]["slower"] == 2).await;
-    assert_eq!(b["feedback"]["lost"], 0);
-    assert_eq!(b["listeners"], 2);
+    let slower = ClientMsg::Feedback {
+        kind: FeedbackKind::Slower,
+    };
+    l1.send(slower.clone()).await;
+    l1.send(slower.clone()).await;
+    l1.expect_error(ErrorCode::RateLimited).await;
+    l2.send(slower).await;
+    // A kind the protocol does not have (so no `ClientMsg` can carry it).
+    l2.send_text(r#"{"type":"feedback","kind":"wat"}"#).await;
+    l2.expect_error(ErrorCode::BadMessage).await;
+    let b = p.booth_until(|b| b.feedback.slower == 2).await;
+    assert_eq!(b.feedback.lost, 0);
+    assert_eq!(b.listeners, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,12 +225,14 @@ async fn a_streak_of_wrong_language_raises_an_alert_that_clears() {
         "Nous allons parler du financement, des compétences et de la confiance aujourd'hui.",
         "Les petites entreprises emploient la majorité des travailleurs dans le monde entier.",
     ] {
-        p.send_json(json!({"type": "final", "text": text})).await;
+        p.send_final(text).await;
     }
     // Acks and booth updates interleave; read until the alert shows.
-    booth_until(&mut p, |v| v["language_alert"] == "fr").await;
-    p.send_json(json!({"type": "final", "text": "Sorry, I was speaking into the wrong channel, here is the English again."})).await;
-    booth_until(&mut p, |v| v["language_alert"].is_null()).await;
+    p.booth_until(|b| b.language_alert.as_deref() == Some("fr"))
+        .await;
+    p.send_final("Sorry, I was speaking into the wrong channel, here is the English again.")
+        .await;
+    p.booth_until(|b| b.language_alert.is_none()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,42 +240,44 @@ async fn publishers_can_follow_their_source_and_the_relay_graph_is_public() {
     let s = TestServer::start().await;
     let mut floor = s.publish_as("floor", "Speaker").await;
     floor
-        .final_line("Good morning and welcome to the conference.", None)
+        .publish_final("Good morning and welcome to the conference.", None)
         .await;
     let fr = s.publish_as("fr", "Claire").await;
-    assert_eq!(fr.hello["source"], "en");
+    match fr.hello_msg() {
+        ServerMsg::Hello { source, .. } => assert_eq!(source.as_deref(), Some("en")),
+        other => panic!("expected a hello, got {other:?}"),
+    }
     let mut en = s.publish_as("en", "Anna").await;
-    en.send_json(json!({"type": "follow_source", "on": true}))
+    let follow = ClientMsg::FollowSource { on: true };
+    en.send(follow.clone()).await;
+    match en.next_msg().await {
+        ServerMsg::Source { channel, .. } => assert_eq!(channel, "floor"),
+        other => panic!("expected the source marker, got {other:?}"),
+    }
+    match en.next_msg().await {
+        ServerMsg::Line { text, .. } => {
+            assert_eq!(text, "Good morning and welcome to the conference.")
+        }
+        other => panic!("expected the source's line, got {other:?}"),
+    }
+    floor
+        .publish_final("Second line from the floor.", None)
         .await;
-    let marker = en.recv_event().await;
-    assert_eq!(
-        (marker["type"].as_str(), marker["channel"].as_str()),
-        (Some("source"), Some("floor"))
-    );
-    assert_eq!(
-        en.recv_event().await["text"],
-        "Good morning and welcome to the conference."
-    );
-    floor.final_line("Second line from the floor.", None).await;
     loop {
-        let v = en.recv_event().await;
-        if v["type"] == "line" {
-            assert_eq!(v["text"], "Second line from the floor.");
+        if let ServerMsg::Line { text, .. } = en.next_msg().await {
+            assert_eq!(text, "Second line from the floor.");
             break;
         }
     }
     let floor_pub = s.publish_as("floor", "Other").await;
     drop(floor_pub);
     let mut floor_listener_free = s.publish_as("zh", "Li").await;
-    floor_listener_free
-        .send_json(json!({"type": "follow_source", "on": true}))
-        .await;
-    assert_eq!(floor_listener_free.recv_event().await["type"], "source");
+    floor_listener_free.send(follow.clone()).await;
+    let marker = floor_listener_free.next_msg().await;
+    assert!(matches!(marker, ServerMsg::Source { .. }), "{marker:?}");
     let mut floor_only = s.publish_as("floor", "Again").await;
-    floor_only
-        .send_json(json!({"type": "follow_source", "on": true}))
-        .await;
-    assert_eq!(error_code(&mut floor_only).await, "no_source");
+    floor_only.send(follow).await;
+    floor_only.expect_error(ErrorCode::NoSource).await;
 
     let events: Value = reqwest::get(s.http("/v1/events"))
         .await
@@ -299,4 +288,12 @@ async fn publishers_can_follow_their_source_and_the_relay_graph_is_public() {
     let chans = events["events"][0]["channels"].as_array().unwrap();
     let fr = chans.iter().find(|c| c["id"] == "fr").unwrap();
     assert_eq!(fr["source"], "en");
+}
+
+/// A correction of line `of`.
+fn edit(of: u64, text: &str) -> ClientMsg {
+    ClientMsg::Edit {
+        of,
+        text: text.into(),
+    }
 }

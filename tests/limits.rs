@@ -3,10 +3,10 @@
 mod common;
 use std::time::Duration;
 
+use babelcast::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use common::raw::{self, metric};
 use common::*;
 use futures_util::StreamExt;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -156,7 +156,7 @@ async fn a_slow_request_body_gets_408() {
     assert_eq!(r.json()["code"], "request_timeout");
     // Nothing was stored.
     let mut l = s.listen("en", None).await;
-    assert_eq!(l.hello["seq"], 0);
+    assert_eq!(l.hello_seq(), 0);
     l.ws.close(None).await.ok();
 }
 
@@ -228,26 +228,26 @@ async fn a_publisher_over_its_rate_is_refused_and_nothing_refused_is_stored() {
     let mut l = s.listen("en", None).await;
     let mut p = s.publish("en").await;
     for i in 0..20 {
-        p.send_json(
-            json!({"type": "final", "text": format!("Line number {i}."), "id": format!("r{i}")}),
-        )
+        p.send(ClientMsg::Final {
+            text: format!("Line number {i}."),
+            id: Some(format!("r{i}")),
+        })
         .await;
     }
     let (mut acks, mut limited) = (Vec::new(), Vec::new());
     while acks.len() + limited.len() < 20 {
-        let v = p.recv_event().await;
-        match v["type"].as_str() {
-            Some("ack") => acks.push(v["id"].as_str().unwrap().to_string()),
-            Some("error") => {
-                assert_eq!(v["code"], "rate_limited", "{v}");
+        let m = p.next_msg().await;
+        match &m {
+            ServerMsg::Ack { id, .. } => acks.push(id.as_deref().expect("an id").to_string()),
+            ServerMsg::Error {
+                code, id, message, ..
+            } => {
+                assert_eq!(*code, ErrorCode::RateLimited, "{m:?}");
                 // The refusal names the dropped final, in `id` and in the message.
-                assert!(
-                    v["id"].as_str().is_some_and(|id| id.starts_with('r')),
-                    "{v}"
-                );
-                limited.push(v["message"].as_str().unwrap().to_string());
+                assert!(id.as_deref().is_some_and(|id| id.starts_with('r')), "{m:?}");
+                limited.push(message.to_string());
             }
-            _ => panic!("unexpected {v}"),
+            _ => panic!("unexpected {m:?}"),
         }
     }
     assert!(acks.len() >= 5 && !limited.is_empty(), "{acks:?}");
@@ -258,9 +258,9 @@ async fn a_publisher_over_its_rate_is_refused_and_nothing_refused_is_stored() {
     );
     // Exactly the acked lines reached the listener, in order, with no gap.
     for (i, id) in acks.iter().enumerate() {
-        let line = l.recv_type("line").await;
-        assert_eq!(line["seq"], i as u64 + 1);
-        assert_eq!(line["text"], format!("Line number {}.", &id[1..]));
+        let (seq, text) = l.next_line().await;
+        assert_eq!(seq, i as u64 + 1);
+        assert_eq!(text, format!("Line number {}.", &id[1..]));
     }
     assert_eq!(
         metric(s.addr, "babelcast_refusals_total{reason=\"rate_limited\"}").await,
@@ -272,11 +272,11 @@ async fn a_publisher_over_its_rate_is_refused_and_nothing_refused_is_stored() {
 async fn caption_length_is_counted_in_characters() {
     let s = TestServer::start_with(|c| c.limits.max_caption_chars = 10).await;
     let mut p = s.publish("zh").await;
-    let v = p.final_line("0123456789A", None).await;
-    assert_eq!(v["code"], "text_too_long");
+    p.send_final("0123456789A").await;
+    p.expect_error(ErrorCode::TextTooLong).await;
     // Ten characters of three bytes each fit.
-    let v = p.final_line("你好你好你好你好你好", None).await;
-    assert_eq!(v["type"], "ack", "{v}");
+    let v = p.publish_final("你好你好你好你好你好", None).await;
+    assert!(matches!(v, ServerMsg::Ack { .. }), "{v:?}");
     let r = reqwest::Client::new()
         .post(s.http(&TestServer::channel_path("zh", "captions")))
         .bearer_auth(token("zh"))
@@ -285,8 +285,8 @@ async fn caption_length_is_counted_in_characters() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["code"], "text_too_long");
+    let body = r.text().await.unwrap();
+    assert_eq!(refusal_code(&body), Some(ErrorCode::TextTooLong), "{body}");
     assert_eq!(
         metric(s.addr, "babelcast_refusals_total{reason=\"too_big\"}").await,
         2.0
@@ -298,19 +298,23 @@ async fn an_oversized_frame_closes_with_1009_and_the_channel_goes_on() {
     let s = TestServer::start_with(|c| c.limits.max_frame_bytes = 1024).await;
     let mut l = s.listen("en", None).await;
     let mut p = s.publish("en").await;
-    assert_eq!(p.final_line("Before.", None).await["seq"], 1);
-    let big = json!({"type": "final", "text": "x".repeat(2000)}).to_string();
+    assert_eq!(p.publish_final("Before.", None).await, acked(1));
+    let big = ClientMsg::Final {
+        text: "x".repeat(2000),
+        id: None,
+    }
+    .to_json();
     p.send_text(&big).await;
     let close = p.closed().await.expect("close frame");
     assert_eq!(u16::from(close.code), 1009);
     // A listener's oversized frame is refused the same way. (Just over the limit, so the
     // server has read all of it: unread bytes would turn its close into a reset.)
-    assert_eq!(l.recv_type("line").await["seq"], 1);
+    assert_eq!(l.next_line().await.0, 1);
     l.send_text(&"y".repeat(1100)).await;
     assert_eq!(u16::from(l.closed().await.expect("close").code), 1009);
     let mut p = s.publish("en").await;
-    let ack = p.final_line("After.", None).await;
-    assert_eq!(ack["type"], "ack", "{ack}");
+    let ack = p.publish_final("After.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     assert!(metric(s.addr, "babelcast_refusals_total{reason=\"too_big\"}").await >= 2.0);
 }
 
@@ -319,16 +323,16 @@ async fn history_on_join_is_bounded_and_resume_is_not() {
     let s = TestServer::start_with(|c| c.limits.history_on_join = 3).await;
     let mut p = s.publish("en").await;
     for i in 1..=6 {
-        assert_eq!(p.final_line(&format!("Line {i}."), None).await["seq"], i);
+        assert_eq!(p.publish_final(&format!("Line {i}."), None).await, acked(i));
     }
     let mut fresh = s.listen("en", None).await;
     for seq in 4..=6 {
-        assert_eq!(fresh.recv_type("line").await["seq"], seq);
+        assert_eq!(fresh.next_line().await.0, seq);
     }
     // A resume gets everything it missed, however far back.
     let mut resumed = s.listen("en", Some(0)).await;
     for seq in 1..=6 {
-        assert_eq!(resumed.recv_type("line").await["seq"], seq);
+        assert_eq!(resumed.next_line().await.0, seq);
     }
 }
 
@@ -344,8 +348,8 @@ async fn http_bodies_and_heads_are_bounded() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["code"], "body_too_large");
+    let body = r.text().await.unwrap();
+    assert_eq!(refusal_code(&body), Some(ErrorCode::BodyTooLarge), "{body}");
     // A huge declared length is refused from the header alone.
     let r = raw::http(
         s.addr,

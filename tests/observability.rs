@@ -5,9 +5,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use babelcast::protocol::ServerMsg;
 use common::raw;
 use common::*;
-use serde_json::json;
 
 /// Metric names (histograms without their `_bucket`/`_sum`/`_count` suffix) in a text.
 fn metric_names(text: &str) -> BTreeSet<String> {
@@ -44,13 +44,11 @@ async fn metrics_cover_the_dashboard_and_the_issue() {
     .await;
     let mut l = s.listen("en", None).await;
     let mut p = s.publish("en").await;
-    p.send_json(json!({"type": "partial", "text": "Good"}))
-        .await;
-    assert_eq!(p.final_line("Good morning.", None).await["seq"], 1);
+    p.send_partial("Good").await;
+    assert_eq!(p.publish_final("Good morning.", None).await, acked(1));
     loop {
-        let v = l.recv_event().await;
-        if v["type"] == "line" {
-            assert_eq!(v["seq"], 1);
+        if let ServerMsg::Line { seq, .. } = l.next_msg().await {
+            assert_eq!(seq, 1);
             break;
         }
     }
@@ -129,27 +127,24 @@ async fn a_listener_that_falls_behind_gets_only_the_newest_partial() {
     // Fill the listener's socket (it reads nothing), then send partials while its session
     // is blocked writing: it must skip to the newest.
     for i in 1..=60 {
-        p.send_json(
-            json!({"type": "final", "text": format!("{i} {}", "filler text ".repeat(300))}),
-        )
-        .await;
+        p.send_final(&format!("{i} {}", "filler text ".repeat(300)))
+            .await;
     }
     for _ in 1..=60 {
-        assert_eq!(p.recv_event().await["type"], "ack");
+        let ack = p.next_msg().await;
+        assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
     }
     for i in 1..=30 {
-        p.send_json(json!({"type": "partial", "text": format!("partial {i}")}))
-            .await;
+        p.send_partial(&format!("partial {i}")).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Now read everything: all 60 lines, and partials ending with the newest.
     let mut lines = 0;
     let mut partials = Vec::new();
     while lines < 60 || partials.last().map(String::as_str) != Some("partial 30") {
-        let v = l.recv_event().await;
-        match v["type"].as_str() {
-            Some("line") => lines += 1,
-            Some("partial") => partials.push(v["text"].as_str().unwrap().to_string()),
+        match l.next_msg().await {
+            ServerMsg::Line { .. } => lines += 1,
+            ServerMsg::Partial { text } => partials.push(text.into_owned()),
             _ => {}
         }
     }

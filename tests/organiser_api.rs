@@ -3,6 +3,7 @@
 
 mod common;
 
+use babelcast::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use common::admin::{refused, Admin};
 use common::*;
 use futures_util::SinkExt;
@@ -69,12 +70,7 @@ async fn a_new_channel_reaches_open_pages_at_once() {
         .await;
     assert_eq!(status, 201, "{v}");
     // The open page hears of it: a status with the next revision.
-    loop {
-        let m = floor.recv().await;
-        if m["type"] == "status" && m["rev"].as_u64() > Some(rev) {
-            break;
-        }
-    }
+    floor.status_until(|st| st.rev > rev).await;
     let e = listed(&s, "summit").await.unwrap();
     let ids: Vec<_> = e["channels"]
         .as_array()
@@ -85,8 +81,13 @@ async fn a_new_channel_reaches_open_pages_at_once() {
     assert_eq!(ids, ["floor", "es"]);
     assert_eq!(e["channels"][1]["interpreted"], true);
     let mut es = WsClient::connect(&s.ws("/v1/events/summit/channels/es/listen"), None).await;
-    assert_eq!(es.hello["label"], "Español");
-    assert_eq!(es.hello["source"], "floor");
+    match es.hello_msg() {
+        ServerMsg::Hello { label, source, .. } => {
+            assert_eq!(label, "Español");
+            assert_eq!(source.as_deref(), Some("floor"));
+        }
+        other => panic!("expected a hello, got {other:?}"),
+    }
     // The change and its author are in the audit log.
     let (_, audit) = admin.get("/v1/admin/audit").await;
     let actions: Vec<_> = audit["entries"]
@@ -341,9 +342,8 @@ async fn changing_a_channel_reconnects_its_pages() {
     let token = p["token"].as_str().unwrap().to_string();
     let mut publisher =
         WsClient::connect(&s.ws("/v1/events/summit/channels/en/publish"), Some(&token)).await;
-    let ack = publisher
-        .final_line("Kept across the change.", Some("k1"))
-        .await;
+    let kept = publisher.publish_final("Kept across the change.", Some("k1"));
+    let kept = ack_seq(&kept.await);
     let mut en = WsClient::connect(&s.ws("/v1/events/summit/channels/en/listen"), None).await;
     // A cycle through the change is refused, and nothing changes.
     let cycle = admin
@@ -382,16 +382,25 @@ async fn changing_a_channel_reconnects_its_pages() {
         assert_eq!(u16::from(close.code), 4006);
     }
     let en = WsClient::connect(&s.ws("/v1/events/summit/channels/en/listen?since=0"), None).await;
-    assert_eq!(en.hello["label"], "English (UK)");
-    assert_eq!(en.hello["seq"], ack["seq"]);
+    match en.hello_msg() {
+        ServerMsg::Hello { label, seq, .. } => {
+            assert_eq!(label, "English (UK)");
+            assert_eq!(seq, kept);
+        }
+        other => panic!("expected a hello, got {other:?}"),
+    }
     let mut publisher =
         WsClient::connect(&s.ws("/v1/events/summit/channels/en/publish"), Some(&token)).await;
     let again = publisher
-        .final_line("Kept across the change.", Some("k1"))
+        .publish_final("Kept across the change.", Some("k1"))
         .await;
     assert_eq!(
-        (again["seq"].clone(), again["duplicate"].clone()),
-        (ack["seq"].clone(), json!(true))
+        again,
+        ServerMsg::Ack {
+            seq: kept,
+            id: Some("k1".into()),
+            duplicate: true
+        }
     );
     assert_eq!(
         listed(&s, "summit").await.unwrap()["channels"][1]["interpreted"],
@@ -414,13 +423,12 @@ async fn no_line_falls_between_a_channel_and_its_change() {
     let mut p = WsClient::connect(&url, Some(&token)).await;
     const LINES: usize = 60;
     for i in 0..LINES {
-        let m = json!({"type": "final", "text": format!("Line {i}."), "id": format!("l{i}")});
+        let m = ClientMsg::Final {
+            text: format!("Line {i}."),
+            id: Some(format!("l{i}")),
+        };
         // The socket closes (4006) once the change is made: what is not sent goes again.
-        if p.ws
-            .send(Message::Text(m.to_string().into()))
-            .await
-            .is_err()
-        {
+        if p.ws.send(Message::Text(m.to_json().into())).await.is_err() {
             break;
         }
         if i == LINES / 2 {
@@ -437,15 +445,15 @@ async fn no_line_falls_between_a_channel_and_its_change() {
     // Acks until the channel changes under the publisher; what was not acked goes again.
     let mut acked = std::collections::HashSet::new();
     loop {
-        match p.next_incoming().await {
-            Incoming::Msg(m) if m["type"] == "ack" => {
-                acked.insert(m["id"].as_str().unwrap().to_string());
+        match p.next_or_closed().await {
+            Next::Frame(Received::Msg(ServerMsg::Ack { id, .. })) => {
+                acked.insert(id.expect("an id").into_owned());
             }
-            Incoming::Msg(m) if m["type"] == "error" => {
-                assert_eq!(m["code"], "channel_changed", "{m}");
+            Next::Frame(Received::Msg(ServerMsg::Error { code, .. })) => {
+                assert_eq!(code, ErrorCode::ChannelChanged);
             }
-            Incoming::Msg(_) => {}
-            Incoming::Closed(c) => {
+            Next::Frame(_) => {}
+            Next::Closed(c) => {
                 if let Some(c) = c {
                     assert_eq!(u16::from(c.code), 4006);
                 }
@@ -457,8 +465,8 @@ async fn no_line_falls_between_a_channel_and_its_change() {
     for i in 0..LINES {
         let id = format!("l{i}");
         if !acked.contains(&id) {
-            let a = p.final_line(&format!("Line {i}."), Some(&id)).await;
-            assert_eq!(a["type"], "ack", "{a}");
+            let a = p.publish_final(&format!("Line {i}."), Some(&id)).await;
+            assert!(matches!(a, ServerMsg::Ack { .. }), "{a:?}");
         }
     }
     let v: Value = reqwest::get(s.http("/v1/events/summit/channels/floor/transcript?format=json"))

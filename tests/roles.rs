@@ -1,5 +1,6 @@
 //! Who may do what: publish tokens per channel, the admin token, attendee access codes.
 mod common;
+use babelcast::protocol::ServerMsg;
 use common::raw::{self, metric};
 use common::*;
 
@@ -31,8 +32,8 @@ async fn an_access_code_guards_listening_and_transcripts() {
         .expect("code in a header");
     // Publishers need their token, not the code.
     let mut p = s.publish("en").await;
-    assert_eq!(p.final_line("Welcome.", None).await["seq"], 1);
-    assert_eq!(l.recv_type("line").await["text"], "Welcome.");
+    assert_eq!(p.publish_final("Welcome.", None).await, acked(1));
+    assert_eq!(l.next_line().await.1, "Welcome.");
 
     let transcript = TestServer::channel_path("en", "transcript");
     assert_eq!(raw::get(s.addr, &transcript).await.status, 401);
@@ -116,7 +117,10 @@ async fn publishing_needs_this_channels_token() {
     assert!(r.headers().contains_key("www-authenticate"));
     // Nothing was stored by any of them.
     let l = s.listen("en", None).await;
-    assert_eq!(l.hello["seq"], 0);
+    match l.hello_msg() {
+        ServerMsg::Hello { seq, .. } => assert_eq!(seq, 0),
+        other => panic!("expected a hello, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,11 +163,10 @@ async fn monitors_are_not_counted_and_need_a_token() {
     let ch = s.server().hub().channel(EVENT, "en").unwrap();
     assert_eq!(ch.listeners(), 1, "monitors are not listeners");
     let mut p = s.publish("en").await;
-    p.final_line("Seen by the monitor.", None).await;
+    p.publish_final("Seen by the monitor.", None).await;
     loop {
-        let v = monitor.recv_event().await;
-        if v["type"] == "line" {
-            assert_eq!(v["text"], "Seen by the monitor.");
+        if let ServerMsg::Line { text, .. } = monitor.next_msg().await {
+            assert_eq!(text, "Seen by the monitor.");
             break;
         }
     }

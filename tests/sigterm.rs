@@ -3,8 +3,8 @@
 mod common;
 use std::time::Duration;
 
+use babelcast::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use common::*;
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_sockets_with_1001_and_exits_0() {
@@ -14,16 +14,17 @@ async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     let mut idle = bin.listen("floor", Some(0)).await;
     let mut p = bin.publish("en").await;
     assert_eq!(
-        p.final_line("Before the shutdown.", Some("s0")).await["seq"],
-        1
+        p.publish_final("Before the shutdown.", Some("s0")).await,
+        acked_id(1, "s0")
     );
-    assert_eq!(listener.recv_type("line").await["seq"], 1);
+    assert_eq!(listener.next_line().await.0, 1);
 
     // A burst is in flight when the signal arrives.
     for n in 1..=200 {
-        p.send_json(
-            json!({"type": "final", "text": format!("In flight {n}."), "id": format!("s{n}")}),
-        )
+        p.send(ClientMsg::Final {
+            text: format!("In flight {n}."),
+            id: Some(format!("s{n}")),
+        })
         .await;
     }
     bin.sigterm();
@@ -31,16 +32,16 @@ async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     // The publisher gets acks (or refusals) for what the server took, then 1001.
     let mut acked = vec![(1u64, "Before the shutdown.".to_string())];
     let frame = loop {
-        match p.next_incoming().await {
-            Incoming::Msg(v) if v["type"] == "ack" => {
-                let n: u64 = v["id"].as_str().unwrap()[1..].parse().unwrap();
-                acked.push((v["seq"].as_u64().unwrap(), format!("In flight {n}.")));
+        match p.next_or_closed().await {
+            Next::Frame(Received::Msg(ServerMsg::Ack { seq, id, .. })) => {
+                let n: u64 = id.expect("an id")[1..].parse().unwrap();
+                acked.push((seq, format!("In flight {n}.")));
             }
-            Incoming::Msg(v) if v["type"] == "error" => {
-                assert_eq!(v["code"], "shutting_down", "{v}")
+            Next::Frame(Received::Msg(ServerMsg::Error { code, .. })) => {
+                assert_eq!(code, ErrorCode::ShuttingDown)
             }
-            Incoming::Msg(v) => assert!(is_meta(&v), "publisher: {v}"),
-            Incoming::Closed(f) => break f,
+            Next::Frame(f) => assert!(f.is_meta(), "publisher: {f:?}"),
+            Next::Closed(f) => break f,
         }
     };
     let frame = frame.expect("publisher: no Close frame");
@@ -48,9 +49,12 @@ async fn sigterm_closes_sockets_with_1001_and_exits_0() {
 
     for (who, c) in [("listener", &mut listener), ("idle listener", &mut idle)] {
         let frame = loop {
-            match c.next_incoming().await {
-                Incoming::Msg(v) => assert!(is_meta(&v) || v["type"] == "line", "{who}: {v}"),
-                Incoming::Closed(f) => break f,
+            match c.next_or_closed().await {
+                Next::Frame(f) => assert!(
+                    f.is_meta() || matches!(f, Received::Msg(ServerMsg::Line { .. })),
+                    "{who}: {f:?}"
+                ),
+                Next::Closed(f) => break f,
             }
         };
         let frame = frame.unwrap_or_else(|| panic!("{who}: no Close frame"));
@@ -67,19 +71,19 @@ async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     // Everything acked is there after the restart, and seq continues.
     let bin = BinServer::start(tmp.path()).await;
     let mut l = bin.listen("en", Some(0)).await;
-    let last = l.hello["seq"].as_u64().unwrap();
+    let last = l.hello_seq();
     let mut stored = std::collections::HashMap::new();
     for n in 1..=last {
-        let v = l.recv_type("line").await;
-        assert_eq!(v["seq"], n);
-        stored.insert(n, v["text"].as_str().unwrap().to_string());
+        let (seq, text) = l.next_line().await;
+        assert_eq!(seq, n);
+        stored.insert(n, text);
     }
     for (seq, text) in &acked {
         assert_eq!(stored.get(seq), Some(text), "acked seq {seq} lost");
     }
     let mut p = bin.publish("en").await;
     assert_eq!(
-        p.final_line("After the restart.", None).await["seq"],
-        last + 1
+        p.publish_final("After the restart.", None).await,
+        common::acked(last + 1)
     );
 }

@@ -2,8 +2,8 @@
 //! up from memory or closed with 4001 (CLOSE_BEHIND); reconnecting with `since=` its last seq
 //! then delivers every remaining line without a gap. Other listeners are not affected.
 mod common;
+use babelcast::protocol::{ClientMsg, ServerMsg};
 use common::*;
-use serde_json::json;
 
 /// Lines published while the slow listener does not read: ~7.8 MB of caption text, well over
 /// what loopback socket buffers absorb (~3 MB here).
@@ -23,10 +23,13 @@ fn text(n: u64) -> String {
     t
 }
 
-fn seq_and_text(v: &serde_json::Value) -> u64 {
-    let seq = v["seq"].as_u64().expect("seq");
-    assert_eq!(v["text"], text(seq), "text of line {seq}");
-    seq
+/// The seq of a line, after checking its text is the one published with that seq.
+fn seq_and_text(m: &ServerMsg) -> u64 {
+    let ServerMsg::Line { seq, text: t, .. } = m else {
+        panic!("expected a line, got {m:?}");
+    };
+    assert_eq!(*t, text(*seq), "text of line {seq}");
+    *seq
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,10 +52,10 @@ async fn a_listener_too_far_behind_is_closed_with_4001_and_resumes_without_gap()
     let fast = tokio::spawn(async move {
         let mut last = 0;
         while last < LINES {
-            match fast.next_incoming().await {
-                Incoming::Msg(v) if is_meta(&v) => {}
-                Incoming::Msg(v) if v["type"] == "line" => {
-                    let seq = seq_and_text(&v);
+            match fast.next_or_closed().await {
+                Next::Frame(f) if f.is_meta() => {}
+                Next::Frame(Received::Msg(m @ ServerMsg::Line { .. })) => {
+                    let seq = seq_and_text(&m);
                     assert_eq!(
                         seq,
                         last + 1,
@@ -76,7 +79,11 @@ async fn a_listener_too_far_behind_is_closed_with_4001_and_resumes_without_gap()
     let sender = tokio::spawn(async move {
         use futures_util::SinkExt;
         for n in 1..=LINES {
-            let m = json!({"type": "final", "text": text(n)}).to_string();
+            let m = ClientMsg::Final {
+                text: text(n),
+                id: None,
+            }
+            .to_json();
             tx.send(tokio_tungstenite::tungstenite::Message::Text(m.into()))
                 .await
                 .expect("send final");
@@ -91,14 +98,13 @@ async fn a_listener_too_far_behind_is_closed_with_4001_and_resumes_without_gap()
             .expect("acks stopped")
             .expect("publisher closed")
             .expect("publisher error");
-        let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
-        match v["type"].as_str() {
-            Some("ack") => {
+        match Received::parse(msg.to_text().unwrap()) {
+            Received::Msg(ServerMsg::Ack { seq, .. }) => {
                 acks += 1;
-                assert_eq!(v["seq"], acks);
+                assert_eq!(seq, acks);
             }
-            _ if is_meta(&v) => {}
-            _ => panic!("publisher got {v}"),
+            r if r.is_meta() => {}
+            r => panic!("publisher got {r:?}"),
         }
     }
     let _tx = sender.await.unwrap();
@@ -109,17 +115,17 @@ async fn a_listener_too_far_behind_is_closed_with_4001_and_resumes_without_gap()
     // reconnect. Either way it saw a gap-free prefix.
     let mut last_seen = 0;
     let closed = loop {
-        match slow.next_incoming().await {
-            Incoming::Msg(v) if v["type"] == "line" => {
-                let seq = seq_and_text(&v);
+        match slow.next_or_closed().await {
+            Next::Frame(Received::Msg(m @ ServerMsg::Line { .. })) => {
+                let seq = seq_and_text(&m);
                 assert_eq!(seq, last_seen + 1, "gap before the close");
                 last_seen = seq;
                 if seq == LINES {
                     break None;
                 }
             }
-            Incoming::Msg(v) => assert!(is_meta(&v), "{v}"),
-            Incoming::Closed(frame) => break Some(frame),
+            Next::Frame(f) => assert!(f.is_meta(), "{f:?}"),
+            Next::Closed(frame) => break Some(frame),
         }
     };
     let frame = closed
@@ -138,10 +144,9 @@ async fn a_listener_too_far_behind_is_closed_with_4001_and_resumes_without_gap()
 
     // Reconnecting with since = the last seq it saw delivers the rest (from the store).
     let mut again = s.listen("en", Some(last_seen)).await;
-    assert_eq!(again.hello["seq"], LINES);
+    assert_eq!(again.hello_seq(), LINES);
     for n in last_seen + 1..=LINES {
-        let v = again.recv_type("line").await;
-        assert_eq!(seq_and_text(&v), n);
+        assert_eq!(seq_and_text(&again.next_msg().await), n);
     }
 }
 
@@ -160,19 +165,19 @@ async fn a_listener_behind_the_ring_is_caught_up_from_memory() {
     let mut slow = s.listen_slow("en", None).await;
     let mut p = s.publish("en").await;
     for n in 1..=N {
-        p.send_json(json!({"type": "final", "text": text(n)})).await;
+        p.send_final(&text(n)).await;
     }
     for n in 1..=N {
-        assert_eq!(p.recv_event().await["seq"], n);
+        assert_eq!(p.next_msg().await, acked(n));
     }
     let mut last = 0;
     while last < N {
-        match slow.next_incoming().await {
-            Incoming::Msg(v) if v["type"] == "line" => {
-                assert_eq!(seq_and_text(&v), last + 1);
+        match slow.next_or_closed().await {
+            Next::Frame(Received::Msg(m @ ServerMsg::Line { .. })) => {
+                assert_eq!(seq_and_text(&m), last + 1);
                 last += 1;
             }
-            Incoming::Msg(v) if is_meta(&v) => {}
+            Next::Frame(f) if f.is_meta() => {}
             other => panic!("expected line {}, got {other:?}", last + 1),
         }
     }
@@ -209,10 +214,10 @@ async fn a_listener_that_never_reads_is_dropped_after_the_write_timeout() {
     .await;
     let mut p = s.publish("en").await;
     for n in 1..=N {
-        p.send_json(json!({"type": "final", "text": big(n)})).await;
+        p.send_final(&big(n)).await;
     }
     for n in 1..=N {
-        assert_eq!(p.recv_event().await["seq"], n);
+        assert_eq!(p.next_msg().await, acked(n));
     }
     let channel = s.server().hub().channel(EVENT, "en").unwrap();
     let _frozen = s.listen_slow("en", Some(0)).await;
@@ -224,10 +229,6 @@ async fn a_listener_that_never_reads_is_dropped_after_the_write_timeout() {
     // A listener that reads gets the whole backlog.
     let mut reader = s.listen("en", Some(0)).await;
     for n in 1..=N {
-        let v = reader.recv_type("line").await;
-        assert_eq!(
-            (v["seq"].as_u64(), v["text"].as_str()),
-            (Some(n), Some(big(n).as_str()))
-        );
+        assert_eq!(reader.next_line().await, (n, big(n)));
     }
 }

@@ -1,17 +1,19 @@
 //! Helpers of the cluster tests (`tests/cluster*.rs`): nodes in process and as processes on
-//! a [`Nats`], and readers of what publishers and listeners receive.
+//! a [`Nats`], a pipelined publisher, and what a node holds (transcript, metrics). Readers of
+//! what sockets receive are `WsClient`'s typed ones (`common/expect.rs`).
 
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use babelcast::protocol::{ClientMsg, ServerMsg};
+use serde_json::Value;
 
 pub use super::nats::Nats;
-use super::{BinOptions, BinServer, TestServer, WsClient, EVENT, RECV_TIMEOUT};
+use super::{BinOptions, BinServer, Received, TestServer, WsClient, EVENT, RECV_TIMEOUT};
 
-/// How long a reader below waits for what it looks for (channels send a status heartbeat, so
-/// a reader skipping statuses would otherwise never time out).
-const WAIT: Duration = Duration::from_secs(30);
+/// How long [`within`] waits: as long as the typed readers that skip frames
+/// ([`super::UNTIL`]).
+const WAIT: Duration = super::UNTIL;
 
 /// `f`, failing the test after [`WAIT`].
 pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
@@ -38,70 +40,21 @@ pub async fn bin_node(nats: &Nats, id: &str, dir: &Path) -> BinServer {
     BinServer::spawn(BinOptions::new(dir).with_toml(&cluster_toml(&nats.url(), id, ""))).await
 }
 
-/// Reads committed events (lines, edits, handovers) until `n` of them arrived.
-pub async fn events(c: &mut WsClient, n: usize) -> Vec<Value> {
-    within(&format!("{n} events"), async {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let v = c.recv().await;
-            if matches!(v["type"].as_str(), Some("line" | "edit" | "handover")) {
-                out.push(v);
-            }
-        }
-        out
-    })
-    .await
-}
-
-/// The next booth frame that satisfies `f`.
-pub async fn booth_until(c: &mut WsClient, f: impl Fn(&Value) -> bool) -> Value {
-    within("a booth frame", async {
-        loop {
-            let v = c.recv().await;
-            if v["type"] == "booth" && f(&v) {
-                return v;
-            }
-        }
-    })
-    .await
-}
-
-/// The next status frame that satisfies `f`.
-pub async fn status_until(c: &mut WsClient, f: impl Fn(&Value) -> bool) -> Value {
-    within("a status frame", async {
-        loop {
-            let v = c.recv().await;
-            if v["type"] == "status" && f(&v) {
-                return v;
-            }
-        }
-    })
-    .await
-}
-
-/// The newest booth frame a client has received within `quiet` of silence.
-pub async fn latest_booth(c: &mut WsClient, mut last: Value, quiet: Duration) -> Value {
-    while let Ok(v) = tokio::time::timeout(quiet, c.recv()).await {
-        if v["type"] == "booth" {
-            last = v;
-        }
-    }
-    last
-}
-
 /// Publishes `texts` pipelined (with ids) and returns their acks in order.
 pub async fn publish_all(p: &mut WsClient, texts: &[String]) -> Vec<u64> {
     for (i, t) in texts.iter().enumerate() {
-        p.send_json(json!({"type": "final", "text": t, "id": format!("{t}#{i}")}))
-            .await;
+        p.send(ClientMsg::Final {
+            text: t.clone(),
+            id: Some(format!("{t}#{i}")),
+        })
+        .await;
     }
     let mut seqs = Vec::new();
     while seqs.len() < texts.len() {
-        let v = p.recv().await;
-        match v["type"].as_str() {
-            Some("ack") => seqs.push(v["seq"].as_u64().unwrap()),
-            Some("status" | "booth") => {}
-            _ => panic!("publisher got {v}"),
+        match p.recv_frame().await {
+            Received::Msg(ServerMsg::Ack { seq, .. }) => seqs.push(seq),
+            r if r.is_meta() => {}
+            r => panic!("publisher got {r:?}"),
         }
     }
     seqs

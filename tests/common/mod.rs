@@ -5,12 +5,15 @@
 pub mod admin;
 pub mod bin;
 pub mod cluster;
+pub mod expect;
 pub mod nats;
 pub mod proxy;
 pub mod raw;
 
 #[allow(unused_imports)]
 pub use bin::{BinOptions, BinServer};
+#[allow(unused_imports)]
+pub use expect::*;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
