@@ -194,14 +194,23 @@ impl Hub {
 
     /// Pushes coalesced status (listener counts) to every channel every [`STATUS_INTERVAL`],
     /// and the status again on quiet channels as their heartbeat.
-    pub async fn run_status_ticker(self: Arc<Self>, shutdown: CancellationToken) {
+    pub async fn run_status_ticker(
+        self: Arc<Self>,
+        ingest: Arc<crate::ingest::Ingest>,
+        shutdown: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(STATUS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    // An event whose schedule starts or ends it now changes state.
-                    self.refresh_states(crate::clock::now_ms());
+                    // An event whose schedule starts or ends it now changes state; one that
+                    // ends first commits its caption streams' lines in progress.
+                    let now = crate::clock::now_ms();
+                    for id in self.ending(now) {
+                        ingest.end_event(&id).await;
+                    }
+                    self.refresh_states(now);
                     for ch in self.all_channels() {
                         ch.refresh_status();
                         ch.beat_if_quiet();

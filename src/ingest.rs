@@ -3,12 +3,15 @@
 //! identification, and hand-off to the store. [`Ingest`] is the context every publishing path
 //! receives; [`formats`] keeps the per-channel state of the Zoom, YouTube and StreamText HTTP
 //! formats, [`ebutt`] that of EBU-TT Live sequences; [`idle`] commits their lines in progress
-//! when a stream goes quiet or the server stops; [`stats`] counts both for `/metrics`.
+//! when a stream goes quiet or the server stops; `lifecycle` commits them when an event ends
+//! and forgets them when transcripts, a channel or an event are deleted; [`stats`] counts
+//! both for `/metrics`.
 
 pub mod audio;
 pub mod ebutt;
 pub mod formats;
 pub mod idle;
+mod lifecycle;
 pub mod stats;
 
 use std::future::Future;

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::EventDef;
 use crate::clock::now_ms;
 use crate::hub::{Actor, Hub};
+use crate::ingest::Ingest;
 use crate::protocol::{ErrorCode, Refusal};
 use crate::store::audit::AuditEntry;
 use crate::store::catalog::CredentialRow;
@@ -69,6 +70,9 @@ type Job = Box<dyn FnOnce(Arc<Organiser>) -> Pin<Box<dyn Future<Output = ()> + S
 /// The organisers' actions on this node.
 pub struct Organiser {
     pub hub: Arc<Hub>,
+    /// The caption streams' lines in progress: committed when an event ends, forgotten with
+    /// what is deleted.
+    pub ingest: Arc<Ingest>,
     /// The base URL of pages and publish URLs (`server.public_url`).
     pub public_url: Arc<str>,
     queue: mpsc::Sender<Job>,
@@ -84,9 +88,11 @@ impl std::fmt::Debug for Organiser {
 }
 
 impl Organiser {
-    /// The organiser of `hub`; its task runs until `shutdown`.
+    /// The organiser of `hub` (and of `ingest`'s caption streams); its task runs until
+    /// `shutdown`.
     pub fn start(
         hub: Arc<Hub>,
+        ingest: Arc<Ingest>,
         public_url: Arc<str>,
         tracker: &tokio_util::task::TaskTracker,
         shutdown: CancellationToken,
@@ -94,6 +100,7 @@ impl Organiser {
         let (queue, mut rx) = mpsc::channel::<Job>(QUEUE);
         let org = Arc::new(Organiser {
             hub,
+            ingest,
             public_url,
             queue,
             mirror: OnceLock::new(),

@@ -194,8 +194,13 @@ impl Server {
             tls.is_some(),
         );
         let public_url: Arc<str> = public_url.into();
-        let organiser =
-            Organiser::start(hub.clone(), public_url.clone(), &tracker, shutdown.clone());
+        let organiser = Organiser::start(
+            hub.clone(),
+            ingest.clone(),
+            public_url.clone(),
+            &tracker,
+            shutdown.clone(),
+        );
         if let Some(node) = &cluster {
             crate::cluster::registry::start(node, &organiser).await?;
         }
@@ -213,7 +218,10 @@ impl Server {
             limiter,
             tls,
         };
-        tracker.spawn(hub.clone().run_status_ticker(shutdown.clone()));
+        tracker.spawn(
+            hub.clone()
+                .run_status_ticker(ingest.clone(), shutdown.clone()),
+        );
         tracker.spawn(crate::ingest::idle::run(ingest.clone(), shutdown.clone()));
         tracker.spawn(reclaim::run(state.limiter.clone(), shutdown.clone()));
         if config.storage.retention_days > 0 {

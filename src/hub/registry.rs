@@ -139,6 +139,19 @@ impl Hub {
         Some(old)
     }
 
+    /// The live events whose definition says they are no longer live at `now` (their
+    /// schedule ends them).
+    pub fn ending(&self, now: i64) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter(|ev| {
+                ev.signal.state() == crate::protocol::EventState::Live
+                    && ev.def.state(now) != crate::protocol::EventState::Live
+            })
+            .map(|ev| ev.id.clone())
+            .collect()
+    }
+
     /// Moves every event to the state its definition gives at `now` (a schedule starting or
     /// ending it); channels whose event changed send their status at once.
     pub fn refresh_states(&self, now: i64) {

@@ -156,6 +156,9 @@ impl EbuttStreams {
         doc: &Document,
         conn: ConnId,
     ) -> Result<Applied, Refusal> {
+        // Refused before anything is applied (and again once it is our turn): nothing is
+        // left in progress on a channel deleted or an event over.
+        super::formats::takes_lines(ch)?;
         let ident = &doc.sequence_identifier;
         let replaced = |s: &Sequence| (s.ident != *ident).then_some(Commit::Replaced);
         self.settle_where(ingest, &key(ch), replaced).await;
@@ -167,6 +170,7 @@ impl EbuttStreams {
             .acquire_owned()
             .await
             .map_err(|_| Refusal::shutting_down())?;
+        super::formats::takes_lines(ch)?;
         let now = Instant::now();
         let (finals, partial, resend, state) = {
             let mut seqs = self.channels.entry(key(ch)).or_default();

@@ -12,7 +12,7 @@
 //! below the last (a new run, with a new epoch so its ids never collide with the old run's).
 //!
 //! A line in progress is committed by babelcast itself after `ingest.idle_commit_ms` without
-//! a post and at graceful shutdown ([`super::idle`]), so a sender that never sends a line
+//! a post, when its event ends and at graceful shutdown ([`settle`]), so a sender that never sends a line
 //! break loses nothing. Posts and those commits of one stream take turns on the stream's
 //! `lane` (one permit), so they reach the store in the order they were decided.
 //!
@@ -28,14 +28,15 @@
 //! one sender's posts (a sender posts one at a time; a second waits, bounded by the requests
 //! in flight), it guards no data.
 
+mod settle;
+
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::idle::Due;
-use super::stats::{Commit, SeqEvent, Stream};
+use super::stats::{SeqEvent, Stream};
 use super::{resolve, Admitted, Ingest};
 use crate::channel::Channel;
 use crate::clock::now_ms;
@@ -150,6 +151,14 @@ pub struct FormatStreams {
     slots: DashMap<(String, Format), Slot>,
 }
 
+/// Refuses a line for a channel whose event is not live or that was deleted.
+pub(crate) fn takes_lines(ch: &Channel) -> Result<(), Refusal> {
+    if ch.life.is_deleted() {
+        return Err(crate::channel::Lifecycle::gone_refusal());
+    }
+    ch.life.refusal().map_or(Ok(()), Err)
+}
+
 fn key(ch: &Channel, format: Format) -> (String, Format) {
     (format!("{}/{}", ch.info.event, ch.info.id), format)
 }
@@ -175,80 +184,6 @@ impl FormatStreams {
                 },
             );
         }
-    }
-
-    /// The earliest time a line in progress is due to be committed.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.slots.iter().filter_map(|s| s.idle_at).min()
-    }
-
-    /// Commits the line in progress of every stream due at `due` (every stream with one when
-    /// `None`: shutdown), one at a time, each after the stream's posts in flight.
-    pub async fn commit_due(&self, ingest: &Ingest, due: Due) {
-        let is_due = |at: Option<Instant>| at.is_some_and(|t| due.is_none_or(|now| t <= now));
-        let streams: Vec<_> = self
-            .slots
-            .iter()
-            .filter(|s| is_due(s.idle_at))
-            .map(|s| (s.key().clone(), s.lane.clone()))
-            .collect();
-        for (key, lane) in streams {
-            let Ok(_turn) = lane.acquire_owned().await else {
-                continue;
-            };
-            // Decided under the map guard, after the posts that held the lane before us.
-            let (text, id, state) = {
-                let Some(mut slot) = self.slots.get_mut(&key) else {
-                    continue;
-                };
-                if !is_due(slot.idle_at) {
-                    continue; // a post came meanwhile and moved the deadline
-                }
-                slot.idle_at = None;
-                let Some(text) = slot.line.commit_line() else {
-                    continue;
-                };
-                let seq = slot.last_seq.unwrap_or(0);
-                let id = client_id(key.1, slot.epoch, seq, SELF_COMMITTED, &text);
-                (text, id, slot.state(&key))
-            };
-            let why = if due.is_some() {
-                Commit::Idle
-            } else {
-                Commit::Shutdown
-            };
-            if let Err(r) = self.commit(ingest, &key, text.clone(), id, state).await {
-                tracing::warn!(stream = %key.0, format = key.1.as_str(), code = ?r.code, error = %r.message, "the line in progress could not be committed; trying again later");
-                if let Some(mut slot) = self.slots.get_mut(&key) {
-                    // Nothing else ran on this stream meanwhile (we hold its lane).
-                    slot.line = LineBuffer::with_line(&text);
-                    slot.idle_at = due.map(|now| now + ingest.idle.after);
-                }
-                continue;
-            }
-            ingest.idle.stats.committed(Stream::Format(key.1), why);
-        }
-    }
-
-    /// Stores `text` as a line of the stream `key` committed by babelcast, then the stream's
-    /// state (its line in progress now empty).
-    async fn commit(
-        &self,
-        ingest: &Ingest,
-        key: &(String, Format),
-        text: String,
-        id: String,
-        state: FormatState,
-    ) -> Result<(), Refusal> {
-        let ch = ingest
-            .channel(&state.event, &state.channel)
-            .ok_or_else(Refusal::shutting_down)?;
-        let msg = ClientMsg::Final { text, id: Some(id) };
-        if let Admitted::Pending(rx) = ingest.admit(&ch, msg, None).await? {
-            resolve(rx).await?;
-        }
-        tracing::debug!(stream = %key.0, format = key.1.as_str(), "line in progress committed");
-        ingest.store().save(Saved::Format(state)).await
     }
 
     /// The last accepted seq of a format on a channel (0 before any).
@@ -278,13 +213,16 @@ impl FormatStreams {
     ) -> Result<Posted, PostError> {
         let max = ingest.max_caption_chars();
         let key = key(ch, format);
+        // Refused before anything is applied (and again once it is our turn): a post refused
+        // now leaves no text behind to be committed later, and none in a stream forgotten
+        // because its channel was deleted or its event ended.
+        takes_lines(ch)?;
         let lane = self.slots.entry(key.clone()).or_default().lane.clone();
         let _turn = lane
             .acquire_owned()
             .await
             .map_err(|_| Refusal::shutting_down())?;
-        // Refused before anything is applied: a post refused now leaves no text behind to
-        // be committed later.
+        takes_lines(ch)?;
         super::anonymous_may_publish(ch)?;
         let body = body_hash(body);
         let stats = &ingest.idle.stats;

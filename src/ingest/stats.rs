@@ -52,15 +52,18 @@ pub enum Commit {
     Replaced,
     /// The server shut down gracefully.
     Shutdown,
+    /// The organiser (or the schedule) ended the event.
+    EventEnd,
 }
 
 impl Commit {
-    const ALL: [Commit; 5] = [
+    const ALL: [Commit; 6] = [
         Commit::Idle,
         Commit::Timing,
         Commit::Disconnect,
         Commit::Replaced,
         Commit::Shutdown,
+        Commit::EventEnd,
     ];
 
     /// The metric label.
@@ -71,6 +74,7 @@ impl Commit {
             Commit::Disconnect => "disconnect",
             Commit::Replaced => "replaced",
             Commit::Shutdown => "shutdown",
+            Commit::EventEnd => "event_end",
         }
     }
 }
@@ -92,7 +96,8 @@ pub struct IngestStats {
     skipped: [AtomicU64; 4],
     changed: [AtomicU64; 4],
     restarts: [AtomicU64; 4],
-    commits: [[AtomicU64; 5]; 4],
+    commits: [[AtomicU64; 6]; 4],
+    dropped: [AtomicU64; 4],
 }
 
 impl IngestStats {
@@ -122,9 +127,20 @@ impl IngestStats {
         self.commits[stream.index()][w].load(Ordering::Relaxed)
     }
 
+    /// Counts a line in progress dropped because its commit was refused for good (the event
+    /// is over, the channel is gone).
+    pub fn dropped(&self, stream: Stream) {
+        self.dropped[stream.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lines in progress of streams of `stream` dropped so far.
+    pub fn drops(&self, stream: Stream) -> u64 {
+        self.dropped[stream.index()].load(Ordering::Relaxed)
+    }
+
     /// Prometheus text.
     pub fn render(&self, out: &mut String) {
-        let series: [(&str, &str, &[AtomicU64; 4]); 5] = [
+        let series: [(&str, &str, &[AtomicU64; 4]); 6] = [
             (
                 "babelcast_ingest_retries_total",
                 "Posts that repeated the last post (same seq, same body): answered again, nothing stored.",
@@ -150,6 +166,11 @@ impl IngestStats {
                 "Posts (or EBU-TT Live documents) numbered below the last: a new run of the sender.",
                 &self.restarts,
             ),
+            (
+                "babelcast_ingest_lines_dropped_total",
+                "Lines in progress dropped because they could never be committed (the event ended or the channel was deleted first).",
+                &self.dropped,
+            ),
         ];
         for (name, help, counts) in series {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -161,7 +182,7 @@ impl IngestStats {
         let name = "babelcast_ingest_auto_commits_total";
         let _ = writeln!(
             out,
-            "# HELP {name} Lines in progress committed by babelcast (silence, timing, disconnect, replaced sequence, shutdown).\n# TYPE {name} counter"
+            "# HELP {name} Lines in progress committed by babelcast (silence, timing, disconnect, replaced sequence, shutdown, event end).\n# TYPE {name} counter"
         );
         for s in Stream::ALL {
             for why in Commit::ALL {

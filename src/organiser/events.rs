@@ -96,6 +96,13 @@ impl Organiser {
     ) -> Result<(), Refusal> {
         let signal = self.hub.signal_for(&def);
         let current = self.hub.event(&def.id);
+        // An event that stops being live (ended here or on another node) first commits its
+        // caption streams' lines in progress, while it still takes lines.
+        if current.as_ref().is_some_and(|ev| {
+            ev.signal.state() == EventState::Live && def.state(now_ms()) != EventState::Live
+        }) {
+            self.ingest.end_event(&def.id).await;
+        }
         let (fresh, changed): (Vec<ChannelDef>, Vec<ChannelDef>) = def
             .channels
             .iter()
@@ -109,6 +116,8 @@ impl Organiser {
             if let Some(ch) = self.hub.channel(&def.id, g) {
                 ch.life.delete();
             }
+            // Its lines in progress go with its transcript (their saved states below).
+            self.ingest.forget(&def.id, Some(g)).await;
         }
         let d = def.clone();
         stored(
@@ -184,6 +193,8 @@ impl Organiser {
                 ch.life.delete();
             }
         }
+        // Their lines in progress go with the transcripts (their saved states below).
+        self.ingest.forget(id, None).await;
         stored(
             self.hub
                 .store

@@ -59,6 +59,9 @@ impl Organiser {
         event: &str,
         audit: &mut AuditEntry,
     ) -> Result<u64, Refusal> {
+        // The lines in progress go too (their saved states below); the event is over, so no
+        // post or document brings new ones.
+        self.ingest.forget(event, None).await;
         let (e, a) = (event.to_string(), audit.clone());
         let purged = self
             .hub

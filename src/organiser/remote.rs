@@ -76,6 +76,7 @@ impl Organiser {
                         .await;
                     match fresh {
                         Ok(true) => {
+                            org.ingest.forget(&event, None).await;
                             if let Some(ev) = org.hub.event(&event) {
                                 for ch in org.hub.channels_of(&ev) {
                                     ch.forget(None);
