@@ -124,12 +124,13 @@ async fn sound_reaches_only_the_listeners_who_asked_for_it() {
             _ => {}
         }
     }
-    // Asking to stop stops the sound.
+    // Asking to stop stops the sound. The listener's session reads its messages in order:
+    // once its feedback after "audio off" reaches the booth, "audio off" has been done.
     asked.send_json(json!({"type": "audio", "on": false})).await;
     asked
         .send_json(json!({"type": "feedback", "kind": "slower"}))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ana.booth_until(|b| b.feedback.slower == 1).await;
     ana.send_opus(&opus_packet(b'A', 999)).await;
     ana.final_line("Bye.", Some("l2")).await;
     loop {

@@ -3,7 +3,6 @@
 //! and `serve --log-json` logs JSON lines.
 mod common;
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use babelcast::protocol::ServerMsg;
 use common::raw;
@@ -119,6 +118,28 @@ async fn metrics_cover_the_dashboard_and_the_issue() {
     }
 }
 
+/// Returns once the server's session has read everything `c` sent so far: a session reads its
+/// socket in order, so its pong to a ping sent now comes after it took every earlier message.
+async fn read_in_order(c: &mut WsClient) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    const MARK: &[u8] = b"read in order";
+    c.ws.send(Message::Ping(MARK.to_vec().into()))
+        .await
+        .expect("send a ping");
+    tokio::time::timeout(RECV_TIMEOUT, async {
+        loop {
+            match c.ws.next().await {
+                Some(Ok(Message::Pong(d))) if d[..] == *MARK => return,
+                Some(Ok(_)) => {}
+                other => panic!("no pong: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the session answers the ping");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_that_falls_behind_gets_only_the_newest_partial() {
     let s = TestServer::start().await;
@@ -137,7 +158,7 @@ async fn a_listener_that_falls_behind_gets_only_the_newest_partial() {
     for i in 1..=30 {
         p.send_partial(&format!("partial {i}")).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    read_in_order(&mut p).await;
     // Now read everything: all 60 lines, and partials ending with the newest.
     let mut lines = 0;
     let mut partials = Vec::new();

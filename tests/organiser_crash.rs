@@ -1,6 +1,7 @@
-//! Issue 15: organisers' changes have the lines' durability. After each kind of change the
-//! server is killed with SIGKILL (`kill -9`) and started again on the same store: the change
-//! is there.
+//! Issue 15: organisers' changes have the lines' durability. After each kind of change
+//! (event created, changed, started, ended, archived, deleted; channel added, edited, deleted;
+//! credential issued, rotated, revoked; admin token issued) the server is killed with SIGKILL
+//! (`kill -9`) and started again on the same store: the change is there.
 
 mod common;
 
@@ -62,13 +63,30 @@ async fn every_change_survives_kill_9() {
         json!({"id": "en", "lang": "en", "label": "English", "source": "floor", "interpreted": true, "takeover_after_secs": null})
     );
 
-    // The event changed (title, schedule, published transcript).
-    let ends = babelcast::clock::now_ms() + 86_400_000;
+    // The channel edited.
+    let (status, v) = admin
+        .call(
+            "PATCH",
+            "/v1/admin/events/summit/channels/en",
+            Some(json!({"label": "English (booth 2)", "takeover_after_secs": 5})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (b, admin) = crash_and_restart(b).await;
+    let ev = event(&admin, "summit").await;
+    assert_eq!(
+        ev["channels"][1],
+        json!({"id": "en", "lang": "en", "label": "English (booth 2)", "source": "floor", "interpreted": true, "takeover_after_secs": 5})
+    );
+
+    // The event changed (title, schedule, published transcript): it starts tomorrow.
+    let starts = babelcast::clock::now_ms() + 86_400_000;
+    let ends = starts + 86_400_000;
     let (status, _) = admin
         .call(
             "PATCH",
             "/v1/admin/events/summit",
-            Some(json!({"title": "Summit, day 2", "ends_at": ends, "transcript_public": true})),
+            Some(json!({"title": "Summit, day 2", "starts_at": starts, "ends_at": ends, "transcript_public": true})),
         )
         .await;
     assert_eq!(status, 200);
@@ -77,11 +95,25 @@ async fn every_change_survives_kill_9() {
     assert_eq!(
         (
             ev["title"].as_str(),
+            ev["starts_at"].as_i64(),
             ev["ends_at"].as_i64(),
-            ev["transcript_public"].as_bool()
+            ev["transcript_public"].as_bool(),
+            ev["state"].as_str()
         ),
-        (Some("Summit, day 2"), Some(ends), Some(true))
+        (
+            Some("Summit, day 2"),
+            Some(starts),
+            Some(ends),
+            Some(true),
+            Some("scheduled")
+        )
     );
+
+    // Started early by the organiser: live, though its start time is still ahead.
+    let (status, v) = admin.post("/v1/admin/events/summit/start", json!({})).await;
+    assert_eq!((status, v["state"].as_str()), (200, Some("live")), "{v}");
+    let (b, admin) = crash_and_restart(b).await;
+    assert_eq!(event(&admin, "summit").await["state"], "live");
 
     // A credential issued: its token still publishes.
     let c = admin.issue("summit", "en", "Interpreter").await;
@@ -90,6 +122,23 @@ async fn every_change_survives_kill_9() {
     let url = b.ws("/v1/events/summit/channels/en/publish");
     let mut p = WsClient::connect(&url, Some(&token)).await;
     assert_eq!(p.final_line("Still mine.", None).await["type"], "ack");
+    drop(p);
+
+    // Rotated: the new token publishes after the restart, the old one is refused.
+    let (status, c) = admin
+        .post(
+            &format!("/v1/admin/credentials/{}/rotate", c["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let old = token;
+    let token = c["token"].as_str().unwrap().to_string();
+    let (b, admin) = crash_and_restart(b).await;
+    let url = b.ws("/v1/events/summit/channels/en/publish");
+    assert_eq!(refused_handshake(&url, Some(&old)).await, 401);
+    let mut p = WsClient::connect(&url, Some(&token)).await;
+    assert_eq!(p.final_line("Mine again.", None).await["type"], "ack");
     drop(p);
 
     // Revoked: refused after the restart.
@@ -164,7 +213,11 @@ async fn every_change_survives_kill_9() {
         [
             "config event.create",
             "config channel.create",
+            "config channel.update",
             "config event.update",
+            "config event.start",
+            "config credential.issue",
+            "config credential.rotate",
             "config credential.issue",
             "config credential.revoke",
             "config admin_token.issue",

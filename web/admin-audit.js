@@ -47,16 +47,40 @@ export async function refresh() {
   }
 }
 
-/** Downloads the audit log as CSV (with the token: a plain link could not send it). */
+/** Audit entries per request of the export (the server's largest page). */
+const EXPORT_PAGE = 1000;
+
+/** The URL of the page after this one, from the answer's `Link: <…>; rel="next"` (null: last). */
+function nextPage(res) {
+  const m = /<([^>]*)>\s*;\s*rel="next"/.exec(res.headers.get("Link") || "");
+  return m ? m[1] : null;
+}
+
+/**
+ * Downloads the whole audit log as CSV (with the token: a plain link could not send it), a
+ * page at a time, older pages after newer ones, the header line once.
+ */
 async function exportCsv() {
-  const res = await fetch("/v1/admin/audit?format=csv&limit=1000", { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
-  if (!res.ok) return;
-  const url = URL.createObjectURL(await res.blob());
-  const a = el("a", { href: url, download: "babelcast-audit.csv" });
+  const parts = [];
+  let url = `/v1/admin/audit?format=csv&limit=${EXPORT_PAGE}`;
+  while (url) {
+    const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+    if (!res.ok) {
+      const why = await res.json().then((e) => e.message, () => res.statusText);
+      $("manage-error").textContent = t("admin.m.refused", { message: why });
+      $("manage-error").hidden = false;
+      return;
+    }
+    const text = await res.text();
+    parts.push(parts.length ? text.slice(text.indexOf("\r\n") + 2) : text);
+    url = nextPage(res);
+  }
+  const file = URL.createObjectURL(new Blob(parts, { type: "text/csv;charset=utf-8" }));
+  const a = el("a", { href: file, download: "babelcast-audit.csv" });
   document.body.append(a);
   a.click();
   a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  setTimeout(() => URL.revokeObjectURL(file), 10000);
 }
 
 let wired = false;

@@ -16,7 +16,7 @@ use crate::protocol::admin::{
 };
 use crate::protocol::{ErrorCode, Refusal};
 use crate::server::error::refusal_response;
-use crate::store::audit::MAX_AUDIT_PAGE;
+use crate::store::audit::{AuditEntry, MAX_AUDIT_PAGE};
 
 /// Audit entries a read returns unless `limit` says otherwise.
 const AUDIT_PAGE: usize = 200;
@@ -175,7 +175,19 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// `GET /v1/admin/audit[?before=ID][&limit=N][&format=csv]`: newest first.
+/// The `Link` header to the page after `entries` (RFC 8288 `rel="next"`), when the page is
+/// full: a client pages with it until a page comes without one (the dashboard's CSV export).
+fn next_page(entries: &[AuditEntry], limit: usize, csv: bool) -> Option<String> {
+    let last = entries.last().filter(|_| entries.len() >= limit)?;
+    let format = if csv { "&format=csv" } else { "" };
+    Some(format!(
+        "</v1/admin/audit?before={}&limit={limit}{format}>; rel=\"next\"",
+        last.id
+    ))
+}
+
+/// `GET /v1/admin/audit[?before=ID][&limit=N][&format=csv]`: newest first; a full page links
+/// to the next one (`Link: <…?before=…>; rel="next"`).
 async fn audit(State(app): State<AppState>, headers: HeaderMap, Query(q): Q) -> Response {
     if let Err(r) = actor(&app, &headers) {
         return r.into_response();
@@ -196,35 +208,52 @@ async fn audit(State(app): State<AppState>, headers: HeaderMap, Query(q): Q) -> 
             ));
         }
     };
-    if q.get("format").is_some_and(|f| f == "csv") {
-        let mut out = String::from("id,time_utc,actor,action,target,detail\r\n");
-        for e in &entries {
-            let time = format!("{}Z", crate::formats::timestamp::format(e.ts));
-            let fields = [
-                e.id.to_string(),
-                time,
-                e.actor.clone(),
-                e.action.clone(),
-                e.target.clone(),
-                e.detail.clone(),
-            ];
-            let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-            out.push_str(&row.join(","));
-            out.push_str("\r\n");
-        }
-        return (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"babelcast-audit.csv\"",
-                ),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            out,
-        )
-            .into_response();
+    let csv = q.get("format").is_some_and(|f| f == "csv");
+    let next = next_page(&entries, limit, csv);
+    let mut res = if csv {
+        audit_csv(&entries)
+    } else {
+        audit_json(&entries)
+    };
+    if let Some(link) = next.and_then(|l| header::HeaderValue::try_from(l).ok()) {
+        res.headers_mut().insert(header::LINK, link);
     }
+    res
+}
+
+/// The entries as a CSV download, one header line.
+fn audit_csv(entries: &[AuditEntry]) -> Response {
+    let mut out = String::from("id,time_utc,actor,action,target,detail\r\n");
+    for e in entries {
+        let time = format!("{}Z", crate::formats::timestamp::format(e.ts));
+        let fields = [
+            e.id.to_string(),
+            time,
+            e.actor.clone(),
+            e.action.clone(),
+            e.target.clone(),
+            e.detail.clone(),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"babelcast-audit.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+/// The entries as JSON.
+fn audit_json(entries: &[AuditEntry]) -> Response {
     let body = AuditListBody {
         entries: entries
             .iter()
