@@ -5,8 +5,9 @@
 //! channel, one cursor per listener, so a slow listener costs no memory of its own and never
 //! slows the others. Partials and status go through `watch` slots, so a listener that is
 //! behind only ever sees the newest one (coalescing for free). Listeners that are caught up
-//! are not woken per frame: the channel's one fan-out task ([`Fanout`]) writes each frame to
-//! their sockets directly, and hands a listener back to its session when its socket is full.
+//! are parked, not tasks: the channel's one fan-out task ([`Fanout`]) writes each frame to
+//! their sockets directly and pings them, its reader takes their pongs, and a listener goes
+//! back to a session ([`Resume`]) only when it needs one, e.g. when its socket is full.
 //!
 //! **Invariant:** only the store writer calls [`Channel::commit`], in seq order, after the
 //! event is durable. The state mutex is never held across an `.await`.
@@ -25,22 +26,27 @@ mod audio;
 mod backlog;
 mod fanout;
 mod heartbeat;
+mod inbound;
 mod lifecycle;
+mod park;
 mod presence;
 mod rate;
+mod records;
 mod socket;
+mod tls;
 pub use audio::{
-    bound_unsent, render_metrics as render_audio_metrics, AudioSlot, AudioStats, ChannelAudio,
-    Packet, Source,
+    render_metrics as render_audio_metrics, AudioSlot, AudioStats, ChannelAudio, Packet, Source,
 };
 pub use backlog::Backlog;
 use backlog::{history_after, last_lines};
 pub use fanout::{encode, Fanout, Feeds};
 pub use heartbeat::QUIET_TICKS;
 pub use lifecycle::{EventSignal, Lifecycle, Stop};
+pub use park::{Handback, Parked, Parking, Resume};
 pub use presence::CountGuard;
 pub use rate::LineRate;
-pub use socket::{DirectSocket, Takeover};
+pub use socket::{DirectSocket, Keep, Takeover};
+pub use tls::TLS_SEND_BUFFER;
 
 use crate::booth::Booth;
 pub use crate::protocol::EMPTY_PARTIAL;
@@ -376,6 +382,8 @@ impl Channel {
             partial_updates: self.stats.partial_updates.clone(),
             partials_coalesced: self.stats.partials_coalesced.clone(),
             metrics: None,
+            parking: None,
+            stop: Some(Box::pin(self.life.listeners_stopped())),
         }
     }
 

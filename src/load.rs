@@ -11,11 +11,13 @@ mod args;
 mod audio;
 mod captions;
 mod client;
+mod handoff;
 mod listener;
 mod progress;
 mod publisher;
 mod report;
 pub mod stats;
+mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +46,8 @@ pub enum LoadError {
     NotLoopback(SocketAddr),
     #[error("probing channel {0}: {1}")]
     Probe(String, client::ConnectError),
+    #[error("--ca-file: {0}")]
+    Tls(String),
 }
 
 /// Per-channel state shared by its clients.
@@ -79,6 +83,8 @@ struct RunState {
     run_id: String,
     addr: SocketAddr,
     host: String,
+    /// `wss://`: how to reach the server over TLS.
+    tls: Option<tls::Tls>,
     /// Listeners bind to 127.0.0.x before connecting (loopback targets).
     bind_loopback: bool,
     channels: Vec<ChannelTarget>,
@@ -140,21 +146,35 @@ pub fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-fn parse_url(url: &str) -> Result<String, LoadError> {
-    let rest = ["ws://", "http://"]
-        .iter()
-        .find_map(|p| url.strip_prefix(p))
-        .ok_or_else(|| LoadError::Url(url.into()))?;
+/// The `host:port` of a URL and whether it is TLS (`wss://`, `https://`).
+fn parse_url(url: &str) -> Result<(String, bool), LoadError> {
+    let (rest, tls) = [
+        ("ws://", false),
+        ("http://", false),
+        ("wss://", true),
+        ("https://", true),
+    ]
+    .iter()
+    .find_map(|(p, tls)| url.strip_prefix(p).map(|r| (r, *tls)))
+    .ok_or_else(|| LoadError::Url(url.into()))?;
     let host = rest.split('/').next().unwrap_or("");
     if host.is_empty() {
         return Err(LoadError::Url(url.into()));
     }
-    Ok(host.to_string())
+    Ok((host.to_string(), tls))
 }
 
 /// Runs a load test and reports what it measured.
 pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
-    let host = parse_url(&cfg.url)?;
+    let (host, wss) = parse_url(&cfg.url)?;
+    let tls = match (wss, &cfg.ca_file) {
+        (false, _) => None,
+        (true, Some(ca)) => {
+            let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+            Some(tls::Tls::new(ca, name.trim_matches(['[', ']'])).map_err(LoadError::Tls)?)
+        }
+        (true, None) => return Err(LoadError::Tls("wss:// needs --ca-file".into())),
+    };
     let addr = tokio::net::lookup_host(&host)
         .await
         .map_err(|e| LoadError::Resolve(host.clone(), e))?
@@ -177,7 +197,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         .collect();
     // The channel's current seq, so listeners join with `since=` and get no old history.
     for (c, name) in channels.iter().zip(&cfg.channels) {
-        let (mut ws, hello) = client::probe(addr, &host, &c.path)
+        let (mut ws, hello) = client::probe(addr, &host, &c.path, tls.as_ref())
             .await
             .map_err(|e| LoadError::Probe(name.clone(), e))?;
         c.base.store(hello, Ordering::Relaxed);
@@ -193,6 +213,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         run_id: format!("{:x}", now_micros()),
         addr,
         host,
+        tls,
         bind_loopback,
         channels,
         stop: CancellationToken::new(),
@@ -215,12 +236,12 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         cfg,
     });
     let cfg = &shared.cfg;
-    let pid = cfg.server_pid;
+    let pids = &cfg.server_pid[..];
     let progress = Progress::start(shared.clone());
-    let mut server = ServerUse::default();
-    if let Some(pid) = pid {
-        server.rss_before_bytes = stats::rss_bytes(pid).unwrap_or(0);
-    }
+    let mut server = ServerUse {
+        rss_before_bytes: stats::rss_sum(pids).unwrap_or(0),
+        ..Default::default()
+    };
 
     // 1. Connect every listener.
     progress.phase("connect");
@@ -241,21 +262,25 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     let connect_phase_secs = connect_started.elapsed().as_secs_f64();
     progress.phase("idle");
     tokio::time::sleep(Duration::from_secs_f64(cfg.settle_secs)).await;
-    if let Some(pid) = pid {
-        server.rss_idle_bytes = stats::rss_bytes(pid).unwrap_or(0);
+    if !pids.is_empty() {
+        server.rss_idle_bytes = stats::rss_sum(pids).unwrap_or(0);
         server.rss_per_idle_listener_bytes =
             (server.rss_idle_bytes as f64 - server.rss_before_bytes as f64) / n.max(1) as f64;
     }
+    if let Some(path) = &cfg.ready_file {
+        handoff::mark_ready(path);
+    }
 
-    // 2. Publish.
-    progress.phase("publish");
-    let cpu0 = pid.and_then(stats::cpu_ns);
+    // 2. Publish (or, listening only, wait for whoever publishes to say where it ended).
+    progress.phase(if cfg.listen_only { "listen" } else { "publish" });
+    let cpu0 = stats::cpu_sum(pids);
     let self0 = stats::cpu_ns(std::process::id());
     let frames0 = frames(&shared.counters, &shared.audio);
     shared.live.store(true, Ordering::Relaxed);
     let publish_started = Instant::now();
+    let publishing = if cfg.listen_only { 0 } else { cfg.publishers };
     let publishers: Vec<_> = (0..nch)
-        .flat_map(|c| (0..cfg.publishers).map(move |p| (c, p)))
+        .flat_map(|c| (0..publishing).map(move |p| (c, p)))
         .map(|(c, p)| tokio::spawn(publisher::publisher(shared.clone(), c * 1000 + p, c)))
         .collect();
     let feeds: Vec<_> = (0..nch)
@@ -275,6 +300,18 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     }
     for f in feeds {
         let _ = f.await;
+    }
+    let mut target_missing = false;
+    if let (true, Some(path)) = (cfg.listen_only, &cfg.target_file) {
+        let wait = Duration::from_secs_f64(cfg.duration_secs) + Duration::from_secs(cfg.drain_secs);
+        match handoff::wait_target(path, nch, wait, &shared.stop).await {
+            Some(seqs) => {
+                for (c, seq) in shared.channels.iter().zip(seqs) {
+                    c.last_acked.store(seq, Ordering::Relaxed);
+                }
+            }
+            None => target_missing = true,
+        }
     }
     let publish_secs = publish_started.elapsed().as_secs_f64();
     shared.live.store(false, Ordering::Relaxed);
@@ -303,12 +340,12 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         (Some(a), Some(b)) => (b - a) as f64 / 1e6,
         _ => 0.0,
     };
-    if let (Some(pid), Some(c0)) = (pid, cpu0) {
-        if let Some(c1) = stats::cpu_ns(pid) {
+    if let Some(c0) = cpu0 {
+        if let Some(c1) = stats::cpu_sum(pids) {
             server.cpu_ms = (c1 - c0) as f64 / 1e6;
             server.cpu_per_delivery_us = server.cpu_ms * 1000.0 / (frames1 - frames0).max(1) as f64;
         }
-        server.rss_end_bytes = stats::rss_bytes(pid).unwrap_or(0);
+        server.rss_end_bytes = stats::rss_sum(pids).unwrap_or(0);
     }
 
     // 4. Stop and judge.
@@ -368,9 +405,15 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
             .then(|| (last - first) as f64 / 1e6),
         publish_secs,
         drain_secs,
-        server: pid.map(|_| server),
+        server: (!pids.is_empty()).then_some(server),
         loadgen_cpu_ms,
         audio: (cfg.audio_listeners > 0).then(|| shared.audio.report(cfg.audio_listeners.min(n))),
+        last_seqs: shared
+            .channels
+            .iter()
+            .map(|c| c.target.load(Ordering::Relaxed))
+            .collect(),
+        target_missing,
         ok: false,
     };
     report.ok = !report.lost();

@@ -44,7 +44,7 @@ enum Command {
         log_json: bool,
     },
     /// Load-test a running server: listeners, publishers, latency, loss, server memory and CPU.
-    Load(babelcast::load::LoadConfig),
+    Load(Box<babelcast::load::LoadConfig>),
     /// Check a config file and exit non-zero naming every problem.
     CheckConfig {
         /// Config file [default: config/babelcast.toml if it exists, else the built-in one].
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Push(args) => push(args),
         Command::PushAudio(args) => push_audio(args),
-        Command::Load(cfg) => babelcast::load::main(cfg),
+        Command::Load(cfg) => babelcast::load::main(*cfg),
         Command::CheckConfig { file } => match load_config(file) {
             Ok((c, source)) => {
                 let channels: usize = c.events.iter().map(|e| e.channels.len()).sum();

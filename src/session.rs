@@ -150,6 +150,19 @@ where
     }
 }
 
+/// Counts session ends that are refusals or reaps.
+pub fn count_end(metrics: &crate::metrics::Metrics, end: End) {
+    match end {
+        End::TooBig => metrics.refuse(crate::metrics::Refused::TooBig),
+        End::Idle => {
+            metrics
+                .idle_closes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        _ => {}
+    }
+}
+
 /// Maps a read error to how the session ends (and the close code to send, if any).
 pub(crate) fn read_error(e: &tungstenite::Error) -> (End, Option<(u16, &'static str)>) {
     match e {

@@ -1,8 +1,7 @@
 //! The interpreters' voices over real sockets: only listeners that asked get sound; the booth
 //! rule (only the on-air partner is heard, a handover switches the voice, a standby partner is
 //! never heard); feeds yield to the partner; bad packets get a specific error and break
-//! nothing; a listener that stops reading skips to current sound; TLS listeners (written by
-//! their session) get the same packets.
+//! nothing; a listener that stops reading skips to current sound (TLS: tests/audio_tls.rs).
 
 mod common;
 #[path = "common/sound.rs"]

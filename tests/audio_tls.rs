@@ -1,6 +1,6 @@
-//! Sound over native TLS (`server.tls_cert`), where no socket is written directly: each
-//! listener's session writes the packets itself from the channel's ring of newest packets.
-//! They arrive in order; a listener that stops reading skips to current sound.
+//! Sound over native TLS (`server.tls_cert`): TLS listeners take the direct path too (issue
+//! 16), each packet sealed for the connection as the channel writes it, parked or not. They
+//! arrive in order; a listener that stops reading skips to current sound.
 
 mod common;
 #[path = "common/sound.rs"]
@@ -88,10 +88,15 @@ async fn send(ws: &mut Wss, n: u32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_listeners_get_the_sound_from_their_session_and_skip_when_behind() {
+async fn tls_listeners_get_the_sound_written_directly_and_skip_when_behind() {
     let (s, tls, _certs) = start().await;
     let mut fast = listen(&s, &tls, None).await;
     let mut slow = listen(&s, &tls, Some(4096)).await;
+    let ch = s.server().hub().channel(EVENT, "en").unwrap();
+    poll_until("both TLS listeners parked, with sound", || async {
+        (ch.fanout().direct_count() == 2 && ch.audio().direct_count() == 2).then_some(())
+    })
+    .await;
     // The publisher speaks plain WebSocket over TLS too.
     let url = format!(
         "wss://localhost:{}{}?name=Ana",

@@ -4,11 +4,12 @@
 //! The server never decodes a packet. [`ChannelAudio::publish`] decides whether a source is
 //! heard (see [`Source`]: the booth's on-air partner, checked by the ingest layer, before any
 //! feed), numbers the packet, builds its WebSocket binary frame once and
-//! - writes it to every plain-TCP audio listener's socket with one non-blocking write
-//!   ([`listeners`]): a socket that cannot take it now skips it (old sound is worthless, so
-//!   nothing is queued per listener), and never slows the others;
+//! - writes it to every audio listener's direct socket (plain TCP or TLS, parked or not) with
+//!   one non-blocking write ([`listeners`]): a socket that cannot take it now skips it (old
+//!   sound is worthless, so nothing is queued per listener), and never slows the others;
 //! - puts it in a small ring of the newest packets ([`RING`]) for listeners whose session
-//!   writes for itself (TLS): a session that falls behind the ring skips to its newest packets.
+//!   writes for itself (a socket the server did not accept itself, so not a direct one): a
+//!   session that falls behind the ring skips to its newest packets.
 //!
 //! **Invariants:** one frame per packet, shared; the state mutex and a socket's lock are held
 //! only for synchronous work, never across an `.await`; at most [`RING`] packets per channel
@@ -23,8 +24,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+pub use listeners::AudioSlot;
 use listeners::DirectListeners;
-pub use listeners::{bound_unsent, AudioSlot};
 
 use super::{Channel, DirectSocket};
 use crate::protocol::audio::{AudioHeader, FLAG_NEW_VOICE, HEADER_LEN};
@@ -182,7 +183,7 @@ impl ChannelAudio {
         self.ring.subscribe()
     }
 
-    /// Adds a plain-TCP listener whose socket is written directly; it stays until
+    /// Adds a listener whose socket is written directly; it stays until
     /// [`leave_direct`](Self::leave_direct).
     pub fn join_direct(&self, conn: &DirectSocket) -> AudioSlot {
         self.direct.join(conn)

@@ -2,30 +2,34 @@
 //! straight to the sockets of the listeners that are caught up, one non-blocking write per
 //! socket, without waking their session tasks.
 //!
-//! A listener's plain-TCP socket is a [`DirectSocket`] (TLS sockets are never direct: every TLS
-//! session encrypts for itself): the session (tungstenite) and the fan-out share it, and
-//! every write goes through its small lock, so frames never interleave. A listener is *direct*
-//! while its session has nothing of its own in flight; the fan-out then writes seq after seq
-//! (only ever `last_sent + 1`). When a socket cannot take a whole frame, the fan-out keeps the
-//! unwritten rest of that one shared frame (a `Bytes` slice, no copy), leaves the listener and
-//! wakes its session, which drains the rest and carries on from the channel's broadcast ring
-//! and history, with the usual slow-consumer policy (catch up from memory or close 4001), until
-//! it is caught up and joins again.
+//! A listener's socket is a [`DirectSocket`] (over TLS with its rustls connection: the frame is
+//! encoded once and encrypted per connection): the session (tungstenite) and the fan-out share
+//! it, and every write goes through its small lock, so frames never interleave. A listener is *direct*
+//! (parked, [`super::park`]) once its session has nothing of its own in flight and ended; the
+//! fan-out then writes seq after seq (only ever `last_sent + 1`), and pings it every ping
+//! interval. When a socket cannot take a whole frame, the fan-out keeps the unwritten rest of
+//! that one shared frame (a `Bytes` slice, no copy) and hands the listener back to a new
+//! session, which drains the rest and carries on from the channel's broadcast ring and
+//! history, with the usual slow-consumer policy (catch up from memory or close 4001), until it
+//! is caught up and parks again.
 //!
 //! **Invariants:** no per-recipient allocation (one encoded frame per event, shared); the set
 //! lock and a socket's lock are only held for non-blocking writes, never across an `.await`;
 //! nothing is queued per listener beyond the rest of one frame.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, watch};
 
+use super::park::{hand_back, Handback, Parking, ReadyQueue, Resume};
 use super::socket::{lock, DirectSocket, WriteState};
 use crate::protocol::Frame;
 use crate::record::Committed;
+
+mod join;
 
 /// Sockets written per lock hold: joins and leaves wait at most this many writes, and the
 /// fan-out yields to other tasks between chunks.
@@ -52,14 +56,41 @@ enum What {
     Partial,
     /// The status frame.
     Status,
+    /// A ping to the listeners of one slice of the slots (and the check for those that stopped
+    /// answering them).
+    Ping(usize),
 }
 
+/// Parked listeners are pinged in this many slices, one every ping interval / `PING_SLICES`:
+/// the pings (and the pongs that come back) of a large hall are spread over the interval, not
+/// a burst that delays a line.
+const PING_SLICES: usize = 16;
+
+/// A server ping with no payload, the same bytes for every socket.
+const PING_WIRE: &[u8] = &[0x89, 0x00];
+
 /// The listeners of one channel that the fan-out writes to directly.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Fanout {
     /// Passes read it (shards of one pass write disjoint ranges at once); joins and leaves
     /// write it.
     set: RwLock<Set>,
+    /// Installed when the fan-out starts: how listeners are handed back, when they are idle.
+    hooks: OnceLock<Hooks>,
+    /// Parked sockets with something to read, for the channel's reader.
+    queue: Arc<ReadyQueue>,
+}
+
+struct Hooks {
+    resume: Arc<dyn Resume>,
+    /// A parked listener that sent nothing for this long is handed back as idle.
+    idle_after: std::time::Duration,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout").field("set", &self.set).finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +101,8 @@ struct Set {
     running: bool,
     /// The last seq the fan-out has started writing.
     fanned: u64,
+    /// The server is shutting down: nobody parks any more.
+    closed: bool,
 }
 
 /// What the fan-out task reads: the channel's ring and its partial and status slots.
@@ -88,6 +121,12 @@ pub struct Feeds {
     /// Where to report publish-to-send latency (once per event, after every direct socket
     /// was written).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// How parked listeners are pinged and handed back; without it nobody parks.
+    pub parking: Option<Parking>,
+    /// Resolves when an organiser closes the channel to its listeners (deleted, replaced, the
+    /// event archived): parked listeners are handed back so their sessions close them with
+    /// the reason, and nobody parks any more.
+    pub stop: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 /// A server-to-client text frame, encoded once for every socket.
@@ -111,82 +150,14 @@ pub fn encode(frame: &Frame) -> Bytes {
 }
 
 impl Fanout {
-    /// Makes `conn` direct if the session is caught up with the fan-out: its last sent seq is
-    /// at least the fan-out's, and `caught_up` (the session has sent the current partial and
-    /// status) holds under the set lock. Starts the fan-out task on first use. Returns whether it joined.
-    pub fn join(
-        self: &Arc<Self>,
-        conn: &DirectSocket,
-        slot: &mut Option<usize>,
-        last_sent: u64,
-        caught_up: impl FnOnce() -> bool,
-        feeds: impl FnOnce() -> Feeds,
-    ) -> bool {
-        let mut set = write(&self.set);
-        if !set.running {
-            // Start the fan-out before deciding: a line committed after the session found its
-            // queue empty may predate the fan-out's receiver, and must then stay the session's.
-            let feeds = feeds();
-            set.fanned = set.fanned.max(feeds.start_seq);
-            set.running = true;
-            tokio::spawn(run(self.clone(), feeds));
-        }
-        // Decided under the set lock, when no pass is writing: a partial or status that changed
-        // after the session last sent one is either still to be written by a pass that will
-        // include this listener, or already written to the others, and then the session, which
-        // has not seen it, must send it itself first.
-        if set.fanned > last_sent || !caught_up() {
-            return false;
-        }
-        {
-            let mut st = lock(&conn.0.st);
-            if st.session_mid || !st.rest.is_empty() {
-                return false;
-            }
-            st.direct = true;
-            st.last_sent = last_sent;
-        }
-        if slot.is_none() {
-            let i = match set.free.pop() {
-                Some(i) => {
-                    set.slots[i] = Some(conn.clone());
-                    i
-                }
-                None => {
-                    set.slots.push(Some(conn.clone()));
-                    set.slots.len() - 1
-                }
-            };
-            *slot = Some(i);
-        }
-        true
-    }
-
-    /// Removes a listener for good (its session ends).
-    pub fn leave(&self, conn: &DirectSocket, slot: Option<usize>) {
-        lock(&conn.0.st).direct = false;
-        if let Some(i) = slot {
-            let mut set = write(&self.set);
-            set.slots[i] = None;
-            set.free.push(i);
-        }
-    }
-
-    /// Number of direct listeners (for tests and metrics).
-    pub fn direct_count(&self) -> usize {
-        let set = read(&self.set);
-        set.slots
-            .iter()
-            .flatten()
-            .filter(|c| lock(&c.0.st).direct)
-            .count()
-    }
-
     /// Writes `frame` to every direct listener, in shards over the runtime's worker threads
     /// when there are many. Returns how many sockets took it. Each socket is in one shard and
     /// the pass ends when every shard has, so every socket still gets frames in order.
     async fn write_all(self: &Arc<Self>, what: What, frame: &Frame) -> u64 {
-        let wire = encode(frame);
+        let wire = match what {
+            What::Ping(_) => Bytes::from_static(PING_WIRE),
+            _ => encode(frame),
+        };
         let len = {
             let mut set = write(&self.set);
             if let What::Event(seq) = what {
@@ -229,8 +200,12 @@ impl Fanout {
                 let set = read(&self.set);
                 let to = to.min(set.slots.len());
                 let end = (i + CHUNK).min(to);
-                for conn in set.slots[i.min(end)..end].iter().flatten() {
-                    if write_one(conn, what, frame, wire) {
+                for (k, conn) in set.slots[i.min(end)..end].iter().enumerate() {
+                    let Some(conn) = conn else { continue };
+                    if matches!(what, What::Ping(slice) if (i + k) % PING_SLICES != slice) {
+                        continue;
+                    }
+                    if self.write_one(conn, what, frame, wire) {
                         written += 1;
                     }
                 }
@@ -243,73 +218,122 @@ impl Fanout {
         }
     }
 
-    /// Takes every listener out of direct mode (the fan-out fell behind its ring).
-    fn kick_all(&self) {
-        let set = read(&self.set);
+    /// Hands every parked listener back to a session: the fan-out fell behind its ring
+    /// (`Full`: they catch up), or the server shuts down or the channel closed to listeners
+    /// (`close`: and nobody parks any more).
+    fn hand_back_all(&self, why: Handback, close: bool) {
+        let set = if close {
+            let mut set = write(&self.set);
+            set.closed = true;
+            drop(set);
+            read(&self.set)
+        } else {
+            read(&self.set)
+        };
         for conn in set.slots.iter().flatten() {
             let mut st = lock(&conn.0.st);
-            if st.direct {
-                st.direct = false;
-                conn.0.kick.notify_one();
-            }
+            hand_back(self, conn, &mut st, why, Vec::new());
         }
+    }
+
+    /// One non-blocking write of a whole frame, or hand the listener back to a session.
+    fn write_one(&self, conn: &DirectSocket, what: What, frame: &Frame, wire: &Bytes) -> bool {
+        let mut st = lock(&conn.0.st);
+        if !st.direct() {
+            return false;
+        }
+        match what {
+            What::Event(seq) if seq <= st.last_sent => return false, // sent before parking
+            What::Event(seq) if seq != st.last_sent + 1 => return self.kick(conn, &mut st),
+            What::Ping(_) => {
+                let idle_after = self
+                    .hooks
+                    .get()
+                    .map_or(std::time::Duration::MAX, |h| h.idle_after);
+                let silent = st
+                    .last_heard
+                    .map_or(std::time::Duration::ZERO, |t| t.elapsed());
+                if silent > idle_after {
+                    hand_back(self, conn, &mut st, Handback::Idle, Vec::new());
+                    return false;
+                }
+                // Heard from within half a ping interval: no need to ask (a phone that just
+                // parked is first pinged an interval later, as by its own session).
+                if silent < idle_after / 4 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        if st.session_mid || !st.rest.is_empty() {
+            return self.kick(conn, &mut st);
+        }
+        match conn.write_parked(&mut st, wire) {
+            Ok((n, all)) if n > 0 => {
+                match what {
+                    What::Event(seq) => st.last_sent = seq,
+                    What::Partial => st.sent_partial = Some(frame.clone()),
+                    What::Status => st.sent_status = Some(frame.clone()),
+                    What::Ping(_) => {}
+                }
+                if n == wire.len() && all {
+                    true
+                } else {
+                    // Keep the rest of this one frame (and, over TLS, records not written
+                    // yet); a session writes it before anything else.
+                    st.rest = wire.slice(n..);
+                    self.kick(conn, &mut st)
+                }
+            }
+            // Full socket (a slow reader) or an error: a session takes over and finds out which.
+            _ => self.kick(conn, &mut st),
+        }
+    }
+
+    fn kick(&self, conn: &DirectSocket, st: &mut WriteState) -> bool {
+        hand_back(self, conn, st, Handback::Full, Vec::new());
+        false
     }
 }
 
-/// One non-blocking write of a whole frame, or hand the listener back to its session.
-fn write_one(conn: &DirectSocket, what: What, frame: &Frame, wire: &Bytes) -> bool {
-    let mut st = lock(&conn.0.st);
-    if !st.direct {
-        return false;
-    }
-    if let What::Event(seq) = what {
-        if seq <= st.last_sent {
-            return false; // the session sent it before joining
-        }
-        if seq != st.last_sent + 1 {
-            return kick(conn, &mut st);
-        }
-    }
-    if st.session_mid || !st.rest.is_empty() {
-        return kick(conn, &mut st);
-    }
-    match conn.0.tcp.try_write(wire) {
-        Ok(n) => {
-            match what {
-                What::Event(seq) => st.last_sent = seq,
-                What::Partial => st.sent_partial = Some(frame.clone()),
-                What::Status => st.sent_status = Some(frame.clone()),
-            }
-            if n == wire.len() {
-                true
-            } else {
-                // Keep the rest of this one frame; the session writes it before anything else.
-                st.rest = wire.slice(n..);
-                kick(conn, &mut st)
-            }
-        }
-        // Full socket (a slow reader) or an error: the session takes over and finds out which.
-        Err(_) => kick(conn, &mut st),
-    }
-}
-
-fn kick(conn: &DirectSocket, st: &mut WriteState) -> bool {
-    st.direct = false;
-    conn.0.kick.notify_one();
-    false
-}
-
-/// The fan-out task of one channel: ends when the channel is dropped. Lines go out before a
-/// partial or status that changed at the same time (the partial a line completes is cleared
-/// only after the line is in the ring).
-async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
+/// The fan-out task of one channel: ends when the channel is dropped or at shutdown. Lines go
+/// out before a partial or status that changed at the same time (the partial a line completes
+/// is cleared only after the line is in the ring).
+async fn run(fanout: Arc<Fanout>, mut feeds: Feeds, parking: Option<Parking>) {
     // Partial updates seen so far: those replaced before this task woke were never written
     // to any direct listener (counted as coalesced).
     let mut partials_seen = feeds.partial_updates.load(Ordering::Acquire);
+    let (shutdown, ping_every) = match &parking {
+        Some(p) => (p.shutdown.clone(), p.ping_every),
+        None => (Default::default(), std::time::Duration::from_secs(3600)),
+    };
+    let every = ping_every / PING_SLICES as u32;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut slice = 0;
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let stop = feeds.stop.take();
+    let stopped = async {
+        match stop {
+            Some(stop) => stop.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stopped);
     'run: loop {
         // `changed()` marks the value seen: remember which slot woke us.
         let (first, changed) = tokio::select! {
             biased;
+            _ = &mut cancelled => {
+                fanout.hand_back_all(Handback::Shutdown, true);
+                break 'run;
+            }
+            _ = &mut stopped => {
+                // Their sessions see the channel closed at once and close them with the reason.
+                fanout.hand_back_all(Handback::Full, true);
+                break 'run;
+            }
             r = feeds.events.recv() => (Some(r), [false, false]),
             r = feeds.partial.changed() => match r {
                 Ok(()) => (None, [true, false]),
@@ -319,6 +343,11 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
                 Ok(()) => (None, [false, true]),
                 Err(_) => break 'run,
             },
+            _ = ping.tick() => {
+                fanout.write_all(What::Ping(slice), &Frame::from_static("")).await;
+                slice = (slice + 1) % PING_SLICES;
+                continue 'run;
+            }
         };
         let mut next = first;
         loop {
@@ -342,7 +371,7 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
                     }
                 }
                 // Fell behind the ring: every listener catches up through its session.
-                Err(RecvError::Lagged(_)) => fanout.kick_all(),
+                Err(RecvError::Lagged(_)) => fanout.hand_back_all(Handback::Full, false),
                 Err(RecvError::Closed) => break 'run,
             }
         }
@@ -370,9 +399,12 @@ async fn run(fanout: Arc<Fanout>, mut feeds: Feeds) {
             }
         }
     }
-    // The channel is gone: hand every listener back to its session.
-    fanout.kick_all();
+    // The channel is gone: hand every listener back to a session.
+    if !shutdown.is_cancelled() {
+        fanout.hand_back_all(Handback::Full, false);
+    }
     write(&fanout.set).running = false;
+    fanout.queue.close();
 }
 
 #[cfg(test)]

@@ -193,6 +193,21 @@ impl Lifecycle {
     }
 }
 
+impl Lifecycle {
+    /// Resolves when every listener must stop, as [`Self::listener_stop`], owning what it
+    /// waits on (for the fan-out task, which hands its parked listeners back then).
+    pub fn listeners_stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (event, gone) = (self.event.clone(), self.gone.clone());
+        async move {
+            let mut state = event.state.subscribe();
+            tokio::select! {
+                _ = gone.cancelled() => {}
+                _ = state.wait_for(|s| *s == EventState::Archived) => {}
+            }
+        }
+    }
+}
+
 impl super::Channel {
     /// Drops the history kept in memory from before `before` (Unix ms; all of it when
     /// `None`): that part of the transcript was deleted from the store.

@@ -1,12 +1,14 @@
 //! The parameters of a `babelcast load` run: its command-line arguments (clap) and their
 //! defaults, which the report echoes back.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 /// `babelcast load`: the run's parameters.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct LoadConfig {
-    /// Server base URL (ws://host:port or http://host:port).
+    /// Server base URL (ws://host:port or http://host:port; wss:// or https:// with --ca-file).
     #[arg(long, default_value = "ws://127.0.0.1:8080")]
     pub url: String,
     /// Event id.
@@ -52,6 +54,10 @@ pub struct LoadConfig {
     /// Pause of a slow listener after every frame, in milliseconds, while publishing runs.
     #[arg(long, default_value_t = 200)]
     pub slow_delay_ms: u64,
+    /// Extra work of every listener per frame received, in microseconds of busy CPU (a phone
+    /// is slower than the load generator), while publishing runs.
+    #[arg(long, default_value_t = 0)]
+    pub read_delay_us: u64,
     /// Receive buffer of a slow listener's socket, in bytes (a phone on poor Wi-Fi has a small
     /// window; a large one would hide slowness from the server for a long time). 0: default.
     #[arg(long, default_value_t = 8192)]
@@ -78,9 +84,28 @@ pub struct LoadConfig {
     /// Bytes of each Opus packet (60: about 24 kbit/s at 20 ms).
     #[arg(long, default_value_t = 60)]
     pub audio_bytes: usize,
-    /// The server's pid, to read its memory and CPU from /proc (same machine only).
+    /// The server's pid, to read its memory and CPU from /proc (same machine only); several,
+    /// comma-separated, are added up (a server behind a TLS proxy: the proxy's processes too).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// Listen only, no publishers: after connecting, wait for `--target-file` to name the
+    /// channels' last seq (another `babelcast load` publishes, maybe to another node), then
+    /// check that every listener got every line up to it.
+    #[arg(long, requires = "target_file")]
+    pub listen_only: bool,
+    /// Written once every listener is connected and the server's idle memory is read (another
+    /// process may start publishing then).
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub ready_file: Option<PathBuf>,
+    /// With `--listen-only`: the file that will hold the channels' last seq once publishing
+    /// is over (`last_seqs` of the publishing run's JSON report), comma-separated per channel.
+    /// Waited for at most `--duration-secs` plus `--drain-secs`.
+    #[arg(long)]
+    pub target_file: Option<PathBuf>,
+    /// PEM file of the certificate authority (or self-signed certificate) a wss:// server's
+    /// certificate is checked against.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
@@ -111,13 +136,18 @@ impl Default for LoadConfig {
             slow_fraction: 0.0,
             slow_delay_ms: 200,
             slow_rcvbuf: 8192,
+            read_delay_us: 0,
             drop_at: None,
             source_addrs: 1,
             connect_concurrency: 128,
             audio_listeners: 0,
             audio_rate: 50.0,
             audio_bytes: 60,
-            server_pid: None,
+            server_pid: Vec::new(),
+            listen_only: false,
+            ready_file: None,
+            target_file: None,
+            ca_file: None,
             allow_remote: false,
             json: false,
             quiet: true,

@@ -115,7 +115,16 @@ pub(super) async fn feed(shared: Arc<RunState>, chan: usize) {
     let mut ws = None;
     while Instant::now() < end {
         if ws.is_none() {
-            match connect(shared.addr, &shared.host, &path, None, None).await {
+            match connect(
+                shared.addr,
+                &shared.host,
+                &path,
+                None,
+                None,
+                shared.tls.as_ref(),
+            )
+            .await
+            {
                 Ok((w, _)) => {
                     ws = Some(w);
                     backoff = BACKOFF_MIN;

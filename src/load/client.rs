@@ -6,11 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+
+use super::tls::{Stream, Tls};
 
 /// A client socket: listeners read small frames, so a small read buffer keeps thousands of
 /// them cheap on the load generator's side too.
@@ -21,7 +23,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub(super) const BACKOFF_MAX: Duration = Duration::from_millis(1000);
 
-pub(super) type Ws = WebSocketStream<TcpStream>;
+pub(super) type Ws = WebSocketStream<Stream>;
 
 /// Why a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,13 +72,15 @@ fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Opens a WebSocket to `path` from `source` (when given) and reads the hello.
+/// Opens a WebSocket (over TLS when `tls` is given) to `path` from `source` (when given) and
+/// reads the hello.
 pub(super) async fn connect(
     addr: SocketAddr,
     host: &str,
     path: &str,
     source: Option<IpAddr>,
     rcvbuf: Option<u32>,
+    tls: Option<&Tls>,
 ) -> Result<(Ws, Hello), ConnectError> {
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()?
@@ -92,6 +96,10 @@ pub(super) async fn connect(
     }
     let stream = sock.connect(addr).await?;
     stream.set_nodelay(true)?;
+    let stream = match tls {
+        Some(tls) => tls.wrap(stream).await?,
+        None => Stream::Plain(stream),
+    };
     let req = format!("ws://{host}{path}").into_client_request()?;
     let config = WebSocketConfig::default()
         .read_buffer_size(CLIENT_READ_BUFFER)
@@ -122,7 +130,8 @@ pub(super) async fn probe(
     addr: SocketAddr,
     host: &str,
     path: &str,
+    tls: Option<&Tls>,
 ) -> Result<(Ws, u64), ConnectError> {
-    let (ws, hello) = connect(addr, host, path, None, None).await?;
+    let (ws, hello) = connect(addr, host, path, None, None, tls).await?;
     Ok((ws, hello.seq))
 }

@@ -98,7 +98,7 @@ pub(super) async fn listener(
         let source = shared.source(source_slot);
         let result = tokio::select! {
             _ = shared.stop.cancelled() => break 'connect,
-            r = connect(shared.addr, &shared.host, &path, source, slow.then_some(shared.cfg.slow_rcvbuf)) => r,
+            r = connect(shared.addr, &shared.host, &path, source, slow.then_some(shared.cfg.slow_rcvbuf), shared.tls.as_ref()) => r,
         };
         drop(permit);
         let mut ws = match result {
@@ -223,7 +223,15 @@ pub(super) async fn listener(
             } else {
                 shared.counters.other_frames.fetch_add(1, Ordering::Relaxed);
             }
-            if slow && shared.live.load(Ordering::Relaxed) {
+            let live = shared.live.load(Ordering::Relaxed);
+            if shared.cfg.read_delay_us > 0 && live {
+                // A slower reader: busy, as a phone's CPU would be, not asleep.
+                let until = Instant::now() + Duration::from_micros(shared.cfg.read_delay_us);
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            if slow && live {
                 tokio::time::sleep(shared.slow_delay).await;
             }
         }

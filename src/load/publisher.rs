@@ -63,7 +63,15 @@ pub(super) async fn publisher(shared: Arc<RunState>, idx: usize, chan: usize) ->
         if Instant::now() > ack_deadline || shared.stop.is_cancelled() {
             break;
         }
-        let mut ws = match connect(shared.addr, &shared.host, &path, shared.source(0), None).await {
+        let connecting = connect(
+            shared.addr,
+            &shared.host,
+            &path,
+            shared.source(0),
+            None,
+            shared.tls.as_ref(),
+        );
+        let mut ws = match connecting.await {
             Ok((ws, _)) => ws,
             Err(e) => {
                 tracing::warn!(publisher = idx, error = %e, "publisher connect failed; retrying");

@@ -67,6 +67,11 @@ pub struct Report {
     pub loadgen_cpu_ms: f64,
     /// Sound, with `--audio-listeners`.
     pub audio: Option<super::audio::AudioReport>,
+    /// Each channel's last seq at the end (what every listener had to get up to): the target
+    /// file of listen-only runs on the other processes.
+    pub last_seqs: Vec<u64>,
+    /// A listen-only run never got its target file.
+    pub target_missing: bool,
     pub ok: bool,
 }
 
@@ -81,6 +86,7 @@ impl Report {
             || self.connected < self.listeners as u64
             || self.resets > 0
             || self.publishers_unconnected > 0
+            || self.target_missing
     }
 }
 

@@ -134,6 +134,20 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Resident memory of several processes, added up; `None` without pids or if one is gone.
+pub fn rss_sum(pids: &[u32]) -> Option<u64> {
+    (!pids.is_empty())
+        .then(|| pids.iter().map(|&p| rss_bytes(p)).sum())
+        .flatten()
+}
+
+/// CPU time of several processes, added up; `None` without pids or if one is gone.
+pub fn cpu_sum(pids: &[u32]) -> Option<u64> {
+    (!pids.is_empty())
+        .then(|| pids.iter().map(|&p| cpu_ns(p)).sum())
+        .flatten()
+}
+
 /// Linux reports process CPU time in clock ticks of 1/100 s (`USER_HZ`, fixed by the ABI).
 const USER_HZ: u64 = 100;
 

@@ -17,21 +17,25 @@ pub enum Conn {
     Plain(TcpStream),
     /// Boxed: a TLS session is a few KiB and most deployments terminate TLS in a proxy.
     Tls(Box<TlsStream<TcpStream>>),
-    /// Plain TCP after a WebSocket upgrade, shared with the channel's direct fan-out.
+    /// After a WebSocket upgrade (plain or TLS), shared with the channel's direct fan-out.
     Direct(DirectSocket),
 }
 
 impl Conn {
-    /// The connection after a WebSocket upgrade: plain TCP becomes a [`DirectSocket`] so a listener's
-    /// channel can write to it directly.
+    /// The connection after a WebSocket upgrade: a [`DirectSocket`] (over TLS, with its rustls
+    /// connection) so a listener's channel can write to it directly.
     pub fn upgraded(self) -> Conn {
         match self {
             Conn::Plain(tcp) => Conn::Direct(DirectSocket::new(tcp)),
+            Conn::Tls(tls) => {
+                let (tcp, conn) = tls.into_inner();
+                Conn::Direct(DirectSocket::new_tls(tcp, conn))
+            }
             other => other,
         }
     }
 
-    /// The socket the direct fan-out may write to (plain TCP only).
+    /// The socket the direct fan-out may write to.
     pub fn direct(&self) -> Option<&DirectSocket> {
         match self {
             Conn::Direct(s) => Some(s),

@@ -173,7 +173,20 @@ async fn listen(
         );
     }
     let config = session::ws_config(&app.hub.limits, LISTENER_READ_BUFFER);
-    let (hub, shutdown) = (app.hub.clone(), app.shutdown.clone());
+    let listen = session::listener::Listen {
+        hub: app.hub.clone(),
+        ch,
+        since,
+        counted: !monitor,
+        audio,
+        shutdown: app.shutdown.clone(),
+        tracker: app.tracker.clone(),
+        // A parked listener has no task: it holds its connection's slot itself.
+        permit: req
+            .extensions()
+            .get::<super::ConnInfo>()
+            .map(|i| i.permit.clone()),
+    };
     let write_timeout = app.hub.limits.write_timeout();
     upgrade::accept(
         req,
@@ -181,30 +194,12 @@ async fn listen(
         write_timeout,
         &app.tracker,
         move |ws| async move {
-            hub.metrics.opened();
-            // Plain-TCP sockets from our own accept loop can be written by the direct fan-out.
+            listen.hub.metrics.opened();
+            // Sockets from our own accept loop (plain or TLS) can be written by the direct fan-out.
             let direct = ws.get_ref().get_ref().direct().cloned();
-            audio::bound_tls(&ws);
-            let how = (since, !monitor, audio);
-            let end = session::listener::run(ws, direct, hub.clone(), ch, how, shutdown).await;
-            hub.metrics.closed();
-            count_end(&hub, end);
-            tracing::debug!(?end, "listener left");
+            session::listener::run(ws, direct, listen).await;
         },
     )
-}
-
-/// Counts session ends that are refusals or reaps.
-fn count_end(hub: &crate::hub::Hub, end: session::End) {
-    match end {
-        session::End::TooBig => hub.metrics.refuse(Refused::TooBig),
-        session::End::Idle => {
-            hub.metrics
-                .idle_closes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        _ => {}
-    }
 }
 
 /// Which session a publish socket runs.
@@ -337,7 +332,7 @@ fn publish_socket(
                 }
             };
             hub.metrics.closed();
-            count_end(&hub, end);
+            session::count_end(&hub.metrics, end);
             tracing::info!(?end, "publisher left");
         }
         .instrument(span)

@@ -54,5 +54,8 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<Acceptor, TlsError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // After a listener's upgrade its TLS 1.3 keys move to the socket (channel::Tls): the
+    // fan-out encrypts for it without rustls's per-connection buffers.
+    config.enable_secret_extraction = true;
     Ok(Acceptor(TlsAcceptor::from(Arc::new(config))))
 }

@@ -92,6 +92,13 @@ where
         let ws = match upgraded.downcast::<TokioIo<Conn>>() {
             Ok(parts) => {
                 let stream = WriteDeadline::new(parts.io.into_inner().upgraded(), write_timeout);
+                if let (Some(direct), false) =
+                    (stream.get_ref().direct(), parts.read_buf.is_empty())
+                {
+                    // Frames sent right behind the request were read before anything could
+                    // track where they end: this connection never parks.
+                    direct.pin();
+                }
                 if parts.read_buf.is_empty() {
                     WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
                 } else {

@@ -1,9 +1,12 @@
 //! A listener's sound, once it asked for it (`?audio=1` or `{"type":"audio","on":true}`).
 //!
-//! On a plain-TCP socket the channel writes each packet straight to the socket (see
-//! `channel/audio.rs`); the session does nothing per packet. On a socket the session must
-//! write itself (TLS), it follows the channel's ring of newest packets: a session that falls
-//! behind the ring starts again from the newest packet, so it never sends old sound.
+//! On a direct socket (plain TCP or TLS from the server's own accept loop) the channel writes
+//! each packet straight to the socket (see `channel/audio.rs`), while a session runs for the
+//! listener and while it is parked alike; the session does nothing per packet. The listener's
+//! place among those sockets ([`AudioSlot`]) is kept with what it holds across sessions, not
+//! by a session. On any other socket the session follows the channel's ring of newest packets
+//! (such a listener never parks): a session that falls behind the ring starts again from the
+//! newest packet, so it never sends old sound.
 
 use std::sync::atomic::Ordering;
 
@@ -20,58 +23,49 @@ use crate::channel::{AudioSlot, Channel, DirectSocket, Packet};
 /// Packets a session writes in one go before it flushes.
 const BATCH: u64 = 8;
 
-enum Mode {
-    Off,
-    Direct(AudioSlot),
-    Session(broadcast::Receiver<Packet>),
-}
-
-/// Whether and how a listener receives its channel's sound.
+/// A session's part in its listener's sound.
 pub struct AudioListener<'a> {
     ch: &'a Channel,
     conn: Option<&'a DirectSocket>,
-    mode: Mode,
+    /// The ring this session writes from (no direct socket).
+    ring: Option<broadcast::Receiver<Packet>>,
 }
 
 impl<'a> AudioListener<'a> {
-    /// Not listening yet; `conn` is the plain-TCP socket the channel may write to directly.
+    /// `conn` is the socket the channel may write to directly.
     pub fn new(ch: &'a Channel, conn: Option<&'a DirectSocket>) -> Self {
         AudioListener {
             ch,
             conn,
-            mode: Mode::Off,
+            ring: None,
         }
     }
 
-    /// Starts or stops the sound.
-    pub fn set(&mut self, on: bool) {
-        match (on, &self.mode) {
-            (true, Mode::Off) => {
-                self.mode = match self.conn {
-                    Some(conn) => Mode::Direct(self.ch.audio().join_direct(conn)),
-                    None => Mode::Session(self.ch.audio().subscribe()),
-                };
+    /// Starts or stops the sound; `direct` is the listener's place among the channel's direct
+    /// sound listeners, which outlives this session (left with [`leave`]).
+    pub fn set(&mut self, on: bool, direct: &mut Option<AudioSlot>) {
+        match (on, self.conn) {
+            (true, Some(conn)) if direct.is_none() => {
+                *direct = Some(self.ch.audio().join_direct(conn));
             }
-            (false, Mode::Direct(_) | Mode::Session(_)) => self.leave(),
-            _ => {}
+            (true, None) if self.ring.is_none() => self.ring = Some(self.ch.audio().subscribe()),
+            (true, _) => {}
+            (false, _) => {
+                leave(self.ch, direct);
+                self.ring = None;
+            }
         }
     }
 
     /// Whether this session writes packets itself.
     pub fn writes(&self) -> bool {
-        matches!(self.mode, Mode::Session(_))
-    }
-
-    fn leave(&mut self) {
-        if let Mode::Direct(slot) = std::mem::replace(&mut self.mode, Mode::Off) {
-            self.ch.audio().leave_direct(slot);
-        }
+        self.ring.is_some()
     }
 
     /// Waits for the next packet this session must write itself (pending forever unless it
     /// does); `None` when it was behind the ring and starts again from the next packet.
     pub async fn recv(&mut self) -> Option<Packet> {
-        let Mode::Session(rx) = &mut self.mode else {
+        let Some(rx) = &mut self.ring else {
             return std::future::pending().await;
         };
         match rx.recv().await {
@@ -92,7 +86,7 @@ impl<'a> AudioListener<'a> {
 
     /// A packet already waiting, if any (to write a burst with one flush).
     pub fn try_next(&mut self) -> Option<Packet> {
-        let Mode::Session(rx) = &mut self.mode else {
+        let Some(rx) = &mut self.ring else {
             return None;
         };
         match rx.try_recv() {
@@ -135,8 +129,10 @@ impl<'a> AudioListener<'a> {
     }
 }
 
-impl Drop for AudioListener<'_> {
-    fn drop(&mut self) {
-        self.leave();
+/// Leaves the channel's direct sound listeners, if the listener is one (before its socket
+/// closes: no packet may follow the Close frame).
+pub fn leave(ch: &Channel, direct: &mut Option<AudioSlot>) {
+    if let Some(slot) = direct.take() {
+        ch.audio().leave_direct(slot);
     }
 }

@@ -1,20 +1,23 @@
-//! The plain-TCP listeners of a channel's sound: their sockets, written directly with one
-//! non-blocking write per packet, in shards over the runtime's worker threads when there are
-//! many (like the caption fan-out, `channel/fanout.rs`).
+//! The listeners of a channel's sound that have a direct socket (plain TCP or TLS): their
+//! sockets, written directly with one non-blocking write per packet, in shards over the
+//! runtime's worker threads when there are many (like the caption fan-out,
+//! `channel/fanout.rs`), whether a session runs for the listener or it is parked
+//! (`channel/park.rs`).
 //!
 //! A listener's socket is a [`DirectSocket`] shared with its session and the caption fan-out:
 //! a packet is written only where the wire is at a frame boundary (the session is not in the
-//! middle of a frame of its own, and any rest of an earlier frame could be written first).
-//! A socket that cannot take the packet skips it: nothing is queued for it, old sound is
-//! worthless. A packet the kernel took only in part leaves its rest in the socket's state,
-//! written before anything else by whoever writes next (this pass's next packet, the session,
-//! or the caption fan-out, which then hands the listener back to its session).
+//! middle of a frame of its own, and any rest of an earlier frame could be written first), and
+//! over TLS it is sealed for this connection as it is written. A socket that cannot take the
+//! packet skips it: nothing is queued for it, old sound is worthless. A packet the kernel took
+//! only in part leaves its rest in the socket's state, written before anything else by whoever
+//! writes next (this pass's next packet, the session, or the caption fan-out, which then hands
+//! a parked listener back to a session).
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::{Buf, Bytes};
 
-use super::super::socket::lock;
+use super::super::socket::{lock, WriteState};
 use super::super::DirectSocket;
 
 /// Sockets written per lock hold: joins and leaves wait at most this many writes.
@@ -37,7 +40,7 @@ fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 /// A direct listener's place in its channel's set.
 #[derive(Debug)]
-pub struct AudioSlot(usize);
+pub struct AudioSlot(u32);
 
 #[derive(Debug, Default)]
 struct Set {
@@ -67,14 +70,14 @@ impl DirectListeners {
                 set.slots.len() - 1
             }
         };
-        AudioSlot(i)
+        AudioSlot(u32::try_from(i).expect("fewer than 2^32 sound listeners"))
     }
 
     pub(super) fn leave(&self, slot: AudioSlot) {
         let mut set = write(&self.set);
-        if let Some(s) = set.slots.get_mut(slot.0) {
+        if let Some(s) = set.slots.get_mut(slot.0 as usize) {
             *s = None;
-            set.free.push(slot.0);
+            set.free.push(slot.0 as usize);
         }
     }
 
@@ -140,26 +143,41 @@ fn write_one(conn: &DirectSocket, wire: &Bytes) -> bool {
         return false;
     }
     while !st.rest.is_empty() {
-        match conn.0.tcp.try_write(&st.rest) {
-            Ok(n) => st.rest.advance(n),
-            Err(_) => return false,
+        let rest = st.rest.clone();
+        match write_sock(conn, &mut st, &rest) {
+            Ok((n, _)) if n > 0 => st.rest.advance(n),
+            _ => return false,
         }
     }
-    match conn.0.tcp.try_write(wire) {
-        Ok(n) => {
+    match write_sock(conn, &mut st, wire) {
+        Ok((n, _)) if n > 0 => {
             if n < wire.len() {
                 st.rest = wire.slice(n..);
             }
             true
         }
-        // Full (a phone that stopped reading) or broken: skip; the session finds out which.
-        Err(_) => false,
+        // Full (a phone that stopped reading) or broken: skip; the session, or the caption
+        // fan-out for a parked listener, finds out which.
+        _ => false,
     }
 }
 
-/// Sets [`NOTSENT_LOWAT`] on a listener's socket (for TLS sockets, which a session writes,
-/// the server calls it at the upgrade).
-pub fn bound_unsent(tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
+/// A write as the caption fan-out's for a parked listener, as a session's otherwise (keeping
+/// tokio's readiness of the socket right for the session that waits on it).
+fn write_sock(
+    conn: &DirectSocket,
+    st: &mut WriteState,
+    buf: &[u8],
+) -> std::io::Result<(usize, bool)> {
+    if st.direct() {
+        conn.write_parked(st, buf)
+    } else {
+        conn.write_now(st, buf)
+    }
+}
+
+/// Sets [`NOTSENT_LOWAT`] on a listener's socket.
+fn bound_unsent(tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;

@@ -8,19 +8,8 @@ use axum::routing::get;
 use axum::Router;
 use tracing::Instrument;
 
-use super::{authorize, count_end, find, upgrade, AppState, Query_};
+use super::{authorize, find, upgrade, AppState, Query_};
 use crate::session::{self, PUBLISHER_READ_BUFFER};
-
-/// A listener's TLS socket, written by its session (never directly): the kernel keeps little
-/// unsent for it, so a phone that stops reading does not get old sound later (plain sockets
-/// get the same bound when they ask for sound, `channel::audio`).
-pub(super) fn bound_tls(ws: &upgrade::Ws) {
-    if let crate::server::Conn::Tls(tls) = ws.get_ref().get_ref() {
-        if let Err(e) = crate::channel::bound_unsent(tls.get_ref().0) {
-            tracing::debug!(error = %e, "cannot bound the unsent bytes of a TLS listener");
-        }
-    }
-}
 
 /// The sound routes, merged into the main router.
 pub(super) fn routes() -> Router<AppState> {
@@ -53,7 +42,7 @@ async fn feed(
             hub.metrics.opened();
             let end = session::feed::run(ws, hub.clone(), ingest, ch, shutdown).await;
             hub.metrics.closed();
-            count_end(&hub, end);
+            session::count_end(&hub.metrics, end);
             tracing::info!(?end, "sound feed left");
         }
         .instrument(span)
