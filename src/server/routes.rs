@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -13,20 +12,21 @@ use tracing::Instrument;
 pub use super::error::{api_error, refusal_response, refusal_response_for, ApiError};
 use super::upgrade;
 use super::AppState;
-use crate::ingest::{self, Admitted};
-use crate::metrics::Refused;
 use crate::protocol::api::{ChannelSummary, EventList, EventSummary};
-use crate::protocol::{parse_client, ClientMsg, ErrorCode, EventState, Refusal, ServerMsg};
+use crate::protocol::{ErrorCode, EventState};
 use crate::session::{self, LISTENER_READ_BUFFER, PUBLISHER_READ_BUFFER};
-use crate::transcript;
 use crate::web::WebState;
 
 mod access;
 mod audio;
+mod captions;
+mod channel_transcript;
 mod event_transcript;
 mod formats;
 
 use access::{authorize, find, token};
+use captions::captions;
+use channel_transcript::transcript_route;
 
 type Query_ = Query<HashMap<String, String>>;
 
@@ -337,150 +337,4 @@ fn publish_socket(
         }
         .instrument(span)
     })
-}
-
-/// `POST …/captions`: a JSON message (partial, final, edit) or `text/plain` (one final line).
-async fn captions(
-    State(app): State<AppState>,
-    Path((event, channel)): Path<(String, String)>,
-    Query(q): Query_,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let ch = match find(&app, &event, &channel) {
-        Ok(ch) => ch,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = authorize(&app, &ch, &headers, &q) {
-        return r.into_response();
-    }
-    if body.len() > app.hub.limits.max_body_bytes {
-        app.hub.metrics.refuse(Refused::TooBig);
-        return api_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::BodyTooLarge,
-            &format!(
-                "body is larger than {} bytes",
-                app.hub.limits.max_body_bytes
-            ),
-        );
-    }
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return refusal_response(&Refusal::new(ErrorCode::BadMessage, "body is not UTF-8"));
-    };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let msg = if content_type.starts_with("application/json") {
-        match parse_client(text) {
-            Ok(m) => m,
-            Err(r) => {
-                app.hub.metrics.refuse(Refused::BadMessage);
-                return refusal_response(&r);
-            }
-        }
-    } else {
-        ClientMsg::Final {
-            text: text.trim_end_matches(['\r', '\n']).to_string(),
-            id: q.get("id").cloned(),
-        }
-    };
-    let (id, of) = match &msg {
-        ClientMsg::Final { id, .. } => (id.clone(), None),
-        ClientMsg::Edit { of, .. } => (None, Some(*of)),
-        _ => (None, None),
-    };
-    match app.ingest.admit(&ch, msg, None).await {
-        Ok(Admitted::Partial | Admitted::Control) => (
-            StatusCode::ACCEPTED,
-            [(header::CONTENT_TYPE, "application/json")],
-            ServerMsg::Accepted.to_frame().to_string(),
-        )
-            .into_response(),
-        Ok(Admitted::Pending(rx)) => match ingest::resolve(rx).await {
-            Ok(ack) => (
-                [(header::CONTENT_TYPE, "application/json")],
-                ServerMsg::Ack {
-                    seq: ack.seq,
-                    id: id.as_deref().map(Into::into),
-                    duplicate: ack.duplicate,
-                }
-                .to_frame()
-                .to_string(),
-            )
-                .into_response(),
-            Err(r) => {
-                if r.code == ErrorCode::StorageUnavailable {
-                    app.hub.metrics.refuse(Refused::Storage);
-                }
-                refusal_response_for(&r, id.as_deref(), of)
-            }
-        },
-        Err(r) => {
-            app.hub.metrics.refuse_message(r.code);
-            refusal_response_for(&r, id.as_deref(), of)
-        }
-    }
-}
-
-async fn transcript_route(
-    State(app): State<AppState>,
-    Path((event, channel)): Path<(String, String)>,
-    Query(q): Query_,
-    headers: HeaderMap,
-) -> Response {
-    let ch = match find(&app, &event, &channel) {
-        Ok(ch) => ch,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = super::guard::transcript_reader(&app, &event, &channel, &headers, &q) {
-        return r.into_response();
-    }
-    let format =
-        match transcript::Format::parse(q.get("format").map(String::as_str).unwrap_or("txt")) {
-            Some(f) => f,
-            None => {
-                return api_error(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadFormat,
-                    "format must be txt, vtt, srt or json",
-                )
-            }
-        };
-    let version = match transcript::Version::parse(
-        q.get("version").map(String::as_str).unwrap_or("corrected"),
-    ) {
-        Some(v) => v,
-        None => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadVersion,
-                "version must be corrected or as-shown",
-            )
-        }
-    };
-    let upto = ch.last_seq();
-    let records = match app.hub.store.read_range(&event, &channel, 0, upto).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "reading a transcript failed");
-            return api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::StorageUnavailable,
-                "the transcript could not be read",
-            );
-        }
-    };
-    let body = transcript::render(format, version, &ch.info, &records);
-    let filename = format!("{event}-{channel}.{}", format.extension());
-    Response::builder()
-        .header(header::CONTENT_TYPE, format.content_type())
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!("inline; filename=\"{filename}\""),
-        )
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from(body))
-        .expect("valid response")
 }
