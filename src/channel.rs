@@ -17,7 +17,7 @@
 //! status sent again on a quiet channel.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
@@ -27,6 +27,7 @@ mod backlog;
 mod fanout;
 mod heartbeat;
 mod inbound;
+mod info;
 mod lifecycle;
 mod park;
 mod presence;
@@ -41,6 +42,7 @@ pub use backlog::Backlog;
 use backlog::{history_after, last_lines};
 pub use fanout::{encode, Fanout, Feeds};
 pub use heartbeat::QUIET_TICKS;
+pub use info::{ChannelInfo, ChannelStats};
 pub use lifecycle::{EventSignal, Lifecycle, Stop};
 pub use park::{Handback, Parked, Parking, Resume};
 pub use presence::CountGuard;
@@ -52,59 +54,6 @@ use crate::booth::Booth;
 pub use crate::protocol::EMPTY_PARTIAL;
 use crate::protocol::{Frame, ServerMsg, Status};
 use crate::record::{Committed, Kind, Record};
-
-/// Static description of a channel, from config.
-#[derive(Debug, Clone)]
-pub struct ChannelInfo {
-    pub event: String,
-    pub id: String,
-    /// Declared language tag, or `auto`.
-    pub lang: String,
-    pub label: String,
-    pub source: Option<String>,
-}
-
-impl ChannelInfo {
-    /// The `hello` frame a connection to this channel starts with.
-    pub fn hello(&self, role: &str, seq: u64, reset: bool, publisher_id: Option<u64>) -> Frame {
-        ServerMsg::Hello {
-            event: self.event.as_str().into(),
-            channel: self.id.as_str().into(),
-            lang: self.lang.as_str().into(),
-            label: self.label.as_str().into(),
-            role: role.into(),
-            seq,
-            reset,
-            publisher_id,
-            source: self.source.as_deref().map(Into::into),
-        }
-        .to_frame()
-    }
-}
-
-/// Counters kept per channel for the dashboard and `/metrics`.
-#[derive(Debug, Default)]
-pub struct ChannelStats {
-    pub lines: AtomicU64,
-    pub edits: AtomicU64,
-    pub lang_mismatches: AtomicU64,
-    pub partials: AtomicU64,
-    /// Frames sent to listeners (shared with the direct fan-out task).
-    pub frames_out: std::sync::Arc<AtomicU64>,
-    pub behind_closes: AtomicU64,
-    pub catch_ups: AtomicU64,
-    /// Changes of the partial slot (partials and clears), bumped before each change is
-    /// visible: a listener compares it with what it sends to count coalesced partials.
-    pub partial_updates: std::sync::Arc<AtomicU64>,
-    /// Partial updates listeners never received because a newer one replaced them first.
-    pub partials_coalesced: std::sync::Arc<AtomicU64>,
-    /// Unix ms of the last committed line (0 = never).
-    pub last_line_ts: AtomicI64,
-    /// Lines committed over the last minute (dashboard "lines per minute").
-    pub line_rate: LineRate,
-    /// Unix ms of the last line detected as another language (0 = never).
-    pub last_mismatch_ts: AtomicI64,
-}
 
 /// One language stream.
 #[derive(Debug)]
@@ -398,79 +347,4 @@ impl Channel {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn channel() -> Channel {
-        Channel::new(
-            ChannelInfo {
-                event: "e".into(),
-                id: "en".into(),
-                lang: "en".into(),
-                label: "English".into(),
-                source: None,
-            },
-            0,
-            0,
-            Vec::new(),
-            4,
-            8,
-        )
-    }
-
-    fn line(seq: u64, text: &str) -> Record {
-        Record {
-            seq,
-            kind: Kind::Line,
-            ts: seq as i64,
-            text: text.into(),
-            lang: "en".into(),
-            of: None,
-            client_id: None,
-            expected_lang: None,
-            author: None,
-        }
-    }
-
-    #[test]
-    fn subscribe_since_gets_exactly_the_rest() {
-        let ch = channel();
-        for seq in 1..=3 {
-            ch.commit(&line(seq, "x"), None);
-        }
-        let sub = ch.subscribe(Some(1), 50);
-        match sub.backlog {
-            Backlog::Memory(v) => assert_eq!(v.iter().map(|c| c.seq).collect::<Vec<_>>(), [2, 3]),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(sub.last_seq, 3);
-        assert!(!sub.reset);
-        assert!(ch.subscribe(Some(9), 50).reset);
-    }
-
-    #[test]
-    fn old_since_falls_back_to_the_store() {
-        let ch = channel();
-        for seq in 1..=10 {
-            ch.commit(&line(seq, "x"), None);
-        }
-        match ch.subscribe(Some(2), 50).backlog {
-            Backlog::Store { after, upto } => assert_eq!((after, upto), (2, 10)),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn final_clears_only_its_own_partial() {
-        let ch = channel();
-        let mut sub = ch.subscribe(None, 10);
-        ch.set_partial("Hello wor");
-        let gen = ch.partial_gen();
-        ch.set_partial("And the");
-        ch.commit(&line(1, "Hello world."), Some(gen));
-        assert!(sub.partial.borrow_and_update().contains("And the"));
-        let gen = ch.partial_gen();
-        ch.commit(&line(2, "And the rest."), Some(gen));
-        assert_eq!(sub.partial.borrow_and_update().as_str(), EMPTY_PARTIAL);
-    }
-}
+mod tests;
