@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
@@ -35,11 +35,12 @@ use crate::limiter::ConnPermit;
 use crate::protocol::{
     parse_client, ClientMsg, ErrorCode, Refusal, CLOSE_BEHIND, CLOSE_GOING_AWAY, CLOSE_IDLE,
 };
-use crate::record::Committed;
 
 mod resume;
+mod send;
 mod start;
 use resume::parking;
+use send::{catch_up, partials_skipped, send_event, send_ready};
 use start::start;
 
 /// Shortest interval between two feedback messages from one listener.
@@ -245,32 +246,8 @@ where
             held.take()
         };
         if let (Some(conn), Some(keep)) = (&cx.conn, parkable) {
-            // Caught up with everything queued for us: hand the socket to the fan-out and end.
-            let caught_up = || {
-                !sub.partial.has_changed().unwrap_or(true)
-                    && !sub.status.has_changed().unwrap_or(true)
-            };
-            if sub.events.is_empty() && caught_up() {
-                let shown = [sub.partial.borrow().clone(), sub.status.borrow().clone()];
-                let parked = ch.fanout().join(
-                    conn,
-                    *last_sent,
-                    shown,
-                    caught_up,
-                    || {
-                        let mut feeds = ch.fanout_feeds();
-                        feeds.metrics = Some(hub.metrics.clone());
-                        feeds.parking = Some(parking(cx));
-                        feeds
-                    },
-                    keep,
-                );
-                match parked {
-                    Ok(()) => return Ok(Out::Parked),
-                    Err(keep) => *held = keep.downcast().ok(),
-                }
-            } else {
-                *held = Some(keep);
+            if try_park(cx, ch, conn, sub, *last_sent, keep, held) {
+                return Ok(Out::Parked);
             }
         }
         tokio::select! {
@@ -287,13 +264,7 @@ where
                     Err(RecvError::Closed) => return Ok(Out::Ended(End::Shutdown)),
                 }
                 // Batch everything else that is ready into the same flush.
-                loop {
-                    match sub.events.try_recv() {
-                        Ok(c) => sent += send_event(ws, c, last_sent).await?,
-                        Err(TryRecvError::Lagged(_)) => sent += catch_up(ws, ch, last_sent).await?,
-                        Err(_) => break,
-                    }
-                }
+                sent += send_ready(ws, &mut sub.events, ch, last_sent).await?;
                 if sub.partial.has_changed().unwrap_or(false) {
                     let p = sub.partial.borrow_and_update().clone();
                     coalesced += partials_skipped(ch, partials_seen);
@@ -307,13 +278,7 @@ where
                 }
                 // A line committed just before this partial changed goes first: the partial
                 // is cleared only after the line that completes it is in the ring.
-                loop {
-                    match sub.events.try_recv() {
-                        Ok(c) => sent += send_event(ws, c, last_sent).await?,
-                        Err(TryRecvError::Lagged(_)) => sent += catch_up(ws, ch, last_sent).await?,
-                        Err(_) => break,
-                    }
-                }
+                sent += send_ready(ws, &mut sub.events, ch, last_sent).await?;
                 let p = sub.partial.borrow_and_update().clone();
                 coalesced += partials_skipped(ch, partials_seen);
                 feed(ws, p).await?;
@@ -335,39 +300,8 @@ where
             msg = ws.next() => {
                 last_heard = Instant::now();
                 read_first = false;
-                match msg {
-                    None => return Ok(Out::Ended(End::ClientClosed)),
-                    Some(Err(e)) => {
-                        let (end, code) = read_error(&e);
-                        if let Some((code, reason)) = code {
-                            close(ws, code, reason).await;
-                        }
-                        return Ok(Out::Ended(end));
-                    }
-                    Some(Ok(Message::Close(_))) => return Ok(Out::Ended(End::ClientClosed)),
-                    Some(Ok(Message::Binary(_))) => {
-                        let r = Refusal::new(ErrorCode::BinaryNotSupported, "binary frames are not part of the protocol; send JSON text");
-                        feed(ws, r.to_frame()).await?;
-                    }
-                    Some(Ok(Message::Text(t))) => match parse_client(&t) {
-                        Ok(ClientMsg::Feedback { kind }) => {
-                            let last_feedback = &mut held_mut(held).last_feedback;
-                            if last_feedback.is_some_and(|at| at.elapsed() < FEEDBACK_INTERVAL) {
-                                let r = Refusal::new(ErrorCode::RateLimited, "one feedback every few seconds, please");
-                                feed(ws, r.to_frame()).await?;
-                            } else {
-                                *last_feedback = Some(Instant::now());
-                                ch.booth.feedback(kind);
-                            }
-                        }
-                        Ok(ClientMsg::Audio { on }) => sound.set(on, &mut held_mut(held).sound),
-                        Ok(_) => {
-                            let r = Refusal::new(ErrorCode::NotAllowed, "listeners do not publish; use the publish endpoint with a token");
-                            feed(ws, r.to_frame()).await?;
-                        }
-                        Err(r) => feed(ws, r.to_frame()).await?,
-                    },
-                    Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
+                if let Some(out) = on_message(ws, msg, ch, held, &mut sound).await? {
+                    return Ok(out);
                 }
             }
             _ = ping.tick() => {
@@ -396,54 +330,106 @@ where
     }
 }
 
+/// Tries to park a caught-up listener: its socket goes to the channel's fan-out and the
+/// session ends (true). Otherwise what the session holds stays with it.
+fn try_park(
+    cx: &Ctx,
+    ch: &Arc<Channel>,
+    conn: &DirectSocket,
+    sub: &Subscription,
+    last_sent: u64,
+    keep: Box<Held>,
+    held: &mut Option<Box<Held>>,
+) -> bool {
+    let caught_up =
+        || !sub.partial.has_changed().unwrap_or(true) && !sub.status.has_changed().unwrap_or(true);
+    if !(sub.events.is_empty() && caught_up()) {
+        *held = Some(keep);
+        return false;
+    }
+    let shown = [sub.partial.borrow().clone(), sub.status.borrow().clone()];
+    let parked = ch.fanout().join(
+        conn,
+        last_sent,
+        shown,
+        caught_up,
+        || {
+            let mut feeds = ch.fanout_feeds();
+            feeds.metrics = Some(cx.hub.metrics.clone());
+            feeds.parking = Some(parking(cx));
+            feeds
+        },
+        keep,
+    );
+    match parked {
+        Ok(()) => true,
+        Err(keep) => {
+            *held = keep.downcast().ok();
+            false
+        }
+    }
+}
+
+/// What a listener sent: feedback, sound on or off, a close; anything else is refused with
+/// a specific error and the connection stays. `Some` when the session ends.
+async fn on_message<S>(
+    ws: &mut WebSocketStream<S>,
+    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ch: &Channel,
+    held: &mut Option<Box<Held>>,
+    sound: &mut AudioListener<'_>,
+) -> Result<Option<Out>, End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match msg {
+        None => return Ok(Some(Out::Ended(End::ClientClosed))),
+        Some(Err(e)) => {
+            let (end, code) = read_error(&e);
+            if let Some((code, reason)) = code {
+                close(ws, code, reason).await;
+            }
+            return Ok(Some(Out::Ended(end)));
+        }
+        Some(Ok(Message::Close(_))) => return Ok(Some(Out::Ended(End::ClientClosed))),
+        Some(Ok(Message::Binary(_))) => {
+            let r = Refusal::new(
+                ErrorCode::BinaryNotSupported,
+                "binary frames are not part of the protocol; send JSON text",
+            );
+            feed(ws, r.to_frame()).await?;
+        }
+        Some(Ok(Message::Text(t))) => match parse_client(&t) {
+            Ok(ClientMsg::Feedback { kind }) => {
+                let last_feedback = &mut held_mut(held).last_feedback;
+                if last_feedback.is_some_and(|at| at.elapsed() < FEEDBACK_INTERVAL) {
+                    let r = Refusal::new(
+                        ErrorCode::RateLimited,
+                        "one feedback every few seconds, please",
+                    );
+                    feed(ws, r.to_frame()).await?;
+                } else {
+                    *last_feedback = Some(Instant::now());
+                    ch.booth.feedback(kind);
+                }
+            }
+            Ok(ClientMsg::Audio { on }) => sound.set(on, &mut held_mut(held).sound),
+            Ok(_) => {
+                let r = Refusal::new(
+                    ErrorCode::NotAllowed,
+                    "listeners do not publish; use the publish endpoint with a token",
+                );
+                feed(ws, r.to_frame()).await?;
+            }
+            Err(r) => feed(ws, r.to_frame()).await?,
+        },
+        Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
+    }
+    Ok(None)
+}
+
 /// What the listener holds, which its running session always has (it is handed over only
 /// when the session parks, and the session ends then).
 fn held_mut(held: &mut Option<Box<Held>>) -> &mut Held {
     held.as_mut().expect("held while the session runs")
-}
-
-/// Partial updates this listener never received (replaced before it was sent one); call
-/// after taking the partial. Approximate by one update when a change races the read.
-fn partials_skipped(ch: &Channel, seen: &mut u64) -> u64 {
-    let now = ch.stats.partial_updates.load(Ordering::Acquire);
-    let skipped = now.saturating_sub(*seen + 1);
-    *seen = now.max(*seen);
-    skipped
-}
-
-/// Feeds one live event unless it was already sent (after a catch-up).
-async fn send_event<S>(
-    ws: &mut WebSocketStream<S>,
-    c: Committed,
-    last_sent: &mut u64,
-) -> Result<u64, End>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if c.seq <= *last_sent {
-        return Ok(0);
-    }
-    *last_sent = c.seq;
-    feed(ws, c.frame).await?;
-    Ok(1)
-}
-
-/// The listener fell behind the broadcast ring: resend from memory, or give up (4001).
-async fn catch_up<S>(
-    ws: &mut WebSocketStream<S>,
-    ch: &Channel,
-    last_sent: &mut u64,
-) -> Result<u64, End>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let Some(missed) = ch.recent_after(*last_sent) else {
-        return Err(End::Behind);
-    };
-    ch.stats.catch_ups.fetch_add(1, Ordering::Relaxed);
-    let mut n = 0;
-    for c in missed {
-        n += send_event(ws, c, last_sent).await?;
-    }
-    Ok(n)
 }
