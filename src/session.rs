@@ -40,6 +40,10 @@ pub const PUBLISHER_READ_BUFFER: usize = 8 * 1024;
 pub const WRITE_BUFFER: usize = 4 * 1024;
 /// How long a closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// What [`drain`] reads at a time while a closed client still sends.
+const DRAIN_CHUNK: usize = 1024;
+/// How long [`drain`] waits for more from a client before it ends the connection.
+const DRAIN_QUIET: Duration = Duration::from_millis(100);
 
 /// The WebSocket settings for a session.
 pub fn ws_config(limits: &Limits, read_buffer: usize) -> WebSocketConfig {
@@ -58,7 +62,10 @@ pub enum End {
     Shutdown,
     Behind,
     Idle,
+    /// A frame or message over the size limit (closed with 1009).
     TooBig,
+    /// A frame that breaks the protocol or is not UTF-8 (closed with this code and reason).
+    BadFrame(u16, &'static str),
     WriteTimeout,
     Error,
     /// An organiser's decision: credential revoked, channel deleted, event over.
@@ -112,13 +119,33 @@ where
         if ws.close(Some(frame)).await.is_err() {
             return;
         }
-        while let Some(Ok(m)) = ws.next().await {
-            if m.is_close() {
-                break;
+        loop {
+            match ws.next().await {
+                Some(Ok(m)) if m.is_close() => return,
+                Some(Ok(_)) => {}
+                // No longer readable as frames (the rest of a message over the size limit, a
+                // protocol error, a stream tungstenite ended): read and drop raw bytes until the
+                // client ends TCP.
+                Some(Err(_)) | None => break,
             }
         }
+        drain(ws.get_mut()).await;
     })
     .await;
+}
+
+/// Reads and drops what a client still sends until it ends the connection or goes quiet (it
+/// sent its Close and waits for ours to end TCP): a socket closed with unread data makes the
+/// kernel answer with a reset, which the client reports as 1006 instead of the code it was sent.
+async fn drain<S: AsyncRead + Unpin>(s: &mut S) {
+    let mut buf = [0u8; DRAIN_CHUNK];
+    loop {
+        let read = tokio::time::timeout(DRAIN_QUIET, tokio::io::AsyncReadExt::read(s, &mut buf));
+        match read.await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    }
 }
 
 /// Completes a closing handshake the client started (RFC 6455 §5.5.1): tungstenite queued the
@@ -133,8 +160,9 @@ where
 }
 
 /// Closes a publisher's socket the way its session ended: 1001 on shutdown (reconnect), 4002
-/// when it stopped answering pings, 4003-4005 on an organiser's decision; other ends need no
-/// close frame or sent one already.
+/// when it stopped answering pings, 4003-4006 on an organiser's decision, 1009/1007/1002 for a
+/// frame that broke the rules (sent here, after the session let go of the booth, because the
+/// closing handshake may wait for the client); other ends need no close frame.
 pub(crate) async fn close_publisher<S>(ws: &mut WebSocketStream<S>, end: End)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -146,7 +174,11 @@ where
             let (code, reason) = stop.close();
             close(ws, code, reason).await
         }
-        _ => {}
+        end => {
+            if let Some((code, reason)) = end.violation() {
+                close(ws, code, reason).await
+            }
+        }
     }
 }
 
@@ -163,19 +195,27 @@ pub fn count_end(metrics: &crate::metrics::Metrics, end: End) {
     }
 }
 
-/// Maps a read error to how the session ends (and the close code to send, if any).
-pub(crate) fn read_error(e: &tungstenite::Error) -> (End, Option<(u16, &'static str)>) {
+/// Maps a read error to how the session ends.
+pub(crate) fn read_error(e: &tungstenite::Error) -> End {
     match e {
-        tungstenite::Error::Capacity(_) => (
-            End::TooBig,
-            Some((CLOSE_TOO_BIG, "frame or message over the maximum size")),
-        ),
-        tungstenite::Error::Utf8(_) => (End::Error, Some((1007, "text frame is not UTF-8"))),
-        tungstenite::Error::Protocol(_) => (End::Error, Some((1002, "protocol error"))),
+        tungstenite::Error::Capacity(_) => End::TooBig,
+        tungstenite::Error::Utf8(_) => End::BadFrame(1007, "text frame is not UTF-8"),
+        tungstenite::Error::Protocol(_) => End::BadFrame(1002, "protocol error"),
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            (End::ClientClosed, None)
+            End::ClientClosed
         }
-        _ => (End::Error, None),
+        _ => End::Error,
+    }
+}
+
+impl End {
+    /// The close code and reason a client that broke the rules is sent, if this is such an end.
+    pub(crate) fn violation(self) -> Option<(u16, &'static str)> {
+        match self {
+            End::TooBig => Some((CLOSE_TOO_BIG, "frame or message over the maximum size")),
+            End::BadFrame(code, reason) => Some((code, reason)),
+            _ => None,
+        }
     }
 }
 

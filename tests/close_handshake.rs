@@ -136,3 +136,72 @@ async fn every_websocket_endpoint_answers_close_and_ends_tcp_cleanly() {
         assert_eq!(l.next_line().await.1, text);
     }
 }
+
+/// A client frame (masked with a zero key, which leaves the payload as it is).
+fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut f = vec![
+        (u8::from(fin) << 7) | opcode,
+        0x80 | payload.len() as u8,
+        0,
+        0,
+        0,
+        0,
+    ];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Autobahn 9.5.1/9.6.3: a message far over the size limit sent in small chops. The server
+/// closes with 1009 at the limit, and the rest of the message is still arriving: it must read
+/// and drop it until the client's Close, so the connection ends with a FIN, not a reset (a
+/// reset is what a socket closed with unread data sends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_limit_sent_in_chops_still_closes_cleanly() {
+    let s = TestServer::start().await;
+    let listen = s.ws(&TestServer::channel_path("en", "listen"));
+    let publish = format!(
+        "{}?token={}",
+        s.ws(&TestServer::channel_path("zh", "publish")),
+        token("zh")
+    );
+    for (what, url) in [("listen", listen), ("publish", publish)] {
+        let mut ws = raw::ws(s.addr, &url, &[]).await.expect("connect");
+        let tcp = ws.get_mut();
+        // 1 MiB in 64-byte frames: a text frame, then continuations, the last one final.
+        const CHOP: usize = 64;
+        const CHOPS: usize = (1 << 20) / CHOP;
+        let chop = [b'a'; CHOP];
+        let mut all = Vec::with_capacity(CHOPS * (CHOP + 6));
+        for i in 0..CHOPS {
+            let opcode = if i == 0 { 0x1 } else { 0x0 };
+            all.extend(client_frame(i == CHOPS - 1, opcode, &chop));
+        }
+        use tokio::io::AsyncWriteExt;
+        tcp.write_all(&all)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the server stopped reading the message: {e}"));
+        tcp.write_all(&client_frame(true, 0x8, &1009u16.to_be_bytes()))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: sending Close: {e}"));
+        // Everything the server sends up to its end: its 1009 Close, then EOF, not a reset.
+        let mut got = Vec::new();
+        let end = tokio::time::timeout(RECV_TIMEOUT, tcp.read_to_end(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the server kept the connection open"));
+        if let Err(e) = end {
+            panic!("{what}: the connection ended with an error, not a FIN: {e}");
+        }
+        let close = [0x88, 0x00];
+        let at = got
+            .windows(2)
+            .rposition(|w| w[0] == close[0])
+            .unwrap_or_else(|| panic!("{what}: no Close frame from the server"));
+        let code = u16::from_be_bytes([got[at + 2], got[at + 3]]);
+        assert_eq!(code, 1009, "{what}: the server's Close code");
+    }
+    // The channel is intact.
+    let mut p = s.publish("en").await;
+    let ack = p.publish_final("Still here.", None).await;
+    assert!(matches!(ack, ServerMsg::Ack { .. }), "{ack:?}");
+}

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{close, close_publisher, feed, flush, read_error, End};
+use super::{close_publisher, feed, flush, read_error, End};
 use crate::channel::Channel;
 use crate::formats::ebutt;
 use crate::hub::Hub;
@@ -119,11 +119,7 @@ where
                 let answers = match msg {
                     None | Some(Ok(Message::Close(_))) => return Ok(End::ClientClosed),
                     Some(Err(e)) => {
-                        let (end, code) = read_error(&e);
-                        if let Some((code, reason)) = code {
-                            close(ws, code, reason).await;
-                        }
-                        return Ok(end);
+                        return Ok(read_error(&e));
                     }
                     Some(Ok(Message::Text(t))) => {
                         document((hub, ingest), ch, t.as_str(), &mut rate, conn).await

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{close, close_publisher, feed, flush, read_error, End};
+use super::{close_publisher, feed, flush, read_error, End};
 use crate::channel::Channel;
 use crate::hub::Hub;
 use crate::ingest::audio::AudioIn;
@@ -74,11 +74,7 @@ where
                 match msg {
                     None | Some(Ok(Message::Close(_))) => return Ok(End::ClientClosed),
                     Some(Err(e)) => {
-                        let (end, code) = read_error(&e);
-                        if let Some((code, reason)) = code {
-                            close(ws, code, reason).await;
-                        }
-                        return Ok(end);
+                        return Ok(read_error(&e));
                     }
                     Some(Ok(Message::Binary(b))) => {
                         if let Err(r) = ingest.admit_audio(ch, &mut sound, &b).await {

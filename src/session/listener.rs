@@ -385,8 +385,8 @@ where
     match msg {
         None => return Ok(Some(Out::Ended(End::ClientClosed))),
         Some(Err(e)) => {
-            let (end, code) = read_error(&e);
-            if let Some((code, reason)) = code {
+            let end = read_error(&e);
+            if let Some((code, reason)) = end.violation() {
                 close(ws, code, reason).await;
             }
             return Ok(Some(Out::Ended(end)));

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{close, close_publisher, feed, flush, read_error, End};
+use super::{close_publisher, feed, flush, read_error, End};
 use crate::channel::Channel;
 use crate::channel::{Backlog, Subscription};
 use crate::hub::Hub;
@@ -190,11 +190,7 @@ where
                 let text = match msg {
                     None => return Ok(End::ClientClosed),
                     Some(Err(e)) => {
-                        let (end, code) = read_error(&e);
-                        if let Some((code, reason)) = code {
-                            close(ws, code, reason).await;
-                        }
-                        return Ok(end);
+                        return Ok(read_error(&e));
                     }
                     Some(Ok(Message::Close(_))) => return Ok(End::ClientClosed),
                     Some(Ok(Message::Binary(b))) => {
