@@ -244,6 +244,9 @@ impl Fanout {
         }
         match what {
             What::Event(seq) if seq <= st.last_sent => return false, // sent before parking
+            // The very update its session sent before parking (the fan-out had not seen it).
+            // Not for status: the heartbeat sends the same status frame again on purpose.
+            What::Partial if same(st.sent_partial.as_ref(), frame) => return false,
             What::Event(seq) if seq != st.last_sent + 1 => return self.kick(conn, &mut st),
             What::Ping(_) => {
                 let idle_after = self
@@ -294,6 +297,12 @@ impl Fanout {
         hand_back(self, conn, st, Handback::Full, Vec::new());
         false
     }
+}
+
+/// Whether `sent` is this very frame (the same shared buffer, not merely the same text: a
+/// publisher may send the same partial twice, and both are updates).
+fn same(sent: Option<&Frame>, frame: &Frame) -> bool {
+    sent.is_some_and(|f| f.as_str().as_ptr() == frame.as_str().as_ptr() && f.len() == frame.len())
 }
 
 /// The fan-out task of one channel: ends when the channel is dropped or at shutdown. Lines go
