@@ -23,7 +23,6 @@ pub mod stats;
 mod tls;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 pub use args::LoadConfig;
 pub use captions::caption;
@@ -88,17 +87,6 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
             loadgen_cpu_ms,
         },
     ))
-}
-
-impl RunState {
-    /// Every frame received so far (lines, partials, other frames, sound packets).
-    fn frames(&self) -> u64 {
-        let c = &self.counters;
-        self.audio.received.load(Ordering::Relaxed)
-            + c.line_frames.load(Ordering::Relaxed)
-            + c.partial_frames.load(Ordering::Relaxed)
-            + c.other_frames.load(Ordering::Relaxed)
-    }
 }
 
 /// `babelcast load`: runs on its own runtime, prints the report, fails on any loss.

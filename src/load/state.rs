@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::stats::Histogram;
 use super::{audio, client, now_micros, tls, LoadConfig, LoadError};
 
+/// Source addresses 127.0.0.1 ..= 127.0.0.254.
+pub(super) const LOOPBACK_SOURCES: usize = 254;
+
 /// Per-channel state shared by its clients.
 pub(super) struct ChannelTarget {
     pub(super) path: String,
@@ -74,6 +77,15 @@ pub(super) struct RunState {
 }
 
 impl RunState {
+    /// Every frame received so far (lines, partials, other frames, sound packets).
+    pub(super) fn frames(&self) -> u64 {
+        let c = &self.counters;
+        self.audio.received.load(Ordering::Relaxed)
+            + c.line_frames.load(Ordering::Relaxed)
+            + c.partial_frames.load(Ordering::Relaxed)
+            + c.other_frames.load(Ordering::Relaxed)
+    }
+
     /// The source address of slot `slot`: 127.0.0.(1 + slot). A listener starts at slot
     /// `index % --source-addrs` and moves on by `--source-addrs` when an address has no port.
     pub(super) fn source(&self, slot: usize) -> Option<IpAddr> {
@@ -96,12 +108,7 @@ impl RunState {
         let t = self.epoch.elapsed().as_micros() as u64;
         self.last_resume.fetch_max(t, Ordering::Relaxed);
     }
-}
 
-/// Source addresses 127.0.0.1 ..= 127.0.0.254.
-pub(super) const LOOPBACK_SOURCES: usize = 254;
-
-impl RunState {
     /// Parses the URL, sets up TLS, resolves the address (loopback only unless
     /// `--allow-remote`), probes each channel's current seq, and builds the state every client
     /// shares.

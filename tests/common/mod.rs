@@ -405,14 +405,6 @@ pub fn is_meta(v: &Value) -> bool {
     v["type"] == "status" || v["type"] == "booth"
 }
 
-/// What a connection yielded next: a JSON message, or the end of the connection.
-#[derive(Debug)]
-pub enum Incoming {
-    Msg(Value),
-    /// The server sent a Close frame (its code and reason), or the socket ended without one.
-    Closed(Option<CloseFrame>),
-}
-
 impl TestServer {
     /// Restarts on the same store with the test config changed by `f`, on a new port.
     pub async fn restart_with(&mut self, f: impl FnOnce(&mut Config)) {

@@ -1,14 +1,14 @@
 //! The test client's lower-level ways in: a socket with a small receive buffer, a client built
-//! from an already upgraded stream, raw frames in and out.
+//! from an already upgraded stream, raw frames out.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{Incoming, WsClient, RECV_TIMEOUT};
+use super::WsClient;
 
 impl WsClient {
     /// Connects over a socket with a small receive buffer (see [`TestServer::listen_slow`]).
@@ -41,23 +41,6 @@ impl WsClient {
             "second message must be status: {status}"
         );
         c
-    }
-
-    /// The next JSON message, or the end of the connection (fails after [`RECV_TIMEOUT`]).
-    pub async fn next_incoming(&mut self) -> Incoming {
-        loop {
-            let msg = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
-                .await
-                .expect("timed out waiting for a message or close");
-            match msg {
-                Some(Ok(Message::Text(t))) => {
-                    return Incoming::Msg(serde_json::from_str(&t).expect("server sent JSON"))
-                }
-                Some(Ok(Message::Close(c))) => return Incoming::Closed(c),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Incoming::Closed(None),
-            }
-        }
     }
 
     /// Sends a raw message (binary frames, oversized frames).
