@@ -273,6 +273,8 @@ impl Channel {
         st.history.push_back(committed.clone());
         // No receivers is fine: nobody is listening.
         let _ = self.events.send(committed);
+        // After the send: a partial or status pass in progress stops for it.
+        self.fanout.line_committed(record.seq);
         if partial_gen == Some(st.partial_gen) && !st.partial_empty {
             // Cleared after the line is sent, so a listener never sees the partial vanish
             // before the line that completes it appears (sessions drain ready events before

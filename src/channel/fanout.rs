@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, watch};
 
 use super::park::{hand_back, Handback, Parking, ReadyQueue, Resume};
@@ -30,10 +29,16 @@ use crate::protocol::Frame;
 use crate::record::Committed;
 
 mod join;
+mod task;
+
+use task::run;
 
 /// Sockets written per lock hold: joins and leaves wait at most this many writes, and the
 /// fan-out yields to other tasks between chunks.
 const CHUNK: usize = 256;
+/// How many slots ahead of its write a pass asks for a socket's state
+/// ([`DirectSocket::prefetch`]).
+const PREFETCH: usize = 2;
 /// Most listeners one task writes a frame to: a pass over more is split into shards, one per
 /// runtime worker thread at most, so a line reaches 15,000 phones in about half the time on
 /// two cores (the kernel's loopback/TCP write path, ~9 µs a socket here, is the cost).
@@ -79,6 +84,11 @@ pub struct Fanout {
     hooks: OnceLock<Hooks>,
     /// Parked sockets with something to read, for the channel's reader.
     queue: Arc<ReadyQueue>,
+    /// The channel's last committed seq, and the last the fan-out task had received when it
+    /// last found its ring empty: while the first is ahead, a line is waiting and a partial
+    /// or status pass stops for it (lines first).
+    committed: AtomicU64,
+    received: AtomicU64,
 }
 
 struct Hooks {
@@ -151,9 +161,11 @@ pub fn encode(frame: &Frame) -> Bytes {
 
 impl Fanout {
     /// Writes `frame` to every direct listener, in shards over the runtime's worker threads
-    /// when there are many. Returns how many sockets took it. Each socket is in one shard and
-    /// the pass ends when every shard has, so every socket still gets frames in order.
-    async fn write_all(self: &Arc<Self>, what: What, frame: &Frame) -> u64 {
+    /// when there are many. Returns how many sockets took it, and whether the pass went over
+    /// all of them: a partial or status pass stops early when a line is waiting. Each socket
+    /// is in one shard and the pass ends when every shard has, so every socket still gets
+    /// frames in order.
+    async fn write_all(self: &Arc<Self>, what: What, frame: &Frame) -> (u64, bool) {
         let wire = match what {
             What::Ping(_) => Bytes::from_static(PING_WIRE),
             _ => encode(frame),
@@ -166,6 +178,13 @@ impl Fanout {
             set.slots.len()
         };
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        // A status is no hurry: its pass takes one worker, the others stay free for lines (the
+        // publisher's session and the store's writer thread compete for the same cores).
+        let workers = if matches!(what, What::Status) {
+            1
+        } else {
+            workers
+        };
         let shards = len.div_ceil(SHARD_MIN).clamp(1, workers.max(1));
         let per = len.div_ceil(shards);
         let others: Vec<_> = (1..shards)
@@ -177,14 +196,18 @@ impl Fanout {
                 })
             })
             .collect();
-        let mut written = self.write_range(what, frame, &wire, 0, per).await;
+        let (mut written, mut complete) = self.write_range(what, frame, &wire, 0, per).await;
         for shard in others {
-            written += shard.await.unwrap_or(0);
+            let (n, all) = shard.await.unwrap_or((0, false));
+            written += n;
+            complete &= all;
         }
-        written
+        (written, complete)
     }
 
     /// Writes `frame` to the direct listeners in slots `from..to`, a chunk per lock hold.
+    /// Returns how many took it and whether it went over them all (a partial or status pass
+    /// stops before a chunk when a line is waiting).
     async fn write_range(
         &self,
         what: What,
@@ -192,15 +215,22 @@ impl Fanout {
         wire: &Bytes,
         from: usize,
         to: usize,
-    ) -> u64 {
+    ) -> (u64, bool) {
         let mut written = 0;
         let mut i = from;
+        let yields = matches!(what, What::Partial | What::Status);
         loop {
+            if yields && self.line_waiting() {
+                return (written, false);
+            }
             {
                 let set = read(&self.set);
                 let to = to.min(set.slots.len());
                 let end = (i + CHUNK).min(to);
                 for (k, conn) in set.slots[i.min(end)..end].iter().enumerate() {
+                    if let Some(Some(ahead)) = set.slots.get(i + k + PREFETCH) {
+                        ahead.prefetch();
+                    }
                     let Some(conn) = conn else { continue };
                     if matches!(what, What::Ping(slice) if (i + k) % PING_SLICES != slice) {
                         continue;
@@ -211,11 +241,21 @@ impl Fanout {
                 }
                 i = end;
                 if i >= to {
-                    return written;
+                    return (written, true);
                 }
             }
             tokio::task::yield_now().await;
         }
+    }
+
+    /// The channel committed `seq` (after sending it to the ring).
+    pub(super) fn line_committed(&self, seq: u64) {
+        self.committed.fetch_max(seq, Ordering::Release);
+    }
+
+    /// A line was committed that the fan-out task has not received yet.
+    fn line_waiting(&self) -> bool {
+        self.committed.load(Ordering::Acquire) > self.received.load(Ordering::Acquire)
     }
 
     /// Hands every parked listener back to a session: the fan-out fell behind its ring
@@ -244,9 +284,11 @@ impl Fanout {
         }
         match what {
             What::Event(seq) if seq <= st.last_sent => return false, // sent before parking
-            // The very update its session sent before parking (the fan-out had not seen it).
-            // Not for status: the heartbeat sends the same status frame again on purpose.
+            // The very update its session sent before parking (the fan-out had not seen it),
+            // or that this pass wrote before it stopped for a line. (A heartbeat is a new
+            // frame with the same text.)
             What::Partial if same(st.sent_partial.as_ref(), frame) => return false,
+            What::Status if same(st.sent_status.as_ref(), frame) => return false,
             What::Event(seq) if seq != st.last_sent + 1 => return self.kick(conn, &mut st),
             What::Ping(_) => {
                 let idle_after = self
@@ -303,117 +345,6 @@ impl Fanout {
 /// publisher may send the same partial twice, and both are updates).
 fn same(sent: Option<&Frame>, frame: &Frame) -> bool {
     sent.is_some_and(|f| f.as_str().as_ptr() == frame.as_str().as_ptr() && f.len() == frame.len())
-}
-
-/// The fan-out task of one channel: ends when the channel is dropped or at shutdown. Lines go
-/// out before a partial or status that changed at the same time (the partial a line completes
-/// is cleared only after the line is in the ring).
-async fn run(fanout: Arc<Fanout>, mut feeds: Feeds, parking: Option<Parking>) {
-    // Partial updates seen so far: those replaced before this task woke were never written
-    // to any direct listener (counted as coalesced).
-    let mut partials_seen = feeds.partial_updates.load(Ordering::Acquire);
-    let (shutdown, ping_every) = match &parking {
-        Some(p) => (p.shutdown.clone(), p.ping_every),
-        None => (Default::default(), std::time::Duration::from_secs(3600)),
-    };
-    let every = ping_every / PING_SLICES as u32;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let mut slice = 0;
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
-    let stop = feeds.stop.take();
-    let stopped = async {
-        match stop {
-            Some(stop) => stop.await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(stopped);
-    'run: loop {
-        // `changed()` marks the value seen: remember which slot woke us.
-        let (first, changed) = tokio::select! {
-            biased;
-            _ = &mut cancelled => {
-                fanout.hand_back_all(Handback::Shutdown, true);
-                break 'run;
-            }
-            _ = &mut stopped => {
-                // Their sessions see the channel closed at once and close them with the reason.
-                fanout.hand_back_all(Handback::Full, true);
-                break 'run;
-            }
-            r = feeds.events.recv() => (Some(r), [false, false]),
-            r = feeds.partial.changed() => match r {
-                Ok(()) => (None, [true, false]),
-                Err(_) => break 'run,
-            },
-            r = feeds.status.changed() => match r {
-                Ok(()) => (None, [false, true]),
-                Err(_) => break 'run,
-            },
-            _ = ping.tick() => {
-                fanout.write_all(What::Ping(slice), &Frame::from_static("")).await;
-                slice = (slice + 1) % PING_SLICES;
-                continue 'run;
-            }
-        };
-        let mut next = first;
-        loop {
-            let r = match next.take() {
-                Some(r) => r,
-                None => match feeds.events.try_recv() {
-                    Ok(c) => Ok(c),
-                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                    Err(TryRecvError::Empty) => break,
-                },
-            };
-            match r {
-                Ok(c) => {
-                    let n = fanout.write_all(What::Event(c.seq), &c.frame).await;
-                    feeds.frames_out.fetch_add(n, Ordering::Relaxed);
-                    if let Some(m) = feeds.metrics.as_ref().filter(|_| n > 0) {
-                        let ms = (crate::clock::now_ms() - c.ts).max(0) as u64;
-                        m.publish_to_send
-                            .observe(std::time::Duration::from_millis(ms));
-                    }
-                }
-                // Fell behind the ring: every listener catches up through its session.
-                Err(RecvError::Lagged(_)) => fanout.hand_back_all(Handback::Full, false),
-                Err(RecvError::Closed) => break 'run,
-            }
-        }
-        for (what, slot, woke) in [
-            (What::Partial, &mut feeds.partial, changed[0]),
-            (What::Status, &mut feeds.status, changed[1]),
-        ] {
-            if woke || slot.has_changed().unwrap_or(false) {
-                let frame = slot.borrow_and_update().clone();
-                let skipped = if matches!(what, What::Partial) {
-                    let now = feeds.partial_updates.load(Ordering::Acquire);
-                    let skipped = now.saturating_sub(partials_seen + 1);
-                    partials_seen = now.max(partials_seen);
-                    skipped
-                } else {
-                    0
-                };
-                let n = fanout.write_all(what, &frame).await;
-                feeds.frames_out.fetch_add(n, Ordering::Relaxed);
-                if skipped > 0 && n > 0 {
-                    feeds
-                        .partials_coalesced
-                        .fetch_add(skipped * n, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-    // The channel is gone: hand every listener back to a session.
-    if !shutdown.is_cancelled() {
-        fanout.hand_back_all(Handback::Full, false);
-    }
-    write(&fanout.set).running = false;
-    fanout.queue.close();
 }
 
 #[cfg(test)]

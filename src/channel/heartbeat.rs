@@ -2,13 +2,14 @@
 //! status frame goes out again, so a listener can tell a quiet channel from a dead connection
 //! (a phone whose Wi-Fi dropped sees no close and no error, only silence).
 //!
-//! It costs one watch-slot update per quiet channel every few seconds: the frame is the one
-//! already serialised, fanned out like any status, coalesced for a listener that is behind.
+//! It costs one watch-slot update per quiet channel every few seconds: a copy of the frame
+//! already serialised (a new frame, so the fan-out does not take it for one it wrote),
+//! fanned out like any status, coalesced for a listener that is behind.
 
 use std::sync::atomic::Ordering;
 
 use super::Channel;
-use crate::protocol::Status;
+use crate::protocol::{Frame, Status};
 
 /// Status ticks with nothing sent after which the status is sent again. With the ticker's
 /// 2 s ([`crate::hub::STATUS_INTERVAL`]) a quiet channel beats every 4 s, and a listener
@@ -53,7 +54,9 @@ impl Channel {
             return;
         }
         st.beat.quiet = 0;
-        let frame = self.status.borrow().clone();
+        // A new frame with the same text: the fan-out skips a socket that has this very
+        // frame (a pass that stopped for a line), not one that has the same words.
+        let frame = Frame::from(self.status.borrow().as_str().to_owned());
         self.status.send_replace(frame);
     }
 }

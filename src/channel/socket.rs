@@ -157,6 +157,25 @@ impl DirectSocket {
         }
     }
 
+    /// Asks the CPU for this socket's state ahead of a write to it: a fan-out pass over
+    /// 15,000 sockets otherwise waits for memory at every socket's lock (~7% of the server's
+    /// CPU in a hall, `perf`), while the write before it is in the kernel.
+    #[inline]
+    pub(super) fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // What a pass touches is in the first two cache lines of `Sock` (see above),
+            // wherever the allocation starts.
+            let p = Arc::as_ptr(&self.0).cast::<i8>();
+            for line in 0..3 {
+                // SAFETY: a prefetch is a hint: it never faults nor changes memory, whatever
+                // the address; SSE is part of every x86-64 CPU.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 64)) };
+            }
+        }
+    }
+
     /// The fan-out's write of a frame to a parked listener: as [`Self::write_now`], but a plain
     /// socket is written with one `send(2)` straight on its descriptor (as std and mio do),
     /// without tokio's readiness bookkeeping (nobody waits on a parked socket's write

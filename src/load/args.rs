@@ -42,6 +42,11 @@ pub struct LoadConfig {
     /// Seconds of publishing.
     #[arg(long, default_value_t = 10.0)]
     pub duration_secs: f64,
+    /// Seconds between a publisher coming on air (connected: its listeners are sent the new
+    /// status) and its first line, as an interpreter who joins the booth and then speaks;
+    /// the seconds of publishing count from the first line. 0: the first line at once.
+    #[arg(long, default_value_t = 0.5)]
+    pub on_air_secs: f64,
     /// Seconds to wait after publishing for the last acks and deliveries.
     #[arg(long, default_value_t = 30)]
     pub drain_secs: u64,
@@ -131,6 +136,7 @@ impl Default for LoadConfig {
             size: 80,
             text: "en".into(),
             duration_secs: 10.0,
+            on_air_secs: 0.5,
             drain_secs: 30,
             settle_secs: 2.0,
             slow_fraction: 0.0,

@@ -38,8 +38,11 @@ pub(super) async fn publisher(shared: Arc<RunState>, idx: usize, chan: usize) ->
     let path = format!("{}?token={}", ch.publish_path, cfg.token);
     let mut out = PublisherOutcome::default();
     let mut pending: VecDeque<(String, String, u64)> = VecDeque::new();
-    let end = Instant::now() + Duration::from_secs_f64(cfg.duration_secs);
-    let ack_deadline = end + Duration::from_secs(cfg.drain_secs);
+    let publishing = Duration::from_secs_f64(cfg.duration_secs);
+    let on_air = Duration::from_secs_f64(cfg.on_air_secs.max(0.0));
+    // From the first line, once on air (set again when the first connection is made).
+    let mut end = Instant::now() + on_air + publishing;
+    let mut ack_deadline = end + Duration::from_secs(cfg.drain_secs);
     let mut lines = tokio::time::interval(Duration::from_secs_f64(1.0 / cfg.rate.max(0.001)));
     lines.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let partial_every = if cfg.partial_rate > 0.0 {
@@ -81,6 +84,16 @@ pub(super) async fn publisher(shared: Arc<RunState>, idx: usize, chan: usize) ->
             }
         };
         backoff = BACKOFF_MIN;
+        if out.never_connected && !on_air.is_zero() {
+            // On air: the listeners hear of it before the first line.
+            tokio::select! {
+                _ = shared.stop.cancelled() => break,
+                _ = tokio::time::sleep(on_air) => {}
+            }
+            end = Instant::now() + publishing;
+            ack_deadline = end + Duration::from_secs(cfg.drain_secs);
+            lines.reset_immediately();
+        }
         out.never_connected = false;
         if n > 0 {
             out.reconnects += 1;
