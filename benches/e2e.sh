@@ -6,7 +6,8 @@
 # usage: benches/e2e.sh [scenario ...]
 #   scenarios: fanout slow partial storm audio (the default set), hall, tls, cluster
 #   hall:    15,000 listeners at 5 lines/s, HALL_REPS (5) alternating pairs with the reference,
-#            then the same with readers slowed by HALL_READ_DELAY_US (10) µs of work per frame
+#            then the same with readers slowed by HALL_READ_DELAY_US (10) µs of work per frame;
+#            HALL_LOAD_ARGS: more load generator options (e.g. "--on-air-secs 0")
 #   tls:     TLS_SIZES ("5000 15000") listeners at 5 lines/s over plain TCP, over the server's
 #            own TLS (server.tls_cert) and over TLS terminated by nginx in front of a plain
 #            server (if nginx is installed), TLS_REPS (3) rounds alternating the three
@@ -272,10 +273,10 @@ hall() {
     local tag="hall-d$delay"
     for r in $(seq "$reps"); do
       start_server
-      load "$tag-server-$r" "$SPORT" "$SERVER_PID" -n "$n" --rate 5 --duration-secs "$DURATION" --read-delay-us "$delay" --source-addrs 4
+      load "$tag-server-$r" "$SPORT" "$SERVER_PID" -n "$n" --rate 5 --duration-secs "$DURATION" --read-delay-us "$delay" --source-addrs 4 ${HALL_LOAD_ARGS:-}
       stop_server
       start_ref
-      load "$tag-ref-$r" "$RPORT" "$REF_PID" -n "$n" --rate 5 --duration-secs "$DURATION" --read-delay-us "$delay" --source-addrs 4
+      load "$tag-ref-$r" "$RPORT" "$REF_PID" -n "$n" --rate 5 --duration-secs "$DURATION" --read-delay-us "$delay" --source-addrs 4 ${HALL_LOAD_ARGS:-}
       stop_ref
     done
     local s=("$OUT/$tag"-server-*.json) f=("$OUT/$tag"-ref-*.json)
