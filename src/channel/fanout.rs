@@ -198,7 +198,8 @@ impl Fanout {
             .collect();
         let (mut written, mut complete) = self.write_range(what, frame, &wire, 0, per).await;
         for shard in others {
-            let (n, all) = shard.await.unwrap_or((0, false));
+            // A shard that panicked is not written again and again.
+            let (n, all) = shard.await.unwrap_or((0, true));
             written += n;
             complete &= all;
         }

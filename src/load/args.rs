@@ -67,7 +67,8 @@ pub struct LoadConfig {
     /// window; a large one would hide slowness from the server for a long time). 0: default.
     #[arg(long, default_value_t = 8192)]
     pub slow_rcvbuf: u32,
-    /// Client-side reconnect storm: after this many seconds of publishing every listener drops
+    /// Client-side reconnect storm: after this many seconds of publishing (from the first
+    /// line) every listener drops
     /// its socket at once and reconnects with `since=`.
     #[arg(long)]
     pub drop_at: Option<f64>,

@@ -108,6 +108,12 @@ pub(super) async fn feed(shared: Arc<RunState>, chan: usize) {
         ch.publish_path.replace("/publish", "/audio/publish"),
         cfg.token
     );
+    // Sound starts with the lines, once the publishers are on air.
+    let on_air = Duration::from_secs_f64(cfg.on_air_secs.max(0.0));
+    tokio::select! {
+        _ = shared.stop.cancelled() => return,
+        _ = tokio::time::sleep(on_air) => {}
+    }
     let end = Instant::now() + Duration::from_secs_f64(cfg.duration_secs);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / cfg.audio_rate.max(1.0)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);

@@ -99,6 +99,7 @@ pub(super) async fn publish(shared: &Arc<RunState>, progress: &Progress) -> Publ
         .collect();
     if let Some(at) = cfg.drop_at {
         let shared = shared.clone();
+        let at = cfg.on_air_secs.max(0.0) + at;
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs_f64(at)).await;
             shared.drop_all.send_modify(|v| *v += 1);
@@ -113,7 +114,8 @@ pub(super) async fn publish(shared: &Arc<RunState>, progress: &Progress) -> Publ
     }
     let mut target_missing = false;
     if let (true, Some(path)) = (cfg.listen_only, &cfg.target_file) {
-        let wait = Duration::from_secs_f64(cfg.duration_secs) + Duration::from_secs(cfg.drain_secs);
+        let wait = Duration::from_secs_f64(cfg.on_air_secs.max(0.0) + cfg.duration_secs)
+            + Duration::from_secs(cfg.drain_secs);
         match handoff::wait_target(path, nch, wait, &shared.stop).await {
             Some(seqs) => {
                 for (c, seq) in shared.channels.iter().zip(seqs) {

@@ -93,6 +93,7 @@ pub(super) async fn publisher(shared: Arc<RunState>, idx: usize, chan: usize) ->
             end = Instant::now() + publishing;
             ack_deadline = end + Duration::from_secs(cfg.drain_secs);
             lines.reset_immediately();
+            partials.reset();
         }
         out.never_connected = false;
         if n > 0 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use super::{write, Fanout, Feeds, What, PING_SLICES};
+use super::{same, write, Fanout, Feeds, What, PING_SLICES};
 use crate::channel::park::{Handback, Parking};
 use crate::protocol::Frame;
 
@@ -36,55 +36,60 @@ pub(super) async fn run(fanout: Arc<Fanout>, mut feeds: Feeds, parking: Option<P
         }
     };
     tokio::pin!(stopped);
-    // A partial or status pass that stopped for a line, to finish after it.
+    // A partial or status pass that stopped for a line, to finish after it; and the partial
+    // frame such a pass was writing, with how many sockets it reached (for the coalesced count
+    // if it is replaced before it finishes).
     let mut unfinished = [false, false];
+    let mut stopped_partial: Option<(Frame, u64)> = None;
     'run: loop {
-        // `changed()` marks the value seen: remember which slot woke us.
-        let (first, changed) = if unfinished.contains(&true) {
-            (None, unfinished)
-        } else {
-            tokio::select! {
-                biased;
-                _ = &mut cancelled => {
-                    fanout.hand_back_all(Handback::Shutdown, true);
-                    break 'run;
-                }
-                _ = &mut stopped => {
-                    // Their sessions see the channel closed at once and close them with the reason.
-                    fanout.hand_back_all(Handback::Full, true);
-                    break 'run;
-                }
-                r = feeds.events.recv() => (Some(r), [false, false]),
-                r = feeds.partial.changed() => match r {
-                    Ok(()) => (None, [true, false]),
-                    Err(_) => break 'run,
-                },
-                r = feeds.status.changed() => match r {
-                    Ok(()) => (None, [false, true]),
-                    Err(_) => break 'run,
-                },
-                _ = ping.tick() => {
-                    fanout.write_all(What::Ping(slice), &Frame::from_static("")).await;
-                    slice = (slice + 1) % PING_SLICES;
-                    continue 'run;
-                }
+        // `changed()` marks the value seen: remember which slot woke us. Shutdown and the
+        // channel closing are heard even while passes keep stopping for lines.
+        let (first, woke) = tokio::select! {
+            biased;
+            _ = &mut cancelled => {
+                fanout.hand_back_all(Handback::Shutdown, true);
+                break 'run;
             }
+            _ = &mut stopped => {
+                // Their sessions see the channel closed at once and close them with the reason.
+                fanout.hand_back_all(Handback::Full, true);
+                break 'run;
+            }
+            r = feeds.events.recv() => (Some(r), [false, false]),
+            r = feeds.partial.changed() => match r {
+                Ok(()) => (None, [true, false]),
+                Err(_) => break 'run,
+            },
+            r = feeds.status.changed() => match r {
+                Ok(()) => (None, [false, true]),
+                Err(_) => break 'run,
+            },
+            _ = ping.tick() => {
+                fanout.write_all(What::Ping(slice), &Frame::from_static("")).await;
+                slice = (slice + 1) % PING_SLICES;
+                continue 'run;
+            }
+            () = std::future::ready(()), if unfinished.contains(&true) => (None, [false, false]),
         };
+        let changed = [woke[0] || unfinished[0], woke[1] || unfinished[1]];
         let mut next = first;
         loop {
             let r = match next.take() {
                 Some(r) => r,
-                None => match feeds.events.try_recv() {
-                    Ok(c) => Ok(c),
-                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                    Err(TryRecvError::Empty) => {
-                        // Everything committed before this point was in the ring.
-                        let seq = fanout.committed.load(Ordering::Acquire);
-                        fanout.received.store(seq, Ordering::Release);
-                        break;
+                None => {
+                    // Read before looking: every line committed up to it was in the ring
+                    // (sent before it was counted), so an empty ring has had them all.
+                    let committed = fanout.committed.load(Ordering::Acquire);
+                    match feeds.events.try_recv() {
+                        Ok(c) => Ok(c),
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                        Err(TryRecvError::Empty) => {
+                            fanout.received.store(committed, Ordering::Release);
+                            break;
+                        }
                     }
-                },
+                }
             };
             match r {
                 Ok(c) => {
@@ -123,10 +128,26 @@ pub(super) async fn run(fanout: Arc<Fanout>, mut feeds: Feeds, parking: Option<P
                 };
                 let (n, complete) = fanout.write_all(what, &frame).await;
                 feeds.frames_out.fetch_add(n, Ordering::Relaxed);
-                if skipped > 0 && n > 0 {
+                let mut missed = skipped * n;
+                if matches!(what, What::Partial) {
+                    // A partial pass that stopped goes on with the same frame, or its
+                    // replacement went to those it had not reached: they never got it.
+                    let reached = match stopped_partial.take() {
+                        Some((old, k)) if same(Some(&old), &frame) => k + n,
+                        Some((_, k)) => {
+                            missed += n.saturating_sub(k);
+                            n
+                        }
+                        None => n,
+                    };
+                    if !complete {
+                        stopped_partial = Some((frame.clone(), reached));
+                    }
+                }
+                if missed > 0 {
                     feeds
                         .partials_coalesced
-                        .fetch_add(skipped * n, Ordering::Relaxed);
+                        .fetch_add(missed, Ordering::Relaxed);
                 }
                 if !complete {
                     // A line is waiting: it goes first; this pass (and the status, if the
