@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::either::Either;
 
 use super::tls::{Stream, Tls};
 
@@ -98,7 +99,7 @@ pub(super) async fn connect(
     stream.set_nodelay(true)?;
     let stream = match tls {
         Some(tls) => tls.wrap(stream).await?,
-        None => Stream::Plain(stream),
+        None => Either::Left(stream),
     };
     let req = format!("ws://{host}{path}").into_client_request()?;
     let config = WebSocketConfig::default()
