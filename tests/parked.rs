@@ -369,3 +369,53 @@ async fn a_full_tls_socket_is_caught_up_without_a_gap() {
 async fn a_full_tls12_socket_is_caught_up_without_a_gap() {
     full_socket(Via::Tls12).await;
 }
+
+/// Parked listeners that speak while lines stream: the channel's reader hands each back while
+/// a line's pass may be writing to its socket without the socket's lock. Every line arrives
+/// once, in order, every feedback counts, and they all park again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_that_speak_while_lines_stream_miss_nothing() {
+    const N: usize = 40;
+    const LINES: u64 = 120;
+    let h = hall(Via::Plain, 30).await;
+    let mut listeners = Vec::new();
+    for _ in 0..N {
+        listeners.push(h.listen().await);
+    }
+    h.until_parked(N).await;
+    let mut p = h.publish().await;
+    let mut readers = Vec::new();
+    for (k, mut l) in listeners.into_iter().enumerate() {
+        readers.push(tokio::spawn(async move {
+            // Each speaks after a different line, so hand-backs meet passes at many points.
+            let speak_after = 1 + (k as u64 * 7) % (LINES - 1);
+            let mut seqs = Vec::new();
+            while seqs.last() != Some(&LINES) {
+                let v = next(&mut l).await;
+                if v["type"] == "line" {
+                    let seq = v["seq"].as_u64().unwrap();
+                    seqs.push(seq);
+                    if seq == speak_after {
+                        send(&mut l, json!({"type": "feedback", "kind": "slower"})).await;
+                    }
+                }
+            }
+            (seqs, l)
+        }));
+    }
+    for batch in 0..LINES / 10 {
+        publish_lines(&mut p, batch * 10 + 1, batch * 10 + 10, 1).await;
+    }
+    let mut kept = Vec::new();
+    for r in readers {
+        let (seqs, l) = r.await.unwrap();
+        assert_eq!(seqs, (1..=LINES).collect::<Vec<_>>());
+        kept.push(l);
+    }
+    let ch = h.server.server().hub().channel(EVENT, "en").unwrap();
+    poll_until("every feedback to count", || async {
+        (ch.booth.feedback_counts().slower as usize == N).then_some(())
+    })
+    .await;
+    h.until_parked(N).await;
+}

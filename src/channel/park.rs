@@ -138,7 +138,9 @@ pub(super) fn arm(queue: &Arc<ReadyQueue>, socket: &DirectSocket) {
 }
 
 /// Takes a parked listener out of the fan-out and hands it to a session; false if it was not
-/// parked (its session already runs).
+/// parked (its session already runs). The socket must not be `fast` any more (the fan-out's
+/// `unfast`). What the reader took off it and why (`pending`) go with it, before `prefix`; a
+/// listener handed back as full or idle that had spoken is handed back to read.
 pub(super) fn hand_back(
     fanout: &Fanout,
     socket: &DirectSocket,
@@ -146,8 +148,20 @@ pub(super) fn hand_back(
     why: Handback,
     prefix: Vec<u8>,
 ) -> bool {
+    debug_assert!(!st.fast, "handed back while the fan-out writes it unlocked");
     let Some(keep) = st.parked.take() else {
         return false;
+    };
+    let (why, prefix) = match st.pending.take() {
+        Some((read, mut taken)) => {
+            taken.extend_from_slice(&prefix);
+            let why = match why {
+                Handback::Full | Handback::Idle => read,
+                other => other,
+            };
+            (why, taken)
+        }
+        None => (why, prefix),
     };
     match fanout.resume_hook() {
         Some(hook) => hook.resume(Parked {
@@ -184,8 +198,8 @@ fn read_parked(fanout: &Fanout, queue: &Arc<ReadyQueue>, socket: &DirectSocket) 
     let mut st = lock(&socket.0.st);
     let mut buf = [0u8; MAX_HEAD + MAX_CONTROL_PAYLOAD as usize];
     loop {
-        if !st.direct() {
-            return; // a session owns the socket
+        if !st.direct() || st.pending.is_some() {
+            return; // a session owns the socket, or is about to
         }
         let want = st.inbound.want();
         let read = socket.read_now(&mut st, &mut buf[..want]);
@@ -194,8 +208,7 @@ fn read_parked(fanout: &Fanout, queue: &Arc<ReadyQueue>, socket: &DirectSocket) 
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if st.tls.as_ref().is_some_and(|t| t.wants_write()) {
                     // A TLS answer (an alert, a key update) waits for a full socket.
-                    hand_back(fanout, socket, &mut st, Handback::Full, Vec::new());
-                    return;
+                    return give_back(fanout, socket, st, Handback::Full, Vec::new());
                 }
                 drop(st);
                 arm(queue, socket);
@@ -204,22 +217,15 @@ fn read_parked(fanout: &Fanout, queue: &Arc<ReadyQueue>, socket: &DirectSocket) 
             // The end of the connection or an error: the session finds out which.
             _ => {
                 let prefix = st.inbound.head_bytes().to_vec();
-                hand_back(fanout, socket, &mut st, Handback::Read, prefix);
-                return;
+                return give_back(fanout, socket, st, Handback::Read, prefix);
             }
         };
         let Some((head, raw)) = st.inbound.consumed(&buf[..n]) else {
             continue; // the rest of a header
         };
         if !head.is_client_pong() {
-            hand_back(
-                fanout,
-                socket,
-                &mut st,
-                Handback::Read,
-                raw.as_slice().to_vec(),
-            );
-            return;
+            let prefix = raw.as_slice().to_vec();
+            return give_back(fanout, socket, st, Handback::Read, prefix);
         }
         let len = head.len as usize;
         let got = match len {
@@ -236,19 +242,34 @@ fn read_parked(fanout: &Fanout, queue: &Arc<ReadyQueue>, socket: &DirectSocket) 
                 st.inbound.consumed(&buf[..m]);
                 let mut prefix = raw.as_slice().to_vec();
                 prefix.extend_from_slice(&buf[..m]);
-                hand_back(fanout, socket, &mut st, Handback::Read, prefix);
-                return;
+                return give_back(fanout, socket, st, Handback::Read, prefix);
             }
             Err(_) => {
-                hand_back(
-                    fanout,
-                    socket,
-                    &mut st,
-                    Handback::Read,
-                    raw.as_slice().to_vec(),
-                );
-                return;
+                let prefix = raw.as_slice().to_vec();
+                return give_back(fanout, socket, st, Handback::Read, prefix);
             }
         }
     }
+}
+
+/// The reader hands a parked listener back. A `fast` socket may be mid-write in a fan-out pass
+/// that holds no lock of it: the reader leaves what it took in `pending` and lets go of the
+/// socket, then hands it back under the set's write lock, when no pass is writing (whoever
+/// hands it back first, the fan-out or the reader, passes on what the reader took).
+fn give_back(
+    fanout: &Fanout,
+    socket: &DirectSocket,
+    mut st: std::sync::MutexGuard<'_, WriteState>,
+    why: Handback,
+    prefix: Vec<u8>,
+) {
+    if !st.fast {
+        hand_back(fanout, socket, &mut st, why, prefix);
+        return;
+    }
+    st.pending = Some((why, prefix));
+    // It spoke: not idle, whatever a ping pass finds before the hand-back.
+    st.last_heard = Some(Instant::now());
+    drop(st);
+    fanout.hand_back_pending(socket);
 }

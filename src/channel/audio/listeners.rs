@@ -59,6 +59,15 @@ impl DirectListeners {
         if let Err(e) = bound_unsent(&conn.0.tcp) {
             tracing::debug!(error = %e, "cannot bound the unsent bytes of a sound listener");
         }
+        {
+            // Its lines then always take the socket's lock ([`crate::channel::fanout`]).
+            let mut st = lock(&conn.0.st);
+            debug_assert!(
+                !st.fast,
+                "sound joined while the caption fan-out writes unlocked"
+            );
+            st.sound = true;
+        }
         let mut set = write(&self.set);
         let i = match set.free.pop() {
             Some(i) => {
@@ -76,7 +85,9 @@ impl DirectListeners {
     pub(super) fn leave(&self, slot: AudioSlot) {
         let mut set = write(&self.set);
         if let Some(s) = set.slots.get_mut(slot.0 as usize) {
-            *s = None;
+            if let Some(conn) = s.take() {
+                lock(&conn.0.st).sound = false;
+            }
             set.free.push(slot.0 as usize);
         }
     }

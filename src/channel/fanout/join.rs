@@ -5,7 +5,7 @@ use std::sync::Arc;
 // The runtime's clock, so tests can pause and advance it (pings, idle closes, feedback rate).
 use tokio::time::Instant;
 
-use super::{read, run, write, Fanout, Feeds, Hooks};
+use super::{make_fast, read, run, unfast, write, Fanout, Feeds, Hooks};
 use crate::channel::park::{self, Resume};
 use crate::channel::socket::{lock, DirectSocket, Keep, KeepBox};
 use crate::protocol::Frame;
@@ -60,6 +60,7 @@ impl Fanout {
             if !st.at_rest() {
                 return Err(keep);
             }
+            debug_assert!(st.pending.is_none(), "parked with a hand-back pending");
             st.parked = Some(KeepBox(keep));
             st.last_sent = last_sent;
             let [partial, status] = shown;
@@ -73,10 +74,14 @@ impl Fanout {
                     }
                     None => {
                         set.slots.push(Some(conn.clone()));
+                        set.hot.push(Default::default());
                         set.slots.len() - 1
                     }
                 };
                 st.slot = Some(i);
+            }
+            if let Some(hot) = st.slot.and_then(|i| set.hot.get(i)) {
+                make_fast(hot, conn, &mut st);
             }
         }
         // Read by the channel's reader from now on (at once if something is already there).
@@ -86,17 +91,34 @@ impl Fanout {
 
     /// Removes a listener for good (its session ends).
     pub fn leave(&self, conn: &DirectSocket) {
+        {
+            // Not in the set (`slot` only changes under the set's write lock): nothing to do
+            // there, and no pass waits for it.
+            let mut st = lock(&conn.0.st);
+            if st.slot.is_none() {
+                st.pending = None;
+                let keep = st.parked.take();
+                drop(st);
+                drop(keep);
+                return;
+            }
+        }
+        let mut set = write(&self.set);
         let (slot, keep) = {
             let mut st = lock(&conn.0.st);
+            if let Some(hot) = st.slot.and_then(|i| set.hot.get(i)) {
+                unfast(hot, &mut st);
+            }
+            st.pending = None;
             (st.slot.take(), st.parked.take())
         };
-        // Dropped without the socket's lock: what the session left may take other locks.
-        drop(keep);
         if let Some(i) = slot {
-            let mut set = write(&self.set);
             set.slots[i] = None;
             set.free.push(i);
         }
+        drop(set);
+        // Dropped without the locks: what the session left may take other locks.
+        drop(keep);
     }
 
     /// Number of parked listeners (for tests and metrics).
