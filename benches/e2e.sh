@@ -301,13 +301,14 @@ hall() {
 
 # TLS (issue 16): the same hall over plain TCP, the server's own TLS and nginx's, alternating.
 tls() {
-  local dir="$OUT/tls" pport=$((SPORT + 10)) reps=${TLS_REPS:-3}
-  mkdir -p "$dir"
+  local dir pport=$((SPORT + 10)) reps=${TLS_REPS:-3}
+  mkdir -p "$OUT/tls"
+  dir=$(cd "$OUT/tls" && pwd) # absolute, whether OUT is or not
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
     -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-  sed "s|^\[server\]|[server]\ntls_cert = \"$PWD/$dir/cert.pem\"\ntls_key = \"$PWD/$dir/key.pem\"|" \
+  sed "s|^\[server\]|[server]\ntls_cert = \"$dir/cert.pem\"\ntls_key = \"$dir/key.pem\"|" \
     benches/bench.toml >"$dir/bench-tls.toml"
   local proxy=
   if command -v nginx >/dev/null; then
@@ -316,16 +317,16 @@ tls() {
 daemon off;
 worker_processes 2;
 worker_rlimit_nofile 20000;
-pid $PWD/$dir/nginx.pid;
-error_log $PWD/$dir/nginx-error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log warn;
 events { worker_connections 19000; }
 http {
   access_log off;
   map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
   server {
     listen 127.0.0.1:$pport ssl reuseport;
-    ssl_certificate $PWD/$dir/cert.pem;
-    ssl_certificate_key $PWD/$dir/key.pem;
+    ssl_certificate $dir/cert.pem;
+    ssl_certificate_key $dir/key.pem;
     location / {
       proxy_pass http://127.0.0.1:$SPORT;
       proxy_http_version 1.1;
@@ -351,7 +352,7 @@ NGINX
       stop_server
       if [[ -n $proxy ]]; then
         start_server
-        nginx -c "$PWD/$dir/nginx.conf" -p "$PWD/$dir" &
+        nginx -c "$dir/nginx.conf" -p "$dir" &
         local nginx_pid=$!
         EXTRA_PIDS+=("$nginx_pid")
         wait_port "$pport"
