@@ -2,7 +2,8 @@
 //! listener that asked for sound parks like any caught-up listener and still hears every
 //! packet, in order, with its captions; asking to stop while parked stops the sound and parks
 //! it again; deleting the channel or archiving the event closes parked listeners with the
-//! reason (4004, 4005), as it closes listeners whose session runs.
+//! reason (4004, 4005), as it closes listeners whose session runs; a line after a packet its
+//! full socket cut short arrives whole.
 
 mod common;
 #[path = "common/sound.rs"]
@@ -128,4 +129,71 @@ async fn archiving_an_event_closes_its_parked_listeners_with_4005() {
         let close = l.closed().await.expect("a close frame");
         assert_eq!(u16::from(close.code), 4005);
     }
+}
+
+/// A parked sound listener whose socket filled up: the sound fan-out cut a packet short and
+/// keeps its rest. The sound fan-out writes to the socket too, so the caption fan-out never
+/// writes a line to it without the socket's lock: the rest goes first and the line arrives
+/// whole, round after round. (Allowed, the line lands inside the packet: the client's stream
+/// breaks in round 1 or 2; checked.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_after_a_packet_cut_short_arrives_whole() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = TestServer::start_with(|c| c.audio.packet_rate = 1000.0).await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(s.addr).await.unwrap();
+    let url = s.ws(&format!(
+        "{}?audio=1",
+        TestServer::channel_path("en", "listen")
+    ));
+    let (mut l, _) = tokio_tungstenite::client_async(url, tcp)
+        .await
+        .expect("websocket handshake");
+    let mut ana = s.publish_as("en", "Ana").await;
+    for round in 1..=4u32 {
+        until(&s, EVENT, (1, 1)).await;
+        // The listener reads nothing while sound fills its socket.
+        for n in 0..200 {
+            ana.send_opus(&padded_packet(round * 1000 + n)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Then it reads all there is, the sound having stopped.
+        while let Ok(got) = tokio::time::timeout(Duration::from_millis(300), l.next()).await {
+            assert!(matches!(got, Some(Ok(_))), "round {round}: {got:?}");
+        }
+        let text = format!("After the sound, round {round}.");
+        assert_eq!(ana.final_line(&text, None).await["type"], "ack");
+        loop {
+            match tokio::time::timeout(RECV_TIMEOUT, l.next())
+                .await
+                .expect("the line in time")
+            {
+                Some(Ok(Message::Text(t))) => {
+                    let v: serde_json::Value = serde_json::from_str(&t).expect("whole JSON");
+                    if v["type"] == "line" {
+                        assert_eq!(v["text"], text.as_str());
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(b))) => assert_eq!(b[0], 1, "round {round}: a packet"),
+                Some(Ok(_)) => {}
+                other => panic!("round {round}: the listener's stream broke: {other:?}"),
+            }
+        }
+    }
+}
+
+/// A 3,717-byte Opus packet (code 3: one 100-byte frame and 3,600 bytes of padding), larger
+/// than what a nearly full socket takes at once.
+fn padded_packet(n: u32) -> Vec<u8> {
+    let mut p = vec![0xfb, 0x41];
+    p.extend_from_slice(&[255; 14]);
+    p.push(44); // 14 × 254 + 44 = 3,600 bytes of padding
+    let mut frame = vec![0x55; 100];
+    frame[..4].copy_from_slice(&n.to_be_bytes());
+    p.extend_from_slice(&frame);
+    p.resize(p.len() + 3600, 0);
+    p
 }
