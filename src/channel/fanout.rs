@@ -307,17 +307,19 @@ impl Fanout {
         }
     }
 
-    /// Hands back a parked listener whose reader left what it took in `pending` (see
-    /// [`super::park`]): under the set's write lock no pass is writing to it.
-    pub(super) fn hand_back_pending(&self, conn: &DirectSocket) {
+    /// Hands back parked listeners whose reader left what it took in `pending` (see
+    /// [`super::park`]): under the set's write lock no pass is writing to them.
+    pub(super) fn hand_back_pending(&self, conns: &[DirectSocket]) {
         let set = write(&self.set);
-        let mut st = lock(&conn.0.st);
-        if let Some(hot) = st.slot.and_then(|i| set.hot.get(i)) {
-            unfast(hot, &mut st);
-        }
-        // Not handed back by the fan-out in the meantime (that took `pending` with it).
-        if st.pending.is_some() {
-            hand_back(self, conn, &mut st, Handback::Full, Vec::new());
+        for conn in conns {
+            let mut st = lock(&conn.0.st);
+            if let Some(hot) = st.slot.and_then(|i| set.hot.get(i)) {
+                unfast(hot, &mut st);
+            }
+            // Not handed back by the fan-out in the meantime (that took `pending` with it).
+            if st.pending.is_some() {
+                hand_back(self, conn, &mut st, Handback::Full, Vec::new());
+            }
         }
     }
 

@@ -184,22 +184,32 @@ pub(super) async fn run(fanout: Arc<Fanout>, queue: Arc<ReadyQueue>) {
             return;
         }
         let batch = std::mem::take(&mut *lock(&queue.ready));
+        let mut pending = Vec::new();
         for sock in batch {
             if let Some(w) = sock.reader.get() {
                 w.queued.store(false, Ordering::Release);
             }
-            read_parked(&fanout, &queue, &DirectSocket(sock));
+            let socket = DirectSocket(sock);
+            if read_parked(&fanout, &queue, &socket) {
+                pending.push(socket);
+            }
+        }
+        // All at once, under one hold of the set's write lock (everyone leaving while a
+        // speaker goes on waits for one chunk of a pass, not one per listener).
+        if !pending.is_empty() {
+            fanout.hand_back_pending(&pending);
         }
     }
 }
 
 /// Reads what a parked listener sent: pongs are taken here, anything else goes to a session.
-fn read_parked(fanout: &Fanout, queue: &Arc<ReadyQueue>, socket: &DirectSocket) {
+/// True if it is to be handed back under the set's write lock ([`give_back`]).
+fn read_parked(fanout: &Fanout, queue: &Arc<ReadyQueue>, socket: &DirectSocket) -> bool {
     let mut st = lock(&socket.0.st);
     let mut buf = [0u8; MAX_HEAD + MAX_CONTROL_PAYLOAD as usize];
     loop {
         if !st.direct() || st.pending.is_some() {
-            return; // a session owns the socket, or is about to
+            return false; // a session owns the socket, or is about to
         }
         let want = st.inbound.want();
         let read = socket.read_now(&mut st, &mut buf[..want]);
@@ -212,7 +222,7 @@ fn read_parked(fanout: &Fanout, queue: &Arc<ReadyQueue>, socket: &DirectSocket) 
                 }
                 drop(st);
                 arm(queue, socket);
-                return;
+                return false;
             }
             // The end of the connection or an error: the session finds out which.
             _ => {
@@ -253,23 +263,22 @@ fn read_parked(fanout: &Fanout, queue: &Arc<ReadyQueue>, socket: &DirectSocket) 
 }
 
 /// The reader hands a parked listener back. A `fast` socket may be mid-write in a fan-out pass
-/// that holds no lock of it: the reader leaves what it took in `pending` and lets go of the
-/// socket, then hands it back under the set's write lock, when no pass is writing (whoever
-/// hands it back first, the fan-out or the reader, passes on what the reader took).
+/// that holds no lock of it: the reader leaves what it took in `pending`, lets go of the socket
+/// and returns true; it then hands it back under the set's write lock, when no pass is writing
+/// (whoever hands it back first, the fan-out or the reader, passes on what the reader took).
 fn give_back(
     fanout: &Fanout,
     socket: &DirectSocket,
     mut st: std::sync::MutexGuard<'_, WriteState>,
     why: Handback,
     prefix: Vec<u8>,
-) {
+) -> bool {
     if !st.fast {
         hand_back(fanout, socket, &mut st, why, prefix);
-        return;
+        return false;
     }
     st.pending = Some((why, prefix));
     // It spoke: not idle, whatever a ping pass finds before the hand-back.
     st.last_heard = Some(Instant::now());
-    drop(st);
-    fanout.hand_back_pending(socket);
+    true
 }
