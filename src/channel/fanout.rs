@@ -8,9 +8,8 @@
 //! to a parked plain socket: the only writer then is the fan-out, which sends them on its
 //! descriptor from a dense array beside the slots, without the lock ([`hot`]). A listener is
 //! *direct* (parked, [`super::park`]) once its session has nothing of its own in flight and
-//! ended; the
-//! fan-out then writes seq after seq (only ever `last_sent + 1`), and pings it every ping
-//! interval. When a socket cannot take a whole frame, the fan-out keeps the unwritten rest of
+//! ended; the fan-out then writes seq after seq (only ever `last_sent + 1`), and pings it
+//! every ping interval. When a socket cannot take a whole frame, the fan-out keeps the unwritten rest of
 //! that one shared frame (a `Bytes` slice, no copy) and hands the listener back to a new
 //! session, which drains the rest and carries on from the channel's broadcast ring and
 //! history, with the usual slow-consumer policy (catch up from memory or close 4001), until it

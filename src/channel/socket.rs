@@ -7,9 +7,8 @@
 //! lines to a parked plain socket, when nobody else writes it, [`super::fanout`]): the
 //! fan-out writes whole frames without blocking, and when it cannot, it keeps the unwritten
 //! rest of that one frame here and hands the socket back to a session, which writes the rest
-//! first. Reads stop
-//! at every frame boundary ([`Inbound`]), so a session can park without leaving anything it
-//! read behind.
+//! first. Reads stop at every frame boundary ([`Inbound`]), so a session can park without
+//! leaving anything it read behind.
 
 use std::any::Any;
 use std::io;

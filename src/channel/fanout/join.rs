@@ -91,28 +91,19 @@ impl Fanout {
 
     /// Removes a listener for good (its session ends).
     pub fn leave(&self, conn: &DirectSocket) {
-        {
-            // Not in the set (`slot` only changes under the set's write lock): nothing to do
-            // there, and no pass waits for it.
-            let mut st = lock(&conn.0.st);
-            if st.slot.is_none() {
-                st.pending = None;
-                let keep = st.parked.take();
-                drop(st);
-                drop(keep);
-                return;
-            }
-        }
-        let mut set = write(&self.set);
+        // The set's write lock only for a listener in it (`slot` only changes under that lock):
+        // a session that never parked makes no pass wait.
+        let in_set = lock(&conn.0.st).slot.is_some();
+        let mut set = in_set.then(|| write(&self.set));
         let (slot, keep) = {
             let mut st = lock(&conn.0.st);
-            if let Some(hot) = st.slot.and_then(|i| set.hot.get(i)) {
+            if let Some(hot) = set.as_ref().zip(st.slot).and_then(|(s, i)| s.hot.get(i)) {
                 unfast(hot, &mut st);
             }
             st.pending = None;
             (st.slot.take(), st.parked.take())
         };
-        if let Some(i) = slot {
+        if let (Some(set), Some(i)) = (set.as_mut(), slot) {
             set.slots[i] = None;
             set.free.push(i);
         }
